@@ -1,0 +1,119 @@
+#pragma once
+// One reactor per core: an io_uring ring, a timer heap, a queue of deferred tasks and an
+// eventfd through which other threads hand it work. Every partition, group and connection is
+// owned by exactly one reactor and touched only from its thread (DESIGN.md section 2).
+//
+// Hot paths submit SQEs with an intrusive `io_completion` (a function pointer, no allocation);
+// control paths may use `submit(sqe, std::function)`. The reactor is created, run and destroyed
+// on one thread; only `post()` and `stop()` may be called from other threads.
+
+#include <liburing.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <vector>
+
+#include "base/fd.h"
+#include "base/result.h"
+
+namespace sluice::runtime {
+
+// Embedded in the object that owns an I/O; `on_complete` receives the CQE result (>= 0 or
+// -errno) and flags. The object must outlive the operation.
+struct io_completion {
+    void (*on_complete)(io_completion* self, int res, uint32_t flags) = nullptr;
+};
+
+using timer_id = uint64_t;
+using clock_type = std::chrono::steady_clock;
+
+class reactor {
+public:
+    struct config {
+        unsigned sq_entries = 1024;
+        unsigned cq_entries = 8192;
+        unsigned core = 0;  // the core this reactor serves (for logs and routing)
+    };
+
+    // Creates the ring. Fails (rather than aborting) if io_uring is unavailable.
+    static result<std::unique_ptr<reactor>> create(config cfg);
+    ~reactor();
+    reactor(const reactor&) = delete;
+    reactor& operator=(const reactor&) = delete;
+
+    // The reactor running on this thread, if any.
+    static reactor* local();
+    unsigned core() const { return _cfg.core; }
+
+    // A free SQE; submits pending ones to make room when the queue is full. Never null.
+    io_uring_sqe* get_sqe();
+    // Attaches a completion to an SQE obtained from get_sqe(). The SQE is submitted with the
+    // next batch (at the latest when the loop next waits), so SQEs prepared together go to the
+    // kernel together.
+    static void arm(io_uring_sqe* sqe, io_completion* c) { io_uring_sqe_set_data(sqe, c); }
+    // Control-path convenience: the callback is heap-allocated and freed after it runs.
+    void submit(io_uring_sqe* sqe, std::function<void(int res)> fn);
+    // Submits prepared SQEs now.
+    void flush();
+
+    // Runs `fn` on this reactor's thread at the next loop iteration.
+    void defer(std::function<void()> fn);
+    // Thread-safe: runs `fn` on this reactor's thread soon. Used for cross-core messages.
+    void post(std::function<void()> fn);
+
+    timer_id add_timer(std::chrono::microseconds delay, std::function<void()> fn);
+    void cancel_timer(timer_id id);
+
+    // Runs until stop(). Must be called on the creating thread.
+    void run();
+    // Processes whatever is ready; waits up to `max_wait` for something if nothing is.
+    // Returns the number of completions, tasks and timers handled.
+    size_t run_once(std::chrono::microseconds max_wait);
+    // Runs the loop until `done()` is true (tests and synchronous helpers).
+    void run_until(const std::function<bool()>& done);
+    // Thread-safe.
+    void stop();
+    bool stopping() const { return _stop; }
+
+    io_uring* ring() { return &_ring; }
+    uint64_t submitted_total() const { return _submitted_total; }
+
+private:
+    explicit reactor(config cfg) : _cfg(cfg) {}
+    result<void> init();
+    void arm_wakeup();
+    size_t reap_completions();
+    size_t run_tasks();
+    size_t fire_timers();
+    std::chrono::microseconds next_timer_delay(std::chrono::microseconds cap) const;
+
+    struct fn_completion;
+    struct timer {
+        clock_type::time_point when;
+        timer_id id;
+        bool operator>(const timer& o) const { return when > o.when; }
+    };
+
+    config _cfg;
+    io_uring _ring{};
+    bool _ring_ready = false;
+    unique_fd _wake_fd;
+    uint64_t _wake_buf = 0;
+    struct wake_completion : io_completion {
+        reactor* owner = nullptr;
+    } _wake_completion;
+    std::vector<std::function<void()>> _tasks;
+    std::mutex _posted_mu;
+    std::vector<std::function<void()>> _posted;
+    std::priority_queue<timer, std::vector<timer>, std::greater<>> _timer_heap;
+    std::vector<std::pair<timer_id, std::function<void()>>> _timer_fns;  // small, linear
+    timer_id _next_timer = 1;
+    std::atomic<bool> _stop{false};
+    uint64_t _submitted_total = 0;
+};
+
+}  // namespace sluice::runtime
