@@ -1,0 +1,409 @@
+#include "broker/config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "base/log.h"
+
+namespace sluice::broker {
+
+const char* describe(errc e) {
+    switch (e) {
+        case errc::ok: return "ok";
+        case errc::unknown_config: return "unknown configuration key";
+        case errc::invalid_config: return "invalid configuration value";
+        case errc::config_file: return "cannot read configuration file";
+    }
+    return "unknown broker error";
+}
+
+namespace {
+
+constexpr int64_t long_max = std::numeric_limits<int64_t>::max();
+constexpr int64_t int_max = std::numeric_limits<int32_t>::max();
+
+enum class kind { int32, int64, boolean, string, list, number, choice };
+
+struct key_def {
+    const char* name;
+    kind type;
+    const char* default_value;  // nullptr: no default (unset)
+    int64_t min = std::numeric_limits<int64_t>::min();
+    int64_t max = long_max;
+    const char* choices = nullptr;  // comma-separated, for kind::choice and kind::list
+    const char* topic_key = nullptr;  // the topic-level key this broker key supplies
+    bool no_effect = false;  // accepted so Kafka configs load; Sluice does not use it
+};
+
+// The broker keys Sluice knows. Defaults are Kafka's except where noted.
+const key_def broker_keys[] = {
+    {"broker.id", kind::int32, "0", -1, int_max},
+    {"listeners", kind::string, "PLAINTEXT://:9092"},
+    {"advertised.listeners", kind::string, nullptr},
+    {"log.dir", kind::string, "/tmp/sluice-logs"},
+    {"log.dirs", kind::string, nullptr},
+    {"num.partitions", kind::int32, "1", 1, 100000},
+    {"default.replication.factor", kind::int32, "1", 1, 100},
+    {"min.insync.replicas", kind::int32, "1", 1, 100, nullptr, "min.insync.replicas"},
+    {"auto.create.topics.enable", kind::boolean, "true"},
+    {"delete.topic.enable", kind::boolean, "true"},
+    {"log.retention.hours", kind::int32, "168", -1, int_max},
+    {"log.retention.minutes", kind::int32, nullptr, -1, int_max},
+    {"log.retention.ms", kind::int64, nullptr, -1, long_max},
+    {"log.retention.bytes", kind::int64, "-1", -1, long_max, nullptr, "retention.bytes"},
+    {"log.segment.bytes", kind::int32, "1073741824", 14, int_max, nullptr, "segment.bytes"},
+    {"log.roll.hours", kind::int32, "168", 1, int_max},
+    {"log.roll.ms", kind::int64, nullptr, 1, long_max},
+    {"log.retention.check.interval.ms", kind::int64, "300000", 1, long_max},
+    {"log.flush.interval.messages", kind::int64, "9223372036854775807", 1, long_max, nullptr, "flush.messages"},
+    {"log.flush.interval.ms", kind::int64, nullptr, 0, long_max},
+    {"log.flush.scheduler.interval.ms", kind::int64, "9223372036854775807", 0, long_max, nullptr, nullptr, true},
+    {"log.index.interval.bytes", kind::int32, "4096", 0, int_max, nullptr, "index.interval.bytes"},
+    {"log.index.size.max.bytes", kind::int32, "10485760", 4, int_max, nullptr, "segment.index.bytes"},
+    {"log.cleanup.policy", kind::list, "delete", 0, 0, "delete,compact", "cleanup.policy"},
+    {"log.cleaner.enable", kind::boolean, "true"},
+    {"log.cleaner.threads", kind::int32, "1", 0, 64, nullptr, nullptr, true},
+    {"log.cleaner.backoff.ms", kind::int64, "15000", 0, long_max},
+    {"log.cleaner.delete.retention.ms", kind::int64, "86400000", 0, long_max, nullptr, "delete.retention.ms"},
+    {"log.cleaner.min.cleanable.ratio", kind::number, "0.5", 0, 1, nullptr, "min.cleanable.dirty.ratio"},
+    {"log.cleaner.min.compaction.lag.ms", kind::int64, "0", 0, long_max, nullptr, "min.compaction.lag.ms"},
+    {"log.message.timestamp.type", kind::choice, "CreateTime", 0, 0, "CreateTime,LogAppendTime", "message.timestamp.type"},
+    // Sluice preallocates the active segment by default (Kafka does not); the key means the same.
+    {"log.preallocate", kind::boolean, "true", 0, 0, nullptr, "preallocate"},
+    {"message.max.bytes", kind::int32, "1048588", 0, int_max, nullptr, "max.message.bytes"},
+    {"socket.request.max.bytes", kind::int32, "104857600", 1, int_max},
+    {"socket.send.buffer.bytes", kind::int32, "102400", -1, int_max},
+    {"socket.receive.buffer.bytes", kind::int32, "102400", -1, int_max},
+    {"max.connections", kind::int32, "2147483647", 0, int_max},
+    {"queued.max.requests", kind::int32, "500", 1, int_max},
+    {"connections.max.idle.ms", kind::int64, "600000", -1, long_max},
+    {"compression.type", kind::choice, "producer", 0, 0, "producer,uncompressed,gzip,snappy,lz4,zstd", "compression.type"},
+    {"unclean.leader.election.enable", kind::boolean, "false", 0, 0, nullptr, "unclean.leader.election.enable"},
+    {"replica.lag.time.max.ms", kind::int64, "30000", 0, long_max},
+    {"replica.fetch.max.bytes", kind::int32, "1048576", 0, int_max},
+    {"zookeeper.connect", kind::string, nullptr},
+    {"zookeeper.session.timeout.ms", kind::int32, "18000", 1, int_max},
+    {"zookeeper.connection.timeout.ms", kind::int32, nullptr, 1, int_max},
+    {"offsets.topic.num.partitions", kind::int32, "50", 1, 10000},
+    // Kafka's default is 3, which a single broker cannot satisfy; Sluice starts with 1.
+    {"offsets.topic.replication.factor", kind::int32, "1", 1, 100},
+    {"offsets.retention.minutes", kind::int32, "10080", 1, int_max},
+    {"offsets.retention.check.interval.ms", kind::int64, "600000", 1, long_max},
+    {"group.initial.rebalance.delay.ms", kind::int32, "3000", 0, int_max},
+    {"group.min.session.timeout.ms", kind::int32, "6000", 0, int_max},
+    {"group.max.session.timeout.ms", kind::int32, "1800000", 0, int_max},
+    {"group.max.size", kind::int32, "2147483647", 1, int_max},
+    {"transaction.state.log.num.partitions", kind::int32, "50", 1, 10000},
+    {"transaction.state.log.replication.factor", kind::int32, "1", 1, 100},
+    {"transaction.state.log.min.isr", kind::int32, "1", 1, 100},
+    {"transaction.max.timeout.ms", kind::int32, "900000", 1, int_max},
+    {"transactional.id.expiration.ms", kind::int32, "604800000", 1, int_max},
+    // Kafka sizes thread pools with these; Sluice runs one reactor per core (sluice.cores).
+    {"num.network.threads", kind::int32, "3", 1, 1024, nullptr, nullptr, true},
+    {"num.io.threads", kind::int32, "8", 1, 1024, nullptr, nullptr, true},
+    {"num.recovery.threads.per.data.dir", kind::int32, "1", 1, 1024, nullptr, nullptr, true},
+    {"group.coordinator.rebalance.protocols", kind::string, "classic", 0, 0, nullptr, nullptr, true},
+    // Sluice's own keys.
+    {"sluice.cores", kind::int32, "0", 0, 1024},  // 0: one reactor per online core
+    {"sluice.network.stack", kind::choice, "posix", 0, 0, "posix,dpdk"},
+    {"sluice.fsync", kind::choice, "", 0, 0, ",always,batch,never", "sluice.fsync"},
+    {"sluice.log.level", kind::choice, "info", 0, 0, "trace,debug,info,warn,error,off"},
+};
+
+// Topic-level keys: name, type, bounds, choices.
+const key_def topic_keys[] = {
+    {"cleanup.policy", kind::list, "delete", 0, 0, "delete,compact"},
+    {"compression.type", kind::choice, "producer", 0, 0, "producer,uncompressed,gzip,snappy,lz4,zstd"},
+    {"delete.retention.ms", kind::int64, "86400000", 0, long_max},
+    {"file.delete.delay.ms", kind::int64, "60000", 0, long_max},
+    {"flush.messages", kind::int64, "9223372036854775807", 1, long_max},
+    {"flush.ms", kind::int64, "9223372036854775807", 0, long_max},
+    {"index.interval.bytes", kind::int32, "4096", 0, int_max},
+    {"max.compaction.lag.ms", kind::int64, "9223372036854775807", 1, long_max},
+    {"max.message.bytes", kind::int32, "1048588", 0, int_max},
+    {"message.timestamp.type", kind::choice, "CreateTime", 0, 0, "CreateTime,LogAppendTime"},
+    {"message.timestamp.difference.max.ms", kind::int64, "9223372036854775807", 0, long_max},
+    {"message.downconversion.enable", kind::boolean, "true"},
+    {"min.cleanable.dirty.ratio", kind::number, "0.5", 0, 1},
+    {"min.compaction.lag.ms", kind::int64, "0", 0, long_max},
+    {"min.insync.replicas", kind::int32, "1", 1, 100},
+    {"preallocate", kind::boolean, "true"},
+    {"retention.bytes", kind::int64, "-1", -1, long_max},
+    {"retention.ms", kind::int64, "604800000", -1, long_max},
+    {"segment.bytes", kind::int32, "1073741824", 14, int_max},
+    {"segment.index.bytes", kind::int32, "10485760", 4, int_max},
+    {"segment.jitter.ms", kind::int64, "0", 0, long_max},
+    {"segment.ms", kind::int64, "604800000", 1, long_max},
+    {"unclean.leader.election.enable", kind::boolean, "false"},
+    {"sluice.fsync", kind::choice, "", 0, 0, ",always,batch,never"},
+};
+
+template <size_t N>
+const key_def* find(const key_def (&table)[N], const std::string& key) {
+    for (const auto& d : table) {
+        if (key == d.name) return &d;
+    }
+    return nullptr;
+}
+
+std::string trim(std::string s) {
+    auto not_space = [](unsigned char c) { return !std::isspace(c); };
+    s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
+    s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
+    return s;
+}
+
+bool in_choices(const char* choices, const std::string& v) {
+    std::stringstream ss(choices);
+    std::string c;
+    while (std::getline(ss, c, ',')) {
+        if (c == v) return true;
+    }
+    // getline drops a trailing empty item; "" is allowed when the list starts with ','.
+    return v.empty() && choices[0] == ',';
+}
+
+result<void> check_value(const key_def& d, const std::string& v) {
+    auto bad = [&](const std::string& why) {
+        return error(errc::invalid_config, std::string(d.name) + "=" + v + ": " + why);
+    };
+    switch (d.type) {
+        case kind::int32:
+        case kind::int64: {
+            int64_t n = 0;
+            auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || p != v.data() + v.size()) return bad("not an integer");
+            if (n < d.min || n > d.max) {
+                return bad("must be between " + std::to_string(d.min) + " and " +
+                           std::to_string(d.max));
+            }
+            return ok();
+        }
+        case kind::number: {
+            char* end = nullptr;
+            double x = std::strtod(v.c_str(), &end);
+            if (v.empty() || end != v.c_str() + v.size()) return bad("not a number");
+            if (x < static_cast<double>(d.min) || x > static_cast<double>(d.max)) {
+                return bad("out of range");
+            }
+            return ok();
+        }
+        case kind::boolean:
+            if (v != "true" && v != "false") return bad("must be true or false");
+            return ok();
+        case kind::choice:
+            if (!in_choices(d.choices, v)) return bad(std::string("must be one of ") + d.choices);
+            return ok();
+        case kind::list: {
+            std::stringstream ss(v);
+            std::string item;
+            int n = 0;
+            while (std::getline(ss, item, ',')) {
+                item = trim(item);
+                if (!in_choices(d.choices, item)) {
+                    return bad(std::string("items must be among ") + d.choices);
+                }
+                ++n;
+            }
+            if (n == 0) return bad("empty list");
+            return ok();
+        }
+        case kind::string:
+            return ok();
+    }
+    return ok();
+}
+
+}  // namespace
+
+result<void> broker_config::set(const std::string& key, const std::string& raw) {
+    const key_def* d = find(broker_keys, key);
+    if (d == nullptr) {
+        return error(errc::unknown_config, key + " (not a broker configuration key Sluice knows)");
+    }
+    std::string value = trim(raw);
+    if (auto ok = check_value(*d, value); !ok) return ok;
+    if (key == "listeners" || key == "advertised.listeners") {
+        if (auto l = parse_listeners(value); !l) {
+            return error(errc::invalid_config, key + ": " + l.error().detail());
+        }
+    }
+    if (d->no_effect) {
+        log::warn("config", key, " is accepted for compatibility with Kafka but has no effect");
+    }
+    _values[key] = value;
+    _explicit[key] = value;
+    return ok();
+}
+
+result<broker_config> broker_config::load(
+    const std::optional<std::string>& path,
+    const std::vector<std::pair<std::string, std::string>>& overrides) {
+    broker_config c;
+    for (const auto& d : broker_keys) {
+        if (d.default_value != nullptr) c._values[d.name] = d.default_value;
+    }
+    if (path) {
+        std::ifstream in(*path);
+        if (!in) return error(errc::config_file, *path);
+        std::string line;
+        int lineno = 0;
+        while (std::getline(in, line)) {
+            ++lineno;
+            line = trim(line);
+            if (line.empty() || line[0] == '#' || line[0] == '!') continue;
+            auto sep = line.find_first_of("=:");
+            if (sep == std::string::npos) {
+                return error(errc::invalid_config,
+                             *path + ":" + std::to_string(lineno) + ": expected key=value");
+            }
+            auto r = c.set(trim(line.substr(0, sep)), line.substr(sep + 1));
+            if (!r) {
+                return error(r.error().code(),
+                             *path + ":" + std::to_string(lineno) + ": " + r.error().detail());
+            }
+        }
+    }
+    for (const auto& [k, v] : overrides) {
+        if (auto r = c.set(k, v); !r) return r.error();
+    }
+    return c;
+}
+
+std::optional<std::string> broker_config::get(const std::string& key) const {
+    auto it = _values.find(key);
+    if (it == _values.end()) return std::nullopt;
+    return it->second;
+}
+
+std::vector<std::pair<std::string, std::string>> broker_config::all() const {
+    return {_values.begin(), _values.end()};
+}
+
+int64_t broker_config::int_value(const std::string& key) const {
+    auto v = get(key);
+    SLUICE_ASSERT(v.has_value(), key.c_str());
+    return std::stoll(*v);
+}
+
+bool broker_config::bool_value(const std::string& key) const {
+    auto v = get(key);
+    SLUICE_ASSERT(v.has_value(), key.c_str());
+    return *v == "true";
+}
+
+std::string broker_config::string_value(const std::string& key) const {
+    return get(key).value_or("");
+}
+
+std::vector<std::string> broker_config::log_dirs() const {
+    std::string s = get("log.dirs").value_or(string_value("log.dir"));
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        item = trim(item);
+        if (!item.empty()) out.push_back(item);
+    }
+    return out;
+}
+
+std::vector<listener_config> broker_config::listeners() const {
+    return parse_listeners(string_value("listeners")).value();
+}
+
+std::vector<listener_config> broker_config::advertised_listeners() const {
+    auto a = get("advertised.listeners");
+    if (!a || a->empty()) return listeners();
+    return parse_listeners(*a).value();
+}
+
+std::map<std::string, std::string> broker_config::topic_defaults() const {
+    std::map<std::string, std::string> out;
+    for (const auto& d : topic_keys) out[d.name] = d.default_value;
+    for (const auto& d : broker_keys) {
+        if (d.topic_key != nullptr) {
+            if (auto v = get(d.name)) out[d.topic_key] = *v;
+        }
+    }
+    // Retention: ms wins over minutes over hours, as in Kafka.
+    if (auto ms = get("log.retention.ms")) {
+        out["retention.ms"] = *ms;
+    } else if (auto min = get("log.retention.minutes")) {
+        int64_t m = std::stoll(*min);
+        out["retention.ms"] = std::to_string(m < 0 ? -1 : m * 60'000);
+    } else {
+        int64_t h = int_value("log.retention.hours");
+        out["retention.ms"] = std::to_string(h < 0 ? -1 : h * 3'600'000);
+    }
+    if (auto ms = get("log.roll.ms")) {
+        out["segment.ms"] = *ms;
+    } else {
+        out["segment.ms"] = std::to_string(int_value("log.roll.hours") * 3'600'000);
+    }
+    if (auto ms = get("log.flush.interval.ms")) out["flush.ms"] = *ms;
+    return out;
+}
+
+bool is_topic_config_key(const std::string& key) { return find(topic_keys, key) != nullptr; }
+
+result<void> validate_topic_config(const std::string& key, const std::string& value) {
+    const key_def* d = find(topic_keys, key);
+    if (d == nullptr) return error(errc::unknown_config, key + " (not a topic configuration key)");
+    return check_value(*d, trim(value));
+}
+
+const std::vector<std::string>& topic_config_keys() {
+    static const std::vector<std::string> keys = [] {
+        std::vector<std::string> k;
+        for (const auto& d : topic_keys) k.emplace_back(d.name);
+        return k;
+    }();
+    return keys;
+}
+
+result<std::vector<listener_config>> parse_listeners(const std::string& s) {
+    std::vector<listener_config> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        item = trim(item);
+        if (item.empty()) continue;
+        auto scheme = item.find("://");
+        if (scheme == std::string::npos) {
+            return error(errc::invalid_config, "listener '" + item + "': expected NAME://host:port");
+        }
+        listener_config l;
+        l.name = item.substr(0, scheme);
+        std::string hostport = item.substr(scheme + 3);
+        auto colon = hostport.rfind(':');
+        if (colon == std::string::npos) {
+            return error(errc::invalid_config, "listener '" + item + "': missing port");
+        }
+        l.host = hostport.substr(0, colon);
+        if (l.host.size() >= 2 && l.host.front() == '[' && l.host.back() == ']') {
+            l.host = l.host.substr(1, l.host.size() - 2);
+        }
+        std::string port = hostport.substr(colon + 1);
+        int p = 0;
+        auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+        if (ec != std::errc() || ptr != port.data() + port.size() || p < 0 || p > 65535) {
+            return error(errc::invalid_config, "listener '" + item + "': bad port");
+        }
+        l.port = static_cast<uint16_t>(p);
+        if (l.name != "PLAINTEXT") {
+            return error(errc::invalid_config,
+                         "listener '" + item + "': only PLAINTEXT listeners are supported");
+        }
+        out.push_back(l);
+    }
+    if (out.empty()) return error(errc::invalid_config, "no listeners in '" + s + "'");
+    return out;
+}
+
+}  // namespace sluice::broker
+
+SLUICE_DEFINE_ERRC(sluice::broker, errc, "broker", describe)
