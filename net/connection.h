@@ -1,0 +1,136 @@
+#pragma once
+// A connection: one TCP stream owned by one reactor (core). Every method must be called on the
+// owning reactor's thread, and every handler runs there.
+//
+// Receive side (Kafka framing, DESIGN.md section 1): the connection reads large chunks into a
+// per-connection buffer, splits them into frames (the bytes after each 4-byte big-endian size
+// prefix) and hands every complete frame of a read to `on_frames` in one call. Each frame is a
+// `shared_buffer` into the receive chunk: use it in place, or keep (copy or move) the
+// shared_buffer to hold the request past the handler without copying bytes. A size prefix that
+// is negative or above `max_frame_bytes` closes the connection with `frame_size_invalid` /
+// `frame_too_large`; nothing of that size is ever allocated.
+//
+// Send side: `send(output)` queues pieces (owned memory, shared buffers, file regions) that go
+// out in the order of the send() calls and, within one output, in piece order. File regions
+// travel file -> pipe -> socket inside the kernel (posix stack: io_uring SPLICE) and never pass
+// through user space. `bytes_queued()` and `on_drain` let the caller apply back-pressure.
+//
+// Lifecycle: created by a listener (accept) or by network_stack::connect(); receiving starts
+// with start(). The connection stays alive while it is open even if the caller drops every
+// connection_ptr: it ends only by close(), by the peer, or by an error. `on_close` then runs
+// exactly once, after every in-flight kernel operation has finished and the socket is closed;
+// no handler runs after it. Queued but unsent data is discarded on close.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <variant>
+#include <vector>
+
+#include "base/fd.h"
+#include "base/result.h"
+#include "net/buffer.h"
+#include "net/socket_address.h"
+
+namespace sluice::runtime {
+class reactor;
+}
+
+namespace sluice::net {
+
+// A received frame: the request bytes without the size prefix.
+using frame = shared_buffer;
+
+// Kafka's socket.request.max.bytes default (100 MiB).
+inline constexpr uint32_t default_max_frame_bytes = 100 * 1024 * 1024;
+inline constexpr size_t default_recv_buffer_bytes = 64 * 1024;
+
+struct connection_options {
+    // Largest accepted frame (socket.request.max.bytes). Frames above it close the connection.
+    uint32_t max_frame_bytes = default_max_frame_bytes;
+    // Size of each receive chunk; a frame larger than this gets a chunk of its own size.
+    size_t recv_buffer_bytes = default_recv_buffer_bytes;
+    bool tcp_nodelay = true;
+};
+
+// What to send: pieces in order. Build it, then hand it to connection::send() (moved).
+class output {
+public:
+    using piece = std::variant<std::vector<std::byte>, shared_buffer, file_region>;
+
+    output() = default;
+    output(output&&) = default;
+    output& operator=(output&&) = default;
+
+    void append(std::vector<std::byte> bytes) { add(std::move(bytes)); }
+    void append(shared_buffer bytes) { add(std::move(bytes)); }
+    void append(file_region region) { add(std::move(region)); }
+    void append_copy(std::span<const std::byte> bytes) {
+        add(std::vector<std::byte>(bytes.begin(), bytes.end()));
+    }
+
+    size_t size_bytes() const { return _size_bytes; }
+    bool empty() const { return _pieces.empty(); }
+    std::vector<piece>& pieces() { return _pieces; }
+
+private:
+    void add(piece p);
+    std::vector<piece> _pieces;
+    size_t _size_bytes = 0;
+};
+
+struct connection_handlers {
+    // Complete frames of one read, in arrival order. The span is valid until the handler
+    // returns; the shared_buffers may be moved out of it and kept.
+    std::function<void(std::span<frame> frames)> on_frames;
+    // Exactly once: the reason the connection ended (net::errc::closed for a local close(),
+    // peer_closed, frame_too_large, frame_size_invalid, io_error, ...).
+    std::function<void(const error& reason)> on_close;
+    // Optional: the send queue became empty (bytes_queued() == 0) after holding data.
+    std::function<void()> on_drain;
+};
+
+struct connection_stats {
+    uint64_t bytes_received = 0;
+    uint64_t bytes_sent = 0;
+    uint64_t frames_received = 0;
+    uint64_t sends = 0;                    // send() calls accepted
+    size_t recv_buffer_capacity_max = 0;   // largest receive chunk this connection allocated
+};
+
+class connection {
+public:
+    virtual ~connection() = default;
+
+    // Installs the handlers and starts receiving. Call once.
+    virtual void start(connection_handlers handlers) = 0;
+
+    // Queues `out` behind everything sent before. Ignored (pieces released) once closing.
+    virtual void send(output out) = 0;
+    // Bytes handed to send() and not yet written to the socket.
+    virtual size_t bytes_queued() const = 0;
+
+    // Back-pressure: after pause_receive() no further on_frames call is made and the socket is
+    // not read (a read already in flight completes into the buffer) until resume_receive().
+    // Calling them from inside on_frames is allowed; pause then takes effect when it returns.
+    virtual void pause_receive() = 0;
+    virtual void resume_receive() = 0;
+    virtual bool receive_paused() const = 0;
+
+    // Starts closing: in-flight operations are cancelled, queued data is dropped, on_close runs
+    // (with errc::closed) once they have all completed. Idempotent.
+    virtual void close() = 0;
+    // False once closing has started for any reason.
+    virtual bool is_open() const = 0;
+
+    virtual const socket_address& peer_address() const = 0;
+    virtual const socket_address& local_address() const = 0;
+    virtual runtime::reactor& owner() const = 0;
+    virtual const connection_stats& stats() const = 0;
+};
+
+using connection_ptr = std::shared_ptr<connection>;
+
+}  // namespace sluice::net

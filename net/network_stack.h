@@ -1,0 +1,84 @@
+#pragma once
+// The network stack interface (DESIGN.md section 5), chosen at run time by name, Seastar-style:
+//
+//   auto stack = net::make_network_stack("posix");   // once per process; shared by all cores
+//   // on each core, on that core's thread:
+//   auto l = (*stack)->listen(reactor, addr, {}, [](net::connection_ptr c) { ... c->start(h); });
+//
+// Implementations: "posix" (kernel sockets driven by io_uring; always built) and "dpdk"
+// (userspace TCP/IP; make_network_stack() returns errc::stack_not_built until it exists).
+// The broker uses only this interface, connection.h and socket_address.h: no descriptor leaks
+// out, and the only file descriptors that go in are file_regions to send.
+//
+// Threading: a network_stack object is immutable and may be used from every core. listen()
+// and connect() run on the calling reactor's thread; the listener and the connections they
+// produce belong to that reactor.
+
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "base/result.h"
+#include "net/connection.h"
+#include "net/errc.h"
+#include "net/socket_address.h"
+
+namespace sluice::runtime {
+class reactor;
+}
+
+namespace sluice::net {
+
+struct listen_options {
+    // One listener per core on the same port; the kernel spreads connections across them.
+    bool reuse_port = true;
+    int backlog = 1024;
+    // Open connections of this listener; connections accepted beyond it are closed at once
+    // (logged). Bounds memory per core.
+    size_t max_connections = 10'000;
+    // Applied to every accepted connection (max_frame_bytes = socket.request.max.bytes).
+    connection_options connection;
+};
+
+struct connect_options {
+    connection_options connection;
+};
+
+// Receives each accepted connection (not yet started: call start() on it).
+using accept_callback = std::function<void(connection_ptr)>;
+// Receives the connected connection (not yet started) or errc::connect_failed.
+using connect_callback = std::function<void(result<connection_ptr>)>;
+
+// Accepts connections on one reactor. Owned by the caller; destroying it closes it.
+class listener {
+public:
+    virtual ~listener() = default;
+    // The bound address (with the real port when listening on port 0).
+    virtual const socket_address& local_address() const = 0;
+    // Stops accepting. `on_closed` runs on the reactor once the listening socket is closed and
+    // no kernel operation refers to it. Existing connections are not affected.
+    virtual void close(std::function<void()> on_closed = {}) = 0;
+    // Open connections accepted by this listener.
+    virtual size_t connection_count() const = 0;
+};
+
+class network_stack {
+public:
+    virtual ~network_stack() = default;
+    virtual std::string_view name() const = 0;
+
+    // Binds and listens on `address` on reactor `r` (the calling thread's reactor).
+    virtual result<std::unique_ptr<listener>> listen(runtime::reactor& r,
+                                                     const socket_address& address,
+                                                     listen_options options,
+                                                     accept_callback on_accept) = 0;
+
+    // Connects to `address` from reactor `r`; `on_connected` runs on `r`, exactly once.
+    virtual void connect(runtime::reactor& r, const socket_address& address,
+                         connect_options options, connect_callback on_connected) = 0;
+};
+
+// "posix" or "dpdk". Unknown names: errc::stack_unknown; dpdk when not built: stack_not_built.
+[[nodiscard]] result<std::unique_ptr<network_stack>> make_network_stack(std::string_view name);
+
+}  // namespace sluice::net
