@@ -1,0 +1,94 @@
+#pragma once
+// The cluster's topic metadata: which topics exist, their ids, partition counts and per-topic
+// config overrides. Two implementations are planned (DESIGN.md section 7): `local_metadata_store`
+// (a file in the first log dir; a single broker, the default) and a ZooKeeper-backed one.
+//
+// Threading: the store is written by one thread (the controller core) and read from every core
+// through immutable snapshots, which are swapped atomically; a reader keeps its snapshot alive
+// for as long as it holds the shared_ptr.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace sluice::replication {
+
+enum class errc {
+    ok = 0,
+    topic_exists,
+    unknown_topic,
+    invalid_topic_name,
+    invalid_partitions,
+    store_io,  // the metadata file cannot be written or read
+    store_corrupt,
+};
+const char* describe(errc e);
+
+}  // namespace sluice::replication
+SLUICE_DECLARE_ERRC(sluice::replication, errc)
+
+namespace sluice::replication {
+
+using topic_id = std::array<uint8_t, 16>;
+
+struct topic_metadata {
+    std::string name;
+    topic_id id{};
+    int32_t partitions = 0;
+    std::map<std::string, std::string> configs;  // explicit overrides only
+};
+
+using topic_map = std::map<std::string, topic_metadata>;
+
+// Kafka's topic name rules: 1..249 characters of [a-zA-Z0-9._-], not "." or "..".
+result<void> validate_topic_name(const std::string& name);
+std::string topic_id_to_string(const topic_id& id);
+
+class metadata_store {
+public:
+    virtual ~metadata_store() = default;
+    virtual std::shared_ptr<const topic_map> snapshot() const = 0;
+    virtual result<topic_metadata> create_topic(const std::string& name, int32_t partitions,
+                                                std::map<std::string, std::string> configs) = 0;
+    virtual result<void> delete_topic(const std::string& name) = 0;
+    virtual result<void> set_partition_count(const std::string& name, int32_t partitions) = 0;
+    // Replaces the topic's overrides with `configs`.
+    virtual result<void> set_topic_configs(const std::string& name,
+                                           std::map<std::string, std::string> configs) = 0;
+    virtual std::string cluster_id() const = 0;
+};
+
+// The single-broker store: `<dir>/sluice-metadata` (docs/formats/metadata.md), rewritten
+// atomically (temp file, fsync, rename, fsync dir) on every change.
+class local_metadata_store final : public metadata_store {
+public:
+    static result<std::unique_ptr<local_metadata_store>> open(const std::string& dir);
+
+    std::shared_ptr<const topic_map> snapshot() const override;
+    result<topic_metadata> create_topic(const std::string& name, int32_t partitions,
+                                        std::map<std::string, std::string> configs) override;
+    result<void> delete_topic(const std::string& name) override;
+    result<void> set_partition_count(const std::string& name, int32_t partitions) override;
+    result<void> set_topic_configs(const std::string& name,
+                                   std::map<std::string, std::string> configs) override;
+    std::string cluster_id() const override { return _cluster_id; }
+
+private:
+    explicit local_metadata_store(std::string dir) : _dir(std::move(dir)) {}
+    result<void> load();
+    result<void> publish(std::shared_ptr<topic_map> next);  // persist, then swap
+
+    std::string _dir;
+    std::string _cluster_id;
+    std::mutex _write_mu;  // serialises writers; readers never take it
+    std::atomic<std::shared_ptr<const topic_map>> _current;
+};
+
+}  // namespace sluice::replication
