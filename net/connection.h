@@ -53,6 +53,9 @@ struct connection_options {
     // Size of each receive chunk; a frame larger than this gets a chunk of its own size.
     size_t recv_buffer_bytes = default_recv_buffer_bytes;
     bool tcp_nodelay = true;
+    // False sends file regions by reading them into memory first (a copy through user space).
+    // The stack also falls back to that by itself when a file cannot be spliced.
+    bool splice_file_regions = true;
 };
 
 // What to send: pieces in order. Build it, then hand it to connection::send() (moved).

@@ -1,0 +1,516 @@
+#include "net/posix_connection.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/assert.h"
+#include "base/bytes.h"
+#include "base/log.h"
+#include "net/errc.h"
+
+namespace sluice::net {
+
+namespace {
+constexpr std::string_view k_log = "net";
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+size_t piece_size(const output::piece& p) {
+    if (auto* v = std::get_if<std::vector<std::byte>>(&p)) return v->size();
+    if (auto* b = std::get_if<shared_buffer>(&p)) return b->size();
+    return std::get<file_region>(p).length;
+}
+
+const std::byte* memory_data(const output::piece& p) {
+    if (auto* v = std::get_if<std::vector<std::byte>>(&p)) return v->data();
+    return std::get<shared_buffer>(p).data();
+}
+}  // namespace
+
+posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_address local,
+                                   socket_address peer, connection_options options,
+                                   std::function<void()> on_final)
+    : _reactor(r),
+      _fd(std::move(fd)),
+      _local(local),
+      _peer(peer),
+      _options(options),
+      _on_final(std::move(on_final)) {
+    _splice_ok = _options.splice_file_regions;
+    SLUICE_ASSERT(_options.recv_buffer_bytes >= 8, "recv_buffer_bytes too small");
+    _recv_op.self = this;
+    _recv_op.on_complete = [](runtime::io_completion* c, int res, uint32_t) {
+        auto* self = static_cast<op*>(c)->self;
+        guard g = self->op_finished();
+        self->on_recv(res);
+        self->maybe_finalize();
+    };
+    _sendmsg_op.self = this;
+    _sendmsg_op.on_complete = [](runtime::io_completion* c, int res, uint32_t) {
+        auto* self = static_cast<op*>(c)->self;
+        guard g = self->op_finished();
+        self->on_sendmsg(res);
+        self->maybe_finalize();
+    };
+    _splice_in_op.self = this;
+    _splice_in_op.on_complete = [](runtime::io_completion* c, int res, uint32_t) {
+        auto* self = static_cast<op*>(c)->self;
+        guard g = self->op_finished();
+        self->on_splice_in(res);
+        self->maybe_finalize();
+    };
+    _splice_out_op.self = this;
+    _splice_out_op.on_complete = [](runtime::io_completion* c, int res, uint32_t) {
+        auto* self = static_cast<op*>(c)->self;
+        guard g = self->op_finished();
+        self->on_splice_out(res);
+        self->maybe_finalize();
+    };
+    _bounce_op.self = this;
+    _bounce_op.on_complete = [](runtime::io_completion* c, int res, uint32_t) {
+        auto* self = static_cast<op*>(c)->self;
+        guard g = self->op_finished();
+        self->on_bounce_read(res);
+        self->maybe_finalize();
+    };
+}
+
+posix_connection::~posix_connection() {
+    SLUICE_ASSERT(_inflight == 0, "connection freed with operations in flight");
+    if (_rchunk != nullptr) shared_buffer::release(_rchunk);
+    // A connection dropped without ever being started still frees its listener slot.
+    if (_on_final) _on_final();
+}
+
+void posix_connection::assert_owner_thread() const {
+    SLUICE_ASSERT(runtime::reactor::local() == &_reactor,
+                  "connection used from a thread other than its reactor's");
+}
+
+void posix_connection::op_started() {
+    if (_inflight++ == 0) _keepalive = shared_from_this();
+}
+
+posix_connection::guard posix_connection::op_finished() {
+    SLUICE_ASSERT(_inflight > 0, "completion without an operation in flight");
+    guard g = shared_from_this();
+    if (--_inflight == 0) _keepalive.reset();
+    return g;
+}
+
+void posix_connection::start(connection_handlers handlers) {
+    assert_owner_thread();
+    SLUICE_ASSERT(!_started, "connection started twice");
+    _started = true;
+    _handlers = std::move(handlers);
+    if (_closing) {
+        maybe_finalize();
+        return;
+    }
+    arm_recv();
+    pump_send();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receive
+
+void posix_connection::ensure_recv_room() {
+    size_t pending = _rend - _rstart;
+    size_t need = std::max<size_t>(_rneed, 4);
+    size_t capacity = _rchunk ? _rchunk->capacity : 0;
+    bool fits = _rchunk != nullptr && _rstart + need <= capacity;
+    size_t room = capacity - _rend;
+    if (fits && (room >= min_recv_room || room >= need - std::min(need, pending)) && room > 0) {
+        return;
+    }
+    size_t new_capacity = std::max(_options.recv_buffer_bytes, need);
+    bool sole_owner = _rchunk != nullptr && _rchunk->refs.load(std::memory_order_acquire) == 1;
+    if (sole_owner && _rchunk->capacity >= new_capacity) {
+        // Nobody else holds frames of this chunk: slide the partial frame to the front.
+        std::memmove(_rchunk->bytes(), _rchunk->bytes() + _rstart, pending);
+    } else {
+        // Kept frames still point into the old chunk, or it is too small: start a new one and
+        // carry over only the partial frame.
+        shared_buffer::chunk* fresh = shared_buffer::new_chunk(new_capacity);
+        if (pending > 0) std::memcpy(fresh->bytes(), _rchunk->bytes() + _rstart, pending);
+        if (_rchunk != nullptr) shared_buffer::release(_rchunk);
+        _rchunk = fresh;
+        _stats.recv_buffer_capacity_max = std::max(_stats.recv_buffer_capacity_max, new_capacity);
+    }
+    _rstart = 0;
+    _rend = pending;
+}
+
+void posix_connection::arm_recv() {
+    if (_closing || _paused || _recv_inflight || !_started) return;
+    ensure_recv_room();
+    SLUICE_ASSERT(_rchunk->capacity > _rend, "no room to receive into");
+    io_uring_sqe* sqe = _reactor.get_sqe();
+    io_uring_prep_recv(sqe, _fd.get(), _rchunk->bytes() + _rend, _rchunk->capacity - _rend, 0);
+    runtime::reactor::arm(sqe, &_recv_op);
+    _recv_inflight = true;
+    op_started();
+}
+
+void posix_connection::on_recv(int res) {
+    _recv_inflight = false;
+    if (_closing) return;
+    if (res == 0) {
+        size_t pending = _rend - _rstart;
+        std::string detail = "peer " + _peer.to_string();
+        if (pending > 0) detail += " closed mid-frame with " + std::to_string(pending) + " bytes pending";
+        begin_close(error(errc::peer_closed, std::move(detail)));
+        return;
+    }
+    if (res < 0) {
+        if (res == -EINTR || res == -EAGAIN || res == -ENOBUFS) {
+            arm_recv();
+            return;
+        }
+        if (res == -ECONNRESET || res == -EPIPE) {
+            begin_close(error(errc::peer_closed, "peer " + _peer.to_string() + ": " + errno_text(-res)));
+        } else {
+            begin_close(error(errc::io_error, "recv from " + _peer.to_string() + ": " + errno_text(-res)));
+        }
+        return;
+    }
+    _rend += static_cast<size_t>(res);
+    _stats.bytes_received += static_cast<uint64_t>(res);
+    process_frames();
+    arm_recv();
+}
+
+// Splits [_rstart, _rend) into frames appended to _batch. Returns false (with `failure`) on a
+// size prefix that must close the connection; frames before it are still delivered.
+bool posix_connection::parse_frames(error& failure) {
+    std::byte* base = _rchunk->bytes();
+    while (_rend - _rstart >= 4) {
+        int32_t size = static_cast<int32_t>(bytes::load_be32(base + _rstart));
+        if (size < 0) {
+            failure = error(errc::frame_size_invalid, "size prefix " + std::to_string(size) +
+                                                          " from " + _peer.to_string());
+            return false;
+        }
+        if (static_cast<uint32_t>(size) > _options.max_frame_bytes) {
+            failure = error(errc::frame_too_large,
+                            "frame of " + std::to_string(size) + " bytes from " + _peer.to_string() +
+                                " exceeds max_frame_bytes (socket.request.max.bytes) " +
+                                std::to_string(_options.max_frame_bytes));
+            return false;
+        }
+        size_t total = 4 + static_cast<size_t>(size);
+        if (_rend - _rstart < total) {
+            _rneed = total;
+            return true;
+        }
+        shared_buffer::retain(_rchunk);
+        _batch.emplace_back(_rchunk, base + _rstart + 4, static_cast<size_t>(size));
+        _rstart += total;
+    }
+    _rneed = 0;
+    return true;
+}
+
+void posix_connection::process_frames() {
+    if (_paused || _closing || _delivering || _rchunk == nullptr) return;
+    error failure;
+    bool ok = parse_frames(failure);
+    if (!_batch.empty()) {
+        _stats.frames_received += _batch.size();
+        _delivering = true;
+        guard g = shared_from_this();  // the handler may drop the caller's last pointer
+        if (_handlers.on_frames) _handlers.on_frames(std::span<frame>(_batch));
+        _delivering = false;
+        _batch.clear();
+    }
+    if (!ok) {
+        log::warn(k_log, "closing connection: ", failure.describe());
+        begin_close(std::move(failure));
+        return;
+    }
+    if (_rstart == _rend && _rchunk->refs.load(std::memory_order_acquire) == 1) {
+        _rstart = _rend = 0;  // everything delivered and released: reuse the chunk from the top
+    }
+}
+
+void posix_connection::pause_receive() {
+    assert_owner_thread();
+    _paused = true;
+}
+
+void posix_connection::resume_receive() {
+    assert_owner_thread();
+    if (!_paused) return;
+    _paused = false;
+    if (_closing || !_started) return;
+    // Deliver what is already buffered, then read again; from the loop, never from inside the
+    // caller (which may be an on_frames handler of this very connection).
+    _reactor.defer([g = shared_from_this()] {
+        g->process_frames();
+        g->arm_recv();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Send
+
+void output::add(piece p) {
+    _size_bytes += piece_size(p);
+    _pieces.push_back(std::move(p));
+}
+
+void posix_connection::send(output out) {
+    assert_owner_thread();
+    if (_closing) return;
+    for (auto& p : out.pieces()) {
+        if (piece_size(p) == 0) continue;
+        _sendq.push_back(std::move(p));
+    }
+    _queued_bytes += out.size_bytes();
+    ++_stats.sends;
+    pump_send();
+}
+
+void posix_connection::pump_send() {
+    if (_closing || _send_inflight) return;
+    if (_pipe_bytes > 0) {
+        // Bytes already in the pipe belong to the front of the stream: they go first.
+        _send_inflight = true;
+        _splice_pending = 1;
+        splice_pipe_to_socket(_reactor.get_sqe(), _pipe_bytes);
+        return;
+    }
+    if (_sendq.empty()) return;
+    if (auto* region = std::get_if<file_region>(&_sendq.front())) {
+        if (_splice_ok && (_pipe_w.valid() || open_pipe())) {
+            send_file(*region);
+        } else {
+            read_bounce(*region);
+        }
+        return;
+    }
+    send_memory();
+}
+
+void posix_connection::send_memory() {
+    size_t n = 0;
+    for (auto it = _sendq.begin(); it != _sendq.end() && n < max_iov; ++it) {
+        if (std::holds_alternative<file_region>(*it)) break;
+        size_t skip = n == 0 ? _front_offset : 0;
+        _iov[n].iov_base = const_cast<std::byte*>(memory_data(*it)) + skip;
+        _iov[n].iov_len = piece_size(*it) - skip;
+        ++n;
+    }
+    _msg = {};
+    _msg.msg_iov = _iov.data();
+    _msg.msg_iovlen = n;
+    io_uring_sqe* sqe = _reactor.get_sqe();
+    io_uring_prep_sendmsg(sqe, _fd.get(), &_msg, MSG_NOSIGNAL);
+    runtime::reactor::arm(sqe, &_sendmsg_op);
+    _send_inflight = true;
+    op_started();
+}
+
+void posix_connection::on_sendmsg(int res) {
+    _send_inflight = false;
+    if (_closing) return;
+    if (res < 0) {
+        if (res == -EINTR || res == -EAGAIN) {
+            pump_send();
+            return;
+        }
+        errc code = (res == -EPIPE || res == -ECONNRESET) ? errc::peer_closed : errc::io_error;
+        begin_close(error(code, "send to " + _peer.to_string() + ": " + errno_text(-res)));
+        return;
+    }
+    consume_memory(static_cast<size_t>(res));
+    sent_bytes(static_cast<size_t>(res));
+    pump_send();
+}
+
+void posix_connection::consume_memory(size_t n) {
+    while (n > 0) {
+        SLUICE_ASSERT(!_sendq.empty(), "sent more bytes than queued");
+        size_t left = piece_size(_sendq.front()) - _front_offset;
+        if (n < left) {
+            _front_offset += n;
+            return;
+        }
+        n -= left;
+        _front_offset = 0;
+        _sendq.pop_front();
+    }
+}
+
+void posix_connection::sent_bytes(size_t n) {
+    SLUICE_ASSERT(n <= _queued_bytes, "sent more bytes than queued");
+    _queued_bytes -= n;
+    _stats.bytes_sent += n;
+    if (_queued_bytes == 0 && _handlers.on_drain) _handlers.on_drain();
+}
+
+bool posix_connection::open_pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        log::warn(k_log, "pipe2 failed (", errno_text(errno),
+                  "): file regions to ", _peer.to_string(), " are copied through user space");
+        _splice_ok = false;
+        return false;
+    }
+    _pipe_r.reset(fds[0]);
+    _pipe_w.reset(fds[1]);
+    // A bigger pipe means fewer splice round trips per region; the default is 64 KiB and the
+    // unprivileged maximum is /proc/sys/fs/pipe-max-size (1 MiB by default).
+    (void)::fcntl(_pipe_w.get(), F_SETPIPE_SZ, pipe_bytes_wanted);
+    int size = ::fcntl(_pipe_w.get(), F_GETPIPE_SZ);
+    _pipe_capacity = size > 0 ? static_cast<size_t>(size) : 65536;
+    return true;
+}
+
+// Two linked SQEs: file -> pipe, then pipe -> socket. A short first splice fails the link, so
+// the second is cancelled and whatever did reach the pipe is drained by the next pump_send().
+void posix_connection::send_file(file_region& region) {
+    size_t n = std::min<size_t>(region.length, _pipe_capacity);
+    if (io_uring_sq_space_left(_reactor.ring()) < 2) _reactor.flush();
+    io_uring_sqe* in = _reactor.get_sqe();
+    io_uring_sqe* out = _reactor.get_sqe();
+    io_uring_prep_splice(in, region.file->get(), static_cast<int64_t>(region.offset),
+                         _pipe_w.get(), -1, static_cast<unsigned>(n), SPLICE_F_MOVE);
+    in->flags |= IOSQE_IO_LINK;
+    runtime::reactor::arm(in, &_splice_in_op);
+    op_started();
+    _splice_in_requested = n;
+    _send_inflight = true;
+    _splice_pending = 2;
+    splice_pipe_to_socket(out, n);
+}
+
+void posix_connection::splice_pipe_to_socket(io_uring_sqe* sqe, size_t n) {
+    io_uring_prep_splice(sqe, _pipe_r.get(), -1, _fd.get(), -1, static_cast<unsigned>(n),
+                         SPLICE_F_MOVE);
+    runtime::reactor::arm(sqe, &_splice_out_op);
+    op_started();
+}
+
+void posix_connection::on_splice_in(int res) {
+    if (res > 0) {
+        auto& region = std::get<file_region>(_sendq.front());
+        region.offset += static_cast<uint64_t>(res);
+        region.length -= static_cast<uint32_t>(res);
+        _pipe_bytes += static_cast<size_t>(res);
+        if (region.length == 0) _sendq.pop_front();
+    } else if (!_closing) {
+        if (res == 0) {
+            begin_close(error(errc::file_region_short,
+                              "file ended before the region sent to " + _peer.to_string()));
+        } else if (res == -EINVAL || res == -EOPNOTSUPP || res == -ENOSYS) {
+            // The file cannot be spliced (sendfile would fail the same way: it splices too).
+            log::warn(k_log, "splice of a file region failed (", errno_text(-res),
+                      "); copying file regions to ", _peer.to_string(), " through user space");
+            _splice_ok = false;
+        } else if (res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
+            begin_close(error(errc::io_error, "splice from file: " + errno_text(-res)));
+        }
+    }
+    splice_pair_done();
+}
+
+void posix_connection::on_splice_out(int res) {
+    if (res > 0) {
+        SLUICE_ASSERT(static_cast<size_t>(res) <= _pipe_bytes, "more spliced out than in");
+        _pipe_bytes -= static_cast<size_t>(res);
+        sent_bytes(static_cast<size_t>(res));
+    } else if (!_closing && res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
+        errc code = (res == -EPIPE || res == -ECONNRESET) ? errc::peer_closed : errc::io_error;
+        begin_close(error(code, "splice to " + _peer.to_string() + ": " + errno_text(-res)));
+    }
+    splice_pair_done();
+}
+
+void posix_connection::splice_pair_done() {
+    SLUICE_ASSERT(_splice_pending > 0, "unexpected splice completion");
+    if (--_splice_pending > 0) return;
+    _send_inflight = false;
+    pump_send();
+}
+
+// Copy fallback for files that cannot be spliced: read a slice, then send it as memory.
+void posix_connection::read_bounce(file_region& region) {
+    size_t n = std::min<size_t>(region.length, bounce_bytes);
+    _bounce.resize(n);
+    io_uring_sqe* sqe = _reactor.get_sqe();
+    io_uring_prep_read(sqe, region.file->get(), _bounce.data(), static_cast<unsigned>(n),
+                       region.offset);
+    runtime::reactor::arm(sqe, &_bounce_op);
+    _send_inflight = true;
+    op_started();
+}
+
+void posix_connection::on_bounce_read(int res) {
+    _send_inflight = false;
+    if (_closing) return;
+    if (res <= 0) {
+        if (res == -EINTR || res == -EAGAIN) {
+            pump_send();
+            return;
+        }
+        begin_close(res == 0 ? error(errc::file_region_short, "file ended before the region")
+                             : error(errc::io_error, "read of file region: " + errno_text(-res)));
+        return;
+    }
+    auto& region = std::get<file_region>(_sendq.front());
+    region.offset += static_cast<uint64_t>(res);
+    region.length -= static_cast<uint32_t>(res);
+    if (region.length == 0) _sendq.pop_front();
+    _bounce.resize(static_cast<size_t>(res));
+    _sendq.push_front(std::move(_bounce));  // _front_offset is 0: a region was at the front
+    _bounce = {};
+    pump_send();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Close
+
+void posix_connection::close() {
+    assert_owner_thread();
+    if (_closing) return;
+    begin_close(error(errc::closed, "local close"));
+}
+
+void posix_connection::begin_close(error reason) {
+    if (_closing) return;
+    _closing = true;
+    _close_reason = std::move(reason);
+    // Wakes every operation waiting on the socket (recv returns 0, send and splice fail), so
+    // the in-flight count drops to zero promptly.
+    ::shutdown(_fd.get(), SHUT_RDWR);
+    if (_inflight == 0) {
+        _reactor.defer([g = shared_from_this()] { g->maybe_finalize(); });
+    }
+}
+
+void posix_connection::maybe_finalize() {
+    if (!_closing || _inflight > 0 || _finalized) return;
+    if (_delivering) return;  // runs again when the handler's close completes the loop
+    _finalized = true;
+    _fd.reset();
+    _pipe_r.reset();
+    _pipe_w.reset();
+    _sendq.clear();
+    _queued_bytes = 0;
+    if (_rchunk != nullptr) {
+        shared_buffer::release(_rchunk);
+        _rchunk = nullptr;
+    }
+    guard g = shared_from_this();
+    // Handlers often capture the connection_ptr; dropping them breaks that cycle.
+    auto handlers = std::move(_handlers);
+    _handlers = {};
+    if (handlers.on_close && _started) handlers.on_close(_close_reason);
+    if (_on_final) std::exchange(_on_final, nullptr)();
+}
+
+}  // namespace sluice::net

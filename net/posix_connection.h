@@ -1,0 +1,135 @@
+#pragma once
+// Private to net/: the posix stack's connection, a kernel TCP socket driven by io_uring.
+//
+// Owned by the reactor that created it (always shared_ptr-managed). While any SQE that names
+// it is in flight it holds a reference to itself (`_keepalive`), so a completion never touches
+// freed memory even when the caller has dropped every connection_ptr. Operations in flight at
+// any time: at most one recv, and either one sendmsg, one bounce-buffer read, or one
+// file->pipe->socket splice pair (two linked SQEs). Sends are serialised through that single
+// slot, which is what keeps the bytes of successive send() calls in order.
+
+#include <sys/uio.h>
+
+#include <array>
+#include <deque>
+#include <memory>
+
+#include "base/fd.h"
+#include "net/connection.h"
+#include "runtime/reactor.h"
+
+namespace sluice::net {
+
+class posix_connection final : public connection,
+                               public std::enable_shared_from_this<posix_connection> {
+public:
+    // `on_final` runs once after on_close (the listener uses it to free a connection slot).
+    posix_connection(runtime::reactor& r, unique_fd fd, socket_address local,
+                     socket_address peer, connection_options options,
+                     std::function<void()> on_final);
+    ~posix_connection() override;
+
+    void start(connection_handlers handlers) override;
+    void send(output out) override;
+    size_t bytes_queued() const override { return _queued_bytes; }
+    void pause_receive() override;
+    void resume_receive() override;
+    bool receive_paused() const override { return _paused; }
+    void close() override;
+    bool is_open() const override { return !_closing; }
+    const socket_address& peer_address() const override { return _peer; }
+    const socket_address& local_address() const override { return _local; }
+    runtime::reactor& owner() const override { return _reactor; }
+    const connection_stats& stats() const override { return _stats; }
+
+    // Bounds of the send path, named so they can be reasoned about.
+    static constexpr size_t max_iov = 64;                      // pieces per sendmsg
+    static constexpr int pipe_bytes_wanted = 1024 * 1024;      // F_SETPIPE_SZ request
+    static constexpr size_t bounce_bytes = 256 * 1024;         // copy fallback read size
+    static constexpr size_t min_recv_room = 4096;              // below this, compact or move
+
+private:
+    struct op : runtime::io_completion {
+        posix_connection* self = nullptr;
+    };
+    using guard = std::shared_ptr<posix_connection>;
+
+    // In-flight bookkeeping: started before an SQE is armed, finished in its completion.
+    void op_started();
+    guard op_finished();
+    void assert_owner_thread() const;
+
+    // Receive path.
+    void arm_recv();
+    void ensure_recv_room();
+    void on_recv(int res);
+    void process_frames();
+    bool parse_frames(error& failure);
+
+    // Send path.
+    void pump_send();
+    void send_memory();
+    void send_file(file_region& region);
+    void splice_pipe_to_socket(io_uring_sqe* sqe, size_t n);
+    void read_bounce(file_region& region);
+    void on_sendmsg(int res);
+    void on_splice_in(int res);
+    void on_splice_out(int res);
+    void on_bounce_read(int res);
+    void splice_pair_done();
+    void consume_memory(size_t n);
+    void sent_bytes(size_t n);
+    bool open_pipe();
+
+    // Close path.
+    void begin_close(error reason);
+    void maybe_finalize();
+
+    runtime::reactor& _reactor;
+    unique_fd _fd;
+    socket_address _local;
+    socket_address _peer;
+    connection_options _options;
+    std::function<void()> _on_final;
+    connection_handlers _handlers;
+    connection_stats _stats;
+    guard _keepalive;
+    uint32_t _inflight = 0;
+    bool _started = false;
+    bool _closing = false;
+    bool _finalized = false;
+    error _close_reason;
+
+    // Receive state: bytes [_rstart, _rend) of _rchunk are received and not yet delivered.
+    op _recv_op;
+    shared_buffer::chunk* _rchunk = nullptr;  // we hold one reference
+    size_t _rstart = 0;
+    size_t _rend = 0;
+    size_t _rneed = 0;  // bytes from _rstart the pending frame needs (prefix included); 0: unknown
+    bool _recv_inflight = false;
+    bool _paused = false;
+    bool _delivering = false;
+    std::vector<frame> _batch;
+
+    // Send state.
+    std::deque<output::piece> _sendq;
+    size_t _front_offset = 0;  // bytes of the front memory piece already sent
+    size_t _queued_bytes = 0;
+    bool _send_inflight = false;
+    op _sendmsg_op;
+    std::array<iovec, max_iov> _iov{};
+    msghdr _msg{};
+    op _splice_in_op;
+    op _splice_out_op;
+    unique_fd _pipe_r;
+    unique_fd _pipe_w;
+    size_t _pipe_capacity = 0;
+    size_t _pipe_bytes = 0;      // bytes sitting in the pipe, to go to the socket next
+    size_t _splice_pending = 0;  // CQEs still expected from the current splice pair
+    size_t _splice_in_requested = 0;
+    bool _splice_ok = true;      // false: file regions go through the copy fallback
+    op _bounce_op;
+    std::vector<std::byte> _bounce;
+};
+
+}  // namespace sluice::net
