@@ -101,6 +101,8 @@ struct connection_stats {
     uint64_t frames_received = 0;
     uint64_t sends = 0;                    // send() calls accepted
     size_t recv_buffer_capacity_max = 0;   // largest receive chunk this connection allocated
+    uint64_t file_bytes_spliced = 0;       // file-region bytes sent without a user-space copy
+    uint64_t file_bytes_copied = 0;        // file-region bytes sent through the copy fallback
 };
 
 class connection {

@@ -14,6 +14,7 @@
 // and connect() run on the calling reactor's thread; the listener and the connections they
 // produce belong to that reactor.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string_view>
@@ -42,6 +43,8 @@ struct listen_options {
 
 struct connect_options {
     connection_options connection;
+    // Gives up (errc::connect_failed, "timed out") if the handshake has not completed by then.
+    std::chrono::milliseconds timeout{30'000};
 };
 
 // Receives each accepted connection (not yet started: call start() on it).

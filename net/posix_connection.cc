@@ -227,7 +227,6 @@ void posix_connection::process_frames() {
         _batch.clear();
     }
     if (!ok) {
-        log::warn(k_log, "closing connection: ", failure.describe());
         begin_close(std::move(failure));
         return;
     }
@@ -267,6 +266,9 @@ void posix_connection::send(output out) {
     if (_closing) return;
     for (auto& p : out.pieces()) {
         if (piece_size(p) == 0) continue;
+        if (auto* region = std::get_if<file_region>(&p)) {
+            SLUICE_ASSERT(region->file && region->file->valid(), "file_region without a file");
+        }
         _sendq.push_back(std::move(p));
     }
     _queued_bytes += out.size_bytes();
@@ -401,6 +403,7 @@ void posix_connection::on_splice_in(int res) {
         region.offset += static_cast<uint64_t>(res);
         region.length -= static_cast<uint32_t>(res);
         _pipe_bytes += static_cast<size_t>(res);
+        _stats.file_bytes_spliced += static_cast<uint64_t>(res);
         if (region.length == 0) _sendq.pop_front();
     } else if (!_closing) {
         if (res == 0) {
@@ -464,6 +467,7 @@ void posix_connection::on_bounce_read(int res) {
     auto& region = std::get<file_region>(_sendq.front());
     region.offset += static_cast<uint64_t>(res);
     region.length -= static_cast<uint32_t>(res);
+    _stats.file_bytes_copied += static_cast<uint64_t>(res);
     if (region.length == 0) _sendq.pop_front();
     _bounce.resize(static_cast<size_t>(res));
     _sendq.push_front(std::move(_bounce));  // _front_offset is 0: a region was at the front
@@ -484,6 +488,13 @@ void posix_connection::begin_close(error reason) {
     if (_closing) return;
     _closing = true;
     _close_reason = std::move(reason);
+    if (_close_reason.is(errc::closed) || _close_reason.is(errc::peer_closed)) {
+        log::debug(k_log, "connection ", _local.to_string(), " <-> ", _peer.to_string(),
+                   " closing: ", _close_reason.describe());
+    } else {
+        log::warn(k_log, "closing connection ", _local.to_string(), " <-> ", _peer.to_string(),
+                  ": ", _close_reason.describe());
+    }
     // Wakes every operation waiting on the socket (recv returns 0, send and splice fail), so
     // the in-flight count drops to zero promptly.
     ::shutdown(_fd.get(), SHUT_RDWR);

@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/assert.h"
@@ -194,6 +195,7 @@ result<unique_fd> open_listen_socket(const socket_address& address, const listen
 
 struct connect_state {
     runtime::reactor* reactor = nullptr;
+    __kernel_timespec timeout{};  // read by the kernel while the link timeout is armed
     unique_fd fd;
     socket_address address;
     connect_options options;
@@ -202,8 +204,8 @@ struct connect_state {
 
 void connect_done(const std::shared_ptr<connect_state>& st, int res) {
     if (res < 0) {
-        st->callback(error(errc::connect_failed,
-                           st->address.to_string() + ": " + std::strerror(-res)));
+        std::string why = res == -ECANCELED ? std::string("timed out") : std::strerror(-res);
+        st->callback(error(errc::connect_failed, st->address.to_string() + ": " + why));
         return;
     }
     set_nodelay(st->fd.get(), st->options.connection.tcp_nodelay);
@@ -252,9 +254,18 @@ public:
             });
             return;
         }
+        // connect + linked timeout: two SQEs that must reach the kernel together.
+        if (io_uring_sq_space_left(r.ring()) < 2) r.flush();
         io_uring_sqe* sqe = r.get_sqe();
+        io_uring_sqe* timeout_sqe = r.get_sqe();
         io_uring_prep_connect(sqe, st->fd.get(), st->address.sa(), st->address.length());
+        sqe->flags |= IOSQE_IO_LINK;
         r.submit(sqe, [st](int res) { connect_done(st, res); });
+        auto ms = std::max<int64_t>(1, options.timeout.count());
+        st->timeout.tv_sec = ms / 1000;
+        st->timeout.tv_nsec = (ms % 1000) * 1'000'000;
+        io_uring_prep_link_timeout(timeout_sqe, &st->timeout, 0);
+        r.submit(timeout_sqe, [st](int) {});
     }
 };
 

@@ -175,6 +175,8 @@ TEST_F(connection_test, mixed_pieces_arrive_byte_exact_and_in_order) {
     ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == 1; }));
     EXPECT_TRUE(to_vec(client.frames[0]) == expected);
     EXPECT_EQ(servers[0]->conn->bytes_queued(), 0u);
+    EXPECT_EQ(servers[0]->conn->stats().file_bytes_spliced, (3u << 20) + 100'000u);
+    EXPECT_EQ(servers[0]->conn->stats().file_bytes_copied, 0u);
 }
 
 TEST_F(connection_test, file_regions_without_splice_use_the_copy_path) {
@@ -195,6 +197,8 @@ TEST_F(connection_test, file_regions_without_splice_use_the_copy_path) {
     auto tail = pattern(3, 1);
     expected.insert(expected.end(), tail.begin(), tail.end());
     EXPECT_TRUE(to_vec(client.frames[0]) == expected);
+    EXPECT_EQ(servers[0]->conn->stats().file_bytes_copied, 600'000u);
+    EXPECT_EQ(servers[0]->conn->stats().file_bytes_spliced, 0u);
 }
 
 TEST_F(connection_test, region_past_end_of_file_closes_with_error) {
@@ -313,15 +317,12 @@ TEST_F(connection_test, pause_stops_delivery_until_resume) {
     }));
 }
 
-TEST_F(connection_test, drain_callback_and_bytes_queued) {
+TEST_F(connection_test, bytes_queued_counts_unsent_bytes) {
     connection* server_conn = nullptr;
-    int drains = 0;
     auto addr = start_server({}, [&](endpoint& ep, std::span<frame>) {
         server_conn = ep.conn.get();
         ep.conn->send(one_piece(framed(pattern(4 << 20, 1))));
     });
-    // Install a drain handler by starting a server-side connection ourselves: the fixture's
-    // endpoint has none, so count through bytes_queued instead and a client-side drain.
     auto& client = connect(addr);
     client.conn->send(one_piece(framed({})));
     ASSERT_TRUE(run_until(*reactor, [&] { return server_conn != nullptr; }));
@@ -329,7 +330,6 @@ TEST_F(connection_test, drain_callback_and_bytes_queued) {
     ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == 1; }));
     EXPECT_EQ(server_conn->bytes_queued(), 0u);
     EXPECT_EQ(server_conn->stats().bytes_sent, (4u << 20) + 4);
-    (void)drains;
 }
 
 TEST_F(connection_test, on_drain_fires_when_the_queue_empties) {
@@ -412,6 +412,22 @@ TEST_F(connection_test, connect_to_a_closed_port_fails) {
         ASSERT_FALSE(c);
         EXPECT_TRUE(c.error().is(errc::connect_failed));
         EXPECT_NE(c.error().detail().find("refused"), std::string::npos) << c.error().describe();
+    });
+    ASSERT_TRUE(run_until(*reactor, [&] { return done; }));
+}
+
+TEST_F(connection_test, connect_that_cannot_complete_fails_within_its_timeout) {
+    // 192.0.2.0/24 is TEST-NET-1: never routed. Depending on the sandbox the connect times out
+    // or fails at once (no route); either way the callback reports connect_failed.
+    auto addr = parse_address("192.0.2.1:9092");
+    ASSERT_TRUE(addr);
+    connect_options opts;
+    opts.timeout = 100ms;
+    bool done = false;
+    stack->connect(*reactor, *addr, opts, [&](result<connection_ptr> c) {
+        done = true;
+        ASSERT_FALSE(c);
+        EXPECT_TRUE(c.error().is(errc::connect_failed)) << c.error().describe();
     });
     ASSERT_TRUE(run_until(*reactor, [&] { return done; }));
 }
