@@ -1,0 +1,374 @@
+#include "engine/compaction.h"
+
+#include <algorithm>
+
+#include "engine/errc.h"
+#include "engine/log_format.h"
+#include "engine/segment.h"
+#include "model/records.h"
+#include "runtime/reactor.h"
+
+namespace sluice::engine {
+
+namespace {
+
+namespace bf = model::batch_format;
+
+std::string_view view_of(model::bytes_view b) { return model::string_of(b); }
+
+// A closed segment as the key-map pass saw it.
+struct mapped_segment {
+    const segment_info* info = nullptr;
+    uint64_t last_batch_position = 0;  // where its last batch starts (0 when it has none)
+    bool has_batches = false;
+};
+
+bool cancelled(const std::atomic<bool>* cancel) {
+    return cancel != nullptr && cancel->load(std::memory_order_relaxed);
+}
+
+size_t scan_limit_bytes(const compaction_options& opts) {
+    return std::max(opts.max_batch_bytes, bf::header_size + bf::log_overhead);
+}
+
+// Adds the keys of one segment to `map`. Returns false when the map filled up part way (the
+// entries added so far stay: they point at records newer than any in earlier segments, so they
+// still mark those older records as superseded).
+result<bool> map_segment(file_system& fs, const compaction_options& opts, mapped_segment& seg,
+                         key_map& map, compaction_scratch& scratch,
+                         const std::atomic<bool>* cancel) {
+    auto f = fs.open(seg.info->path, open_mode::read_only);
+    if (!f) return f.error();
+    batch_scanner scan(**f, 0, seg.info->size_bytes, scan_limit_bytes(opts));
+    bool fits = true;
+    while (fits) {
+        if (cancelled(cancel)) return error(errc::closed, "compaction cancelled");
+        auto what = scan.next(true);
+        if (what == batch_scanner::outcome::end) break;
+        if (what == batch_scanner::outcome::bad) return scan.problem;
+        seg.has_batches = true;
+        seg.last_batch_position = scan.position;
+        if (scan.header.control()) continue;
+        const model::batch_header& h = scan.header;
+        auto walked = model::for_each_record(
+            scan.batch_bytes(), h, scratch.decompressed,
+            [&](const model::record_view& rec) {
+                if (rec.key && !map.update(*rec.key, rec.offset(h))) fits = false;
+                return fits;
+            },
+            opts.max_decompressed_bytes);
+        if (!walked) {
+            return error(errc::corrupt, seg.info->path + " at byte " +
+                                            std::to_string(scan.position) + ": " +
+                                            walked.error().describe());
+        }
+    }
+    return fits;
+}
+
+// The key-map pass: maps segments oldest first until the map is full. Returns how many
+// segments were mapped completely.
+result<size_t> build_key_map(file_system& fs, const compaction_options& opts,
+                             std::vector<mapped_segment>& segs, key_map& map,
+                             compaction_scratch& scratch, const std::atomic<bool>* cancel) {
+    size_t mapped = 0;
+    for (auto& seg : segs) {
+        auto fits = map_segment(fs, opts, seg, map, scratch, cancel);
+        if (!fits) return fits.error();
+        if (!*fits) break;
+        ++mapped;
+    }
+    return mapped;
+}
+
+// Writes the retained batches of one segment in chunks to an output file.
+class chunked_writer {
+public:
+    chunked_writer(file& out, size_t chunk_bytes) : _out(out), _chunk_bytes(chunk_bytes) {
+        _buf.reserve(chunk_bytes);
+    }
+    std::vector<std::byte>& buffer() { return _buf; }
+    result<void> maybe_flush() { return _buf.size() >= _chunk_bytes ? flush() : ok(); }
+    result<void> flush() {
+        if (_buf.empty()) return ok();
+        if (auto r = _out.write_sync(_pos, _buf); !r) return r;
+        _pos += _buf.size();
+        _buf.clear();
+        return ok();
+    }
+    uint64_t written_bytes() const { return _pos + _buf.size(); }
+
+private:
+    file& _out;
+    size_t _chunk_bytes;
+    std::vector<std::byte> _buf;
+    uint64_t _pos = 0;
+};
+
+// The cleaning pass over one mapped segment. Returns whether anything was dropped (if not, the
+// cleaned file is removed again and the segment stays as it is).
+result<bool> clean_segment(file_system& fs, const compaction_options& opts,
+                           const mapped_segment& seg, const std::string& cleaned_path,
+                           const key_map& map, bool drop_tombstones, compaction_scratch& scratch,
+                           compaction_stats& stats, const std::atomic<bool>* cancel) {
+    auto in = fs.open(seg.info->path, open_mode::read_only);
+    if (!in) return in.error();
+    auto out = fs.open(cleaned_path, open_mode::truncate);
+    if (!out) return out.error();
+    chunked_writer writer(**out, opts.write_chunk_bytes);
+    batch_scanner scan(**in, 0, seg.info->size_bytes, scan_limit_bytes(opts));
+    bool changed = false;
+    while (true) {
+        if (cancelled(cancel)) return error(errc::closed, "compaction cancelled");
+        auto what = scan.next(true);
+        if (what == batch_scanner::outcome::end) break;
+        if (what == batch_scanner::outcome::bad) return scan.problem;
+        stats.bytes_read += scan.header.size_bytes();
+        const bool last = scan.position == seg.last_batch_position;
+        auto fate = filter_batch(scan.batch_bytes(), scan.header, map, drop_tombstones, last,
+                                 opts.max_decompressed_bytes, scratch, writer.buffer(), stats);
+        if (!fate) {
+            return error(errc::corrupt, seg.info->path + " at byte " +
+                                            std::to_string(scan.position) + ": " +
+                                            fate.error().describe());
+        }
+        changed = changed || *fate != batch_fate::copied;
+        if (auto r = writer.maybe_flush(); !r) return r.error();
+    }
+    if (!changed) return false;
+    if (auto r = writer.flush(); !r) return r.error();
+    if (auto r = (*out)->sync(); !r) return r.error();
+    stats.bytes_written += writer.written_bytes();
+    return true;
+}
+
+void remove_cleaned(file_system& fs, const std::vector<cleaned_segment>& cleaned) {
+    // Best effort: a leftover .cleaned file is harmless (never read) and overwritten next run.
+    for (const auto& c : cleaned) (void)fs.remove(c.cleaned_path);
+}
+
+// Rebuilds `h`'s batch with only the records in scratch.records marked kept (passed as a list).
+result<void> rebuild_batch(const model::batch_header& h, std::span<const model::record_view> kept,
+                           compaction_scratch& scratch, std::vector<std::byte>& out) {
+    model::batch_options o;
+    o.base_offset = h.base_offset;
+    o.partition_leader_epoch = h.partition_leader_epoch;
+    o.producer_id = h.producer_id;
+    o.producer_epoch = h.producer_epoch;
+    o.base_sequence = h.base_sequence;
+    o.transactional = h.transactional();
+    o.control = h.control();
+    // An empty batch is written uncompressed: there is nothing to compress.
+    o.codec = kept.empty() ? model::compression::none : h.codec();
+    if (h.log_append_time()) o.log_append_time_ms = h.max_timestamp;
+    o.last_offset_delta = h.last_offset_delta;
+    scratch.builder.reset(o);
+    for (const auto& rec : kept) {
+        scratch.headers.assign(rec.headers.begin(), rec.headers.end());
+        scratch.builder.add_with_offset_delta(rec.offset_delta, rec.key, rec.value,
+                                              rec.timestamp(h), scratch.headers);
+    }
+    return scratch.builder.build_into(out);
+}
+
+}  // namespace
+
+bool key_map::update(model::bytes_view key, int64_t offset) {
+    auto it = _map.find(view_of(key));
+    if (it != _map.end()) {
+        SLUICE_ASSERT(offset > it->second, "key map offsets must increase");
+        it->second = offset;
+        return true;
+    }
+    const size_t cost_bytes = key.size() + entry_overhead_bytes;
+    if (_bytes + cost_bytes > _max_bytes) return false;
+    _map.emplace(std::string(view_of(key)), offset);
+    _bytes += cost_bytes;
+    return true;
+}
+
+std::optional<int64_t> key_map::latest(model::bytes_view key) const {
+    auto it = _map.find(view_of(key));
+    if (it == _map.end()) return std::nullopt;
+    return it->second;
+}
+
+result<batch_fate> filter_batch(model::bytes_view batch, const model::batch_header& h,
+                                const key_map& map, bool drop_tombstones, bool keep_if_empty,
+                                size_t max_decompressed_bytes, compaction_scratch& scratch,
+                                std::vector<std::byte>& out, compaction_stats& stats) {
+    if (h.control()) {
+        // Transaction markers stay: consumers and producer state need them.
+        out.insert(out.end(), batch.begin(), batch.end());
+        ++stats.batches_copied;
+        return batch_fate::copied;
+    }
+    scratch.records.clear();
+    size_t seen = 0;
+    auto walked = model::for_each_record(
+        batch, h, scratch.decompressed,
+        [&](const model::record_view& rec) {
+            ++seen;
+            if (rec.key) {
+                auto latest = map.latest(*rec.key);
+                if (latest && *latest > rec.offset(h)) {
+                    ++stats.records_superseded;
+                    return;
+                }
+                if (!rec.value && drop_tombstones) {
+                    ++stats.tombstones_dropped;
+                    return;
+                }
+            }
+            scratch.records.push_back(rec);
+        },
+        max_decompressed_bytes);
+    if (!walked) return walked.error();
+    stats.records_read += seen;
+    stats.records_kept += scratch.records.size();
+    if (scratch.records.size() == seen) {
+        out.insert(out.end(), batch.begin(), batch.end());
+        ++stats.batches_copied;
+        return batch_fate::copied;
+    }
+    if (scratch.records.empty() && !keep_if_empty) {
+        ++stats.batches_dropped;
+        return batch_fate::dropped;
+    }
+    if (auto r = rebuild_batch(h, scratch.records, scratch, out); !r) return r.error();
+    if (scratch.records.empty()) {
+        ++stats.batches_emptied;
+        return batch_fate::emptied;
+    }
+    ++stats.batches_rewritten;
+    return batch_fate::rewritten;
+}
+
+result<compaction_output> compact_segments(file_system& fs, std::span<const segment_info> closed,
+                                           const compaction_options& opts, int64_t now_ms,
+                                           const std::atomic<bool>* cancel) {
+    compaction_output result_out;
+    compaction_stats& stats = result_out.stats;
+    std::vector<mapped_segment> segs(closed.size());
+    for (size_t i = 0; i < closed.size(); ++i) segs[i].info = &closed[i];
+    key_map map(opts.key_map_max_bytes);
+    compaction_scratch scratch;
+    auto mapped = build_key_map(fs, opts, segs, map, scratch, cancel);
+    if (!mapped) return mapped.error();
+    stats.segments_mapped = *mapped;
+    stats.segments_beyond_map = closed.size() - *mapped;
+    stats.key_map_entries = map.size();
+    stats.key_map_bytes = map.bytes();
+    if (*mapped == 0 && !closed.empty()) {
+        return error(errc::invalid_argument,
+                     "key map of " + std::to_string(opts.key_map_max_bytes) +
+                         " bytes cannot hold the keys of segment " + closed[0].path);
+    }
+    const int64_t tombstone_horizon_ms = now_ms - opts.delete_retention_ms;
+    for (size_t i = 0; i < *mapped; ++i) {
+        const mapped_segment& seg = segs[i];
+        std::string cleaned_path = seg.info->path + std::string(log_format::cleaned_suffix);
+        const bool drop_tombstones = seg.info->max_timestamp() < tombstone_horizon_ms;
+        auto changed = clean_segment(fs, opts, seg, cleaned_path, map, drop_tombstones, scratch,
+                                     stats, cancel);
+        if (!changed || !*changed) (void)fs.remove(cleaned_path);
+        if (!changed) {
+            remove_cleaned(fs, result_out.cleaned);
+            return changed.error();
+        }
+        if (*changed) {
+            result_out.cleaned.push_back({*seg.info, std::move(cleaned_path)});
+        } else {
+            ++stats.segments_unchanged;
+        }
+    }
+    return result_out;
+}
+
+// The driver. `run_state` is shared between the compactor (reactor thread) and the task posted
+// back by the worker: `alive` is read and written on the reactor thread only, so a result that
+// arrives after the compactor was destroyed is recognised and dropped.
+struct compactor::run_state {
+    std::atomic<bool> cancel{false};
+    bool alive = true;
+    partition_log* log = nullptr;
+    file_system* fs = nullptr;
+    done_callback done;
+};
+
+compactor::~compactor() {
+    if (_state) {
+        _state->cancel = true;
+        _state->alive = false;
+    }
+    if (_worker.joinable()) _worker.join();
+}
+
+result<void> compactor::start(partition_log& log, file_system& fs, runtime::reactor& r,
+                              compaction_options opts, int64_t now_ms, done_callback done) {
+    if (_running) return error(errc::busy, "a compaction of " + log.dir() + " is running");
+    if (auto st = log.status(); !st) return st.error();
+    if (_worker.joinable()) _worker.join();  // the previous run's thread, already finished
+    auto st = std::make_shared<run_state>();
+    st->log = &log;
+    st->fs = &fs;
+    st->done = std::move(done);
+    _state = st;
+    _running = true;
+    _worker = std::thread([this, st, &r, closed = log.closed_segments(), opts = std::move(opts),
+                           now_ms]() mutable {
+        auto out = compact_segments(*st->fs, closed, opts, now_ms, &st->cancel);
+        if (out && opts.before_swap_hook) opts.before_swap_hook();
+        r.post([this, st, out = std::move(out)]() mutable {
+            if (!st->alive) {
+                if (out) remove_cleaned(*st->fs, out->cleaned);
+                return;
+            }
+            finish(st, std::move(out));
+        });
+    });
+    return ok();
+}
+
+namespace {
+
+// The closed segment `want` still exactly as the worker read it.
+bool unchanged(const std::vector<segment_info>& now, const segment_info& want) {
+    return std::any_of(now.begin(), now.end(), [&](const segment_info& s) {
+        return s.base_offset == want.base_offset && s.next_offset == want.next_offset &&
+               s.size_bytes == want.size_bytes && s.path == want.path;
+    });
+}
+
+}  // namespace
+
+void compactor::finish(const std::shared_ptr<run_state>& st, result<compaction_output> out) {
+    _running = false;
+    if (_worker.joinable()) _worker.join();  // it has posted its last work; exits at once
+    done_callback done = std::move(st->done);
+    _state.reset();
+    if (!out) {
+        done(out.error());
+        return;
+    }
+    compaction_stats stats = out->stats;
+    partition_log& log = *st->log;
+    for (size_t i = 0; i < out->cleaned.size(); ++i) {
+        const cleaned_segment& c = out->cleaned[i];
+        if (log.failed() || !unchanged(log.closed_segments(), c.original)) {
+            (void)st->fs->remove(c.cleaned_path);
+            ++stats.segments_skipped;
+            continue;
+        }
+        if (auto r = log.replace_segment(c.original.base_offset); !r) {
+            remove_cleaned(*st->fs, {out->cleaned.begin() + static_cast<ptrdiff_t>(i),
+                                     out->cleaned.end()});
+            done(r.error());
+            return;
+        }
+        ++stats.segments_rewritten;
+    }
+    done(stats);
+}
+
+}  // namespace sluice::engine
