@@ -432,6 +432,44 @@ TEST_F(connection_test, connect_that_cannot_complete_fails_within_its_timeout) {
     ASSERT_TRUE(run_until(*reactor, [&] { return done; }));
 }
 
+TEST_F(connection_test, connect_times_out_when_the_peer_never_answers) {
+    // A listening socket that never accepts: once its accept queue is full the kernel drops
+    // further SYNs, so those handshakes never complete.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto any = socket_address::ipv4_loopback(0);
+    ASSERT_EQ(::bind(fd, any.sa(), any.length()), 0);
+    ASSERT_EQ(::listen(fd, 0), 0);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    socket_address addr(reinterpret_cast<sockaddr*>(&ss), len);
+    connect_options opts;
+    opts.timeout = 200ms;
+    constexpr int n = 8;
+    int done = 0, timed_out = 0;
+    std::vector<connection_ptr> ok;
+    for (int i = 0; i < n; ++i) {
+        stack->connect(*reactor, addr, opts, [&](result<connection_ptr> c) {
+            ++done;
+            if (c) {
+                ok.push_back(*c);
+                return;
+            }
+            EXPECT_TRUE(c.error().is(errc::connect_failed));
+            timed_out += c.error().detail().find("timed out") != std::string::npos;
+        });
+    }
+    ASSERT_TRUE(run_until(*reactor, [&] { return done == n; }));
+    EXPECT_GT(timed_out, 0);
+    int closed = 0;
+    for (auto& c : ok) {
+        c->start({.on_close = [&](const error&) { ++closed; }});
+        c->close();
+    }
+    ASSERT_TRUE(run_until(*reactor, [&] { return closed == static_cast<int>(ok.size()); }));
+    ::close(fd);
+}
+
 TEST_F(connection_test, ipv6_loopback_echo) {
     auto l = stack->listen(*reactor, socket_address::ipv6_loopback(0), {}, [this](connection_ptr c) {
         auto ep = std::make_unique<endpoint>();
