@@ -127,6 +127,9 @@ public:
     // Starts closing: in-flight operations are cancelled, queued data is dropped, on_close runs
     // (with errc::closed) once they have all completed. Idempotent.
     virtual void close() = 0;
+    // Stops receiving, lets everything already sent go out, then closes (on_close gets
+    // errc::closed). For "answer, then hang up". Further send() calls are ignored.
+    virtual void close_after_send() = 0;
     // False once closing has started for any reason.
     virtual bool is_open() const = 0;
 

@@ -263,7 +263,7 @@ void output::add(piece p) {
 
 void posix_connection::send(output out) {
     assert_owner_thread();
-    if (_closing) return;
+    if (_closing || _close_when_sent) return;
     for (auto& p : out.pieces()) {
         if (piece_size(p) == 0) continue;
         if (auto* region = std::get_if<file_region>(&p)) {
@@ -351,7 +351,12 @@ void posix_connection::sent_bytes(size_t n) {
     SLUICE_ASSERT(n <= _queued_bytes, "sent more bytes than queued");
     _queued_bytes -= n;
     _stats.bytes_sent += n;
-    if (_queued_bytes == 0 && _handlers.on_drain) _handlers.on_drain();
+    if (_queued_bytes > 0) return;
+    if (_close_when_sent) {
+        begin_close(error(errc::closed, "closed after sending"));
+        return;
+    }
+    if (_handlers.on_drain) _handlers.on_drain();
 }
 
 bool posix_connection::open_pipe() {
@@ -482,6 +487,17 @@ void posix_connection::close() {
     assert_owner_thread();
     if (_closing) return;
     begin_close(error(errc::closed, "local close"));
+}
+
+void posix_connection::close_after_send() {
+    assert_owner_thread();
+    if (_closing || _close_when_sent) return;
+    _paused = true;
+    if (_queued_bytes == 0) {
+        begin_close(error(errc::closed, "local close"));
+        return;
+    }
+    _close_when_sent = true;
 }
 
 void posix_connection::begin_close(error reason) {

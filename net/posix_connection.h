@@ -36,6 +36,7 @@ public:
     void resume_receive() override;
     bool receive_paused() const override { return _paused; }
     void close() override;
+    void close_after_send() override;
     bool is_open() const override { return !_closing; }
     const socket_address& peer_address() const override { return _peer; }
     const socket_address& local_address() const override { return _local; }
@@ -98,6 +99,7 @@ private:
     bool _started = false;
     bool _closing = false;
     bool _finalized = false;
+    bool _close_when_sent = false;
     error _close_reason;
 
     // Receive state: bytes [_rstart, _rend) of _rchunk are received and not yet delivered.

@@ -158,7 +158,7 @@ TEST_F(connection_test, mixed_pieces_arrive_byte_exact_and_in_order) {
     add(pattern(100, 1));
     add(file.slice(0, 3 << 20));  // larger than the pipe (1 MiB at most)
     add(pattern(10, 5));
-    add(file.slice(12345, 100'000));  // nonzero, unaligned offset
+    add(file.slice(12345, 1'500'000));  // unaligned offset, larger than the pipe too
     add(pattern(7, 6));
     auto addr = start_server({}, [&](endpoint& ep, std::span<frame>) {
         output out;
@@ -166,7 +166,7 @@ TEST_F(connection_test, mixed_pieces_arrive_byte_exact_and_in_order) {
         out.append(pattern(100, 1));
         out.append(file.region(0, 3 << 20));
         out.append(tail_buffer);
-        out.append(file.region(12345, 100'000));
+        out.append(file.region(12345, 1'500'000));
         out.append(pattern(7, 6));
         ep.conn->send(std::move(out));
     });
@@ -175,7 +175,7 @@ TEST_F(connection_test, mixed_pieces_arrive_byte_exact_and_in_order) {
     ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == 1; }));
     EXPECT_TRUE(to_vec(client.frames[0]) == expected);
     EXPECT_EQ(servers[0]->conn->bytes_queued(), 0u);
-    EXPECT_EQ(servers[0]->conn->stats().file_bytes_spliced, (3u << 20) + 100'000u);
+    EXPECT_EQ(servers[0]->conn->stats().file_bytes_spliced, (3u << 20) + 1'500'000u);
     EXPECT_EQ(servers[0]->conn->stats().file_bytes_copied, 0u);
 }
 
@@ -354,6 +354,21 @@ TEST_F(connection_test, on_drain_fires_when_the_queue_empties) {
     ASSERT_TRUE(run_until(*reactor, [&] { return done && got == 1; }));
     EXPECT_GE(drains, 1);
     EXPECT_EQ(clients[0]->conn->bytes_queued(), 0u);
+}
+
+TEST_F(connection_test, close_after_send_delivers_the_answer_then_closes) {
+    auto addr = start_server({}, [](endpoint& ep, std::span<frame>) {
+        ep.conn->send(one_piece(framed(pattern(3 << 20, 8))));
+        ep.conn->close_after_send();
+        ep.conn->send(one_piece(framed(pattern(5, 5))));  // ignored: closing
+    });
+    auto& client = connect(addr);
+    client.conn->send(one_piece(framed({})));
+    ASSERT_TRUE(run_until(*reactor, [&] { return client.closed() && servers[0]->closed(); }));
+    ASSERT_EQ(client.frames.size(), 1u);
+    EXPECT_EQ(to_vec(client.frames[0]), pattern(3 << 20, 8));
+    EXPECT_TRUE(servers[0]->close_reason.is(errc::closed)) << servers[0]->close_reason.describe();
+    EXPECT_TRUE(client.close_reason.is(errc::peer_closed));
 }
 
 TEST_F(connection_test, local_close_reports_closed_once) {
