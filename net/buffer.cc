@@ -45,6 +45,8 @@ uint32_t shared_buffer::use_count() const {
     return _chunk ? _chunk->refs.load(std::memory_order_relaxed) : 0;
 }
 
-size_t shared_buffer::chunk_capacity() const { return _chunk ? _chunk->capacity : 0; }
+size_t shared_buffer::chunk_capacity() const {
+    return _chunk ? _chunk->capacity : 0;
+}
 
 }  // namespace sluice::net

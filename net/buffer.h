@@ -18,17 +18,20 @@
 namespace sluice::net {
 
 class shared_buffer {
-public:
+  public:
     shared_buffer() = default;
     // A fresh, uninitialised buffer of `size` bytes (write it through mutable_data()).
     static shared_buffer allocate(size_t size);
     static shared_buffer copy_of(std::span<const std::byte> bytes);
 
-    shared_buffer(const shared_buffer& o) noexcept : _chunk(o._chunk), _data(o._data), _size(o._size) {
+    shared_buffer(const shared_buffer& o) noexcept
+        : _chunk(o._chunk), _data(o._data), _size(o._size) {
         retain();
     }
     shared_buffer(shared_buffer&& o) noexcept
-        : _chunk(std::exchange(o._chunk, nullptr)), _data(o._data), _size(std::exchange(o._size, 0)) {}
+        : _chunk(std::exchange(o._chunk, nullptr)),
+          _data(o._data),
+          _size(std::exchange(o._size, 0)) {}
     shared_buffer& operator=(shared_buffer o) noexcept {
         swap(o);
         return *this;
@@ -69,7 +72,7 @@ public:
     static void retain(chunk* c) { c->refs.fetch_add(1, std::memory_order_relaxed); }
     static void release(chunk* c);
 
-private:
+  private:
     void retain() {
         if (_chunk) retain(_chunk);
     }

@@ -60,7 +60,7 @@ struct connection_options {
 
 // What to send: pieces in order. Build it, then hand it to connection::send() (moved).
 class output {
-public:
+  public:
     using piece = std::variant<std::vector<std::byte>, shared_buffer, file_region>;
 
     output() = default;
@@ -78,7 +78,7 @@ public:
     bool empty() const { return _pieces.empty(); }
     std::vector<piece>& pieces() { return _pieces; }
 
-private:
+  private:
     void add(piece p);
     std::vector<piece> _pieces;
     size_t _size_bytes = 0;
@@ -99,14 +99,14 @@ struct connection_stats {
     uint64_t bytes_received = 0;
     uint64_t bytes_sent = 0;
     uint64_t frames_received = 0;
-    uint64_t sends = 0;                    // send() calls accepted
-    size_t recv_buffer_capacity_max = 0;   // largest receive chunk this connection allocated
-    uint64_t file_bytes_spliced = 0;       // file-region bytes sent without a user-space copy
-    uint64_t file_bytes_copied = 0;        // file-region bytes sent through the copy fallback
+    uint64_t sends = 0;                   // send() calls accepted
+    size_t recv_buffer_capacity_max = 0;  // largest receive chunk this connection allocated
+    uint64_t file_bytes_spliced = 0;      // file-region bytes sent without a user-space copy
+    uint64_t file_bytes_copied = 0;       // file-region bytes sent through the copy fallback
 };
 
 class connection {
-public:
+  public:
     virtual ~connection() = default;
 
     // Installs the handlers and starts receiving. Call once.

@@ -8,18 +8,18 @@
 namespace sluice::net {
 enum class errc {
     ok = 0,
-    closed,               // close() was called on this side
-    peer_closed,          // the peer closed (or reset) the connection
-    frame_too_large,      // size prefix above max_frame_bytes (socket.request.max.bytes)
-    frame_size_invalid,   // negative size prefix
-    io_error,             // a socket or file operation failed (detail has the errno text)
-    file_region_short,    // a file_region reached past the end of its file
-    connection_limit,     // the listener is at max_connections
-    connect_failed,       // connect() did not establish a connection (detail: errno text)
-    address_invalid,      // an address or listener string does not parse or resolve
-    listen_failed,        // socket/bind/listen failed (detail: errno text)
-    stack_unknown,        // make_network_stack() got a name it does not know
-    stack_not_built,      // the stack exists but was not compiled in (dpdk without SLUICE_DPDK)
+    closed,              // close() was called on this side
+    peer_closed,         // the peer closed (or reset) the connection
+    frame_too_large,     // size prefix above max_frame_bytes (socket.request.max.bytes)
+    frame_size_invalid,  // negative size prefix
+    io_error,            // a socket or file operation failed (detail has the errno text)
+    file_region_short,   // a file_region reached past the end of its file
+    connection_limit,    // the listener is at max_connections
+    connect_failed,      // connect() did not establish a connection (detail: errno text)
+    address_invalid,     // an address or listener string does not parse or resolve
+    listen_failed,       // socket/bind/listen failed (detail: errno text)
+    stack_unknown,       // make_network_stack() got a name it does not know
+    stack_not_built,     // the stack exists but was not compiled in (dpdk without SLUICE_DPDK)
 };
 const char* describe(errc e);
 }  // namespace sluice::net

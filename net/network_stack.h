@@ -54,7 +54,7 @@ using connect_callback = std::function<void(result<connection_ptr>)>;
 
 // Accepts connections on one reactor. Owned by the caller; destroying it closes it.
 class listener {
-public:
+  public:
     virtual ~listener() = default;
     // The bound address (with the real port when listening on port 0).
     virtual const socket_address& local_address() const = 0;
@@ -66,7 +66,7 @@ public:
 };
 
 class network_stack {
-public:
+  public:
     virtual ~network_stack() = default;
     virtual std::string_view name() const = 0;
 

@@ -16,7 +16,9 @@ namespace sluice::net {
 namespace {
 constexpr std::string_view k_log = "net";
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
 
 size_t piece_size(const output::piece& p) {
     if (auto* v = std::get_if<std::vector<std::byte>>(&p)) return v->size();
@@ -161,7 +163,8 @@ void posix_connection::on_recv(int res) {
     if (res == 0) {
         size_t pending = _rend - _rstart;
         std::string detail = "peer " + _peer.to_string();
-        if (pending > 0) detail += " closed mid-frame with " + std::to_string(pending) + " bytes pending";
+        if (pending > 0)
+            detail += " closed mid-frame with " + std::to_string(pending) + " bytes pending";
         begin_close(error(errc::peer_closed, std::move(detail)));
         return;
     }
@@ -171,9 +174,11 @@ void posix_connection::on_recv(int res) {
             return;
         }
         if (res == -ECONNRESET || res == -EPIPE) {
-            begin_close(error(errc::peer_closed, "peer " + _peer.to_string() + ": " + errno_text(-res)));
+            begin_close(
+                error(errc::peer_closed, "peer " + _peer.to_string() + ": " + errno_text(-res)));
         } else {
-            begin_close(error(errc::io_error, "recv from " + _peer.to_string() + ": " + errno_text(-res)));
+            begin_close(
+                error(errc::io_error, "recv from " + _peer.to_string() + ": " + errno_text(-res)));
         }
         return;
     }
@@ -190,15 +195,16 @@ bool posix_connection::parse_frames(error& failure) {
     while (_rend - _rstart >= 4) {
         int32_t size = static_cast<int32_t>(bytes::load_be32(base + _rstart));
         if (size < 0) {
-            failure = error(errc::frame_size_invalid, "size prefix " + std::to_string(size) +
-                                                          " from " + _peer.to_string());
+            failure = error(errc::frame_size_invalid,
+                            "size prefix " + std::to_string(size) + " from " + _peer.to_string());
             return false;
         }
         if (static_cast<uint32_t>(size) > _options.max_frame_bytes) {
-            failure = error(errc::frame_too_large,
-                            "frame of " + std::to_string(size) + " bytes from " + _peer.to_string() +
-                                " exceeds max_frame_bytes (socket.request.max.bytes) " +
-                                std::to_string(_options.max_frame_bytes));
+            failure =
+                error(errc::frame_too_large,
+                      "frame of " + std::to_string(size) + " bytes from " + _peer.to_string() +
+                          " exceeds max_frame_bytes (socket.request.max.bytes) " +
+                          std::to_string(_options.max_frame_bytes));
             return false;
         }
         size_t total = 4 + static_cast<size_t>(size);
@@ -362,8 +368,8 @@ void posix_connection::sent_bytes(size_t n) {
 bool posix_connection::open_pipe() {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
-        log::warn(k_log, "pipe2 failed (", errno_text(errno),
-                  "): file regions to ", _peer.to_string(), " are copied through user space");
+        log::warn(k_log, "pipe2 failed (", errno_text(errno), "): file regions to ",
+                  _peer.to_string(), " are copied through user space");
         _splice_ok = false;
         return false;
     }
@@ -384,8 +390,8 @@ void posix_connection::send_file(file_region& region) {
     if (io_uring_sq_space_left(_reactor.ring()) < 2) _reactor.flush();
     io_uring_sqe* in = _reactor.get_sqe();
     io_uring_sqe* out = _reactor.get_sqe();
-    io_uring_prep_splice(in, region.file->get(), static_cast<int64_t>(region.offset),
-                         _pipe_w.get(), -1, static_cast<unsigned>(n), SPLICE_F_MOVE);
+    io_uring_prep_splice(in, region.file->get(), static_cast<int64_t>(region.offset), _pipe_w.get(),
+                         -1, static_cast<unsigned>(n), SPLICE_F_MOVE);
     in->flags |= IOSQE_IO_LINK;
     runtime::reactor::arm(in, &_splice_in_op);
     op_started();

@@ -22,11 +22,10 @@ namespace sluice::net {
 
 class posix_connection final : public connection,
                                public std::enable_shared_from_this<posix_connection> {
-public:
+  public:
     // `on_final` runs once after on_close (the listener uses it to free a connection slot).
-    posix_connection(runtime::reactor& r, unique_fd fd, socket_address local,
-                     socket_address peer, connection_options options,
-                     std::function<void()> on_final);
+    posix_connection(runtime::reactor& r, unique_fd fd, socket_address local, socket_address peer,
+                     connection_options options, std::function<void()> on_final);
     ~posix_connection() override;
 
     void start(connection_handlers handlers) override;
@@ -44,12 +43,12 @@ public:
     const connection_stats& stats() const override { return _stats; }
 
     // Bounds of the send path, named so they can be reasoned about.
-    static constexpr size_t max_iov = 64;                      // pieces per sendmsg
-    static constexpr int pipe_bytes_wanted = 1024 * 1024;      // F_SETPIPE_SZ request
-    static constexpr size_t bounce_bytes = 256 * 1024;         // copy fallback read size
-    static constexpr size_t min_recv_room = 4096;              // below this, compact or move
+    static constexpr size_t max_iov = 64;                  // pieces per sendmsg
+    static constexpr int pipe_bytes_wanted = 1024 * 1024;  // F_SETPIPE_SZ request
+    static constexpr size_t bounce_bytes = 256 * 1024;     // copy fallback read size
+    static constexpr size_t min_recv_room = 4096;          // below this, compact or move
 
-private:
+  private:
     struct op : runtime::io_completion {
         posix_connection* self = nullptr;
     };
@@ -129,7 +128,7 @@ private:
     size_t _pipe_bytes = 0;      // bytes sitting in the pipe, to go to the socket next
     size_t _splice_pending = 0;  // CQEs still expected from the current splice pair
     size_t _splice_in_requested = 0;
-    bool _splice_ok = true;      // false: file regions go through the copy fallback
+    bool _splice_ok = true;  // false: file regions go through the copy fallback
     op _bounce_op;
     std::vector<std::byte> _bounce;
 };

@@ -47,7 +47,7 @@ void set_nodelay(int fd, bool on) {
 // the connection count), so it outlives the listener handle while either is around.
 class listener_state : public runtime::io_completion,
                        public std::enable_shared_from_this<listener_state> {
-public:
+  public:
     listener_state(runtime::reactor& r, unique_fd fd, socket_address local, listen_options o,
                    accept_callback cb)
         : _reactor(r), _fd(std::move(fd)), _local(local), _options(o), _on_accept(std::move(cb)) {
@@ -75,7 +75,8 @@ public:
         _closing = true;
         if (_armed) {
             io_uring_sqe* sqe = _reactor.get_sqe();
-            io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(static_cast<io_completion*>(this)), 0);
+            io_uring_prep_cancel64(
+                sqe, reinterpret_cast<uint64_t>(static_cast<io_completion*>(this)), 0);
             _reactor.submit(sqe, [](int) {});
         } else {
             _reactor.defer([self = shared_from_this()] { self->finish_close(); });
@@ -85,7 +86,7 @@ public:
     const socket_address& local() const { return _local; }
     size_t live() const { return _live; }
 
-private:
+  private:
     void on_accept_cqe(int res, uint32_t flags) {
         auto self = shared_from_this();  // _keepalive may be dropped below
         bool more = (flags & IORING_CQE_F_MORE) != 0;
@@ -162,24 +163,24 @@ private:
 };
 
 class posix_listener final : public listener {
-public:
+  public:
     explicit posix_listener(std::shared_ptr<listener_state> st) : _st(std::move(st)) {}
     ~posix_listener() override { _st->close({}); }
     const socket_address& local_address() const override { return _st->local(); }
     void close(std::function<void()> on_closed) override { _st->close(std::move(on_closed)); }
     size_t connection_count() const override { return _st->live(); }
 
-private:
+  private:
     std::shared_ptr<listener_state> _st;
 };
 
 result<unique_fd> open_listen_socket(const socket_address& address, const listen_options& o) {
     unique_fd fd(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) return error(errc::listen_failed, std::string("socket: ") + std::strerror(errno));
+    if (!fd.valid())
+        return error(errc::listen_failed, std::string("socket: ") + std::strerror(errno));
     int one = 1;
     (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (o.reuse_port &&
-        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    if (o.reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
         return error(errc::listen_failed, std::string("SO_REUSEPORT: ") + std::strerror(errno));
     }
     if (::bind(fd.get(), address.sa(), address.length()) != 0) {
@@ -216,7 +217,7 @@ void connect_done(const std::shared_ptr<connect_state>& st, int res) {
 }
 
 class posix_stack final : public network_stack {
-public:
+  public:
     std::string_view name() const override { return "posix"; }
 
     result<std::unique_ptr<listener>> listen(runtime::reactor& r, const socket_address& address,
@@ -250,7 +251,8 @@ public:
         if (!st->fd.valid()) {
             int err = errno;
             r.defer([st, err] {
-                st->callback(error(errc::connect_failed, std::string("socket: ") + std::strerror(err)));
+                st->callback(
+                    error(errc::connect_failed, std::string("socket: ") + std::strerror(err)));
             });
             return;
         }
@@ -271,6 +273,8 @@ public:
 
 }  // namespace
 
-std::unique_ptr<network_stack> make_posix_stack() { return std::make_unique<posix_stack>(); }
+std::unique_ptr<network_stack> make_posix_stack() {
+    return std::make_unique<posix_stack>();
+}
 
 }  // namespace sluice::net

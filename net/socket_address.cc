@@ -42,7 +42,8 @@ socket_address socket_address::ipv6_loopback(uint16_t port) {
 }
 
 uint16_t socket_address::port() const {
-    if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&_storage)->sin_port);
+    if (family() == AF_INET)
+        return ntohs(reinterpret_cast<const sockaddr_in*>(&_storage)->sin_port);
     if (family() == AF_INET6) {
         return ntohs(reinterpret_cast<const sockaddr_in6*>(&_storage)->sin6_port);
     }
@@ -57,7 +58,8 @@ void socket_address::set_port(uint16_t port) {
 std::string socket_address::host() const {
     char buf[INET6_ADDRSTRLEN] = {};
     if (family() == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&_storage)->sin_addr, buf, sizeof buf);
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&_storage)->sin_addr, buf,
+                  sizeof buf);
     } else if (family() == AF_INET6) {
         inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&_storage)->sin6_addr, buf,
                   sizeof buf);
@@ -79,13 +81,16 @@ bool operator==(const socket_address& a, const socket_address& b) {
 namespace {
 
 result<uint16_t> parse_port(std::string_view s, std::string_view whole) {
-    if (s.empty() || s.size() > 5) return error(errc::address_invalid, "bad port in '" + std::string(whole) + "'");
+    if (s.empty() || s.size() > 5)
+        return error(errc::address_invalid, "bad port in '" + std::string(whole) + "'");
     uint32_t v = 0;
     for (char c : s) {
-        if (c < '0' || c > '9') return error(errc::address_invalid, "bad port in '" + std::string(whole) + "'");
+        if (c < '0' || c > '9')
+            return error(errc::address_invalid, "bad port in '" + std::string(whole) + "'");
         v = v * 10 + static_cast<uint32_t>(c - '0');
     }
-    if (v > 65535) return error(errc::address_invalid, "port out of range in '" + std::string(whole) + "'");
+    if (v > 65535)
+        return error(errc::address_invalid, "port out of range in '" + std::string(whole) + "'");
     return static_cast<uint16_t>(v);
 }
 
@@ -113,7 +118,8 @@ result<host_port> split_host_port(std::string_view s) {
         }
         hp.host = std::string(s.substr(0, colon));
         if (hp.host.find(':') != std::string::npos) {
-            return error(errc::address_invalid, "IPv6 host needs brackets in '" + std::string(s) + "'");
+            return error(errc::address_invalid,
+                         "IPv6 host needs brackets in '" + std::string(s) + "'");
         }
     }
     auto port = parse_port(s.substr(colon + 1), s);
@@ -165,13 +171,16 @@ result<socket_address> parse_address(std::string_view s) {
 result<listener_spec> parse_listener(std::string_view s) {
     size_t sep = s.find("://");
     if (sep == std::string_view::npos || sep == 0) {
-        return error(errc::address_invalid, "expected NAME://host:port, got '" + std::string(s) + "'");
+        return error(errc::address_invalid,
+                     "expected NAME://host:port, got '" + std::string(s) + "'");
     }
     listener_spec spec;
     spec.name = std::string(s.substr(0, sep));
     for (char c : spec.name) {
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-        if (!ok) return error(errc::address_invalid, "bad listener name in '" + std::string(s) + "'");
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+        if (!ok)
+            return error(errc::address_invalid, "bad listener name in '" + std::string(s) + "'");
     }
     auto hp = split_host_port(s.substr(sep + 3));
     if (!hp) return hp.error();

@@ -18,7 +18,7 @@
 namespace sluice::net {
 
 class socket_address {
-public:
+  public:
     socket_address() = default;
     // From a sockaddr of `len` bytes (AF_INET or AF_INET6).
     socket_address(const sockaddr* sa, socklen_t len);
@@ -41,7 +41,7 @@ public:
 
     friend bool operator==(const socket_address& a, const socket_address& b);
 
-private:
+  private:
     sockaddr_storage _storage{};
     socklen_t _len = 0;
 };
@@ -52,8 +52,8 @@ private:
 
 // One Kafka listener entry, "NAME://host:port".
 struct listener_spec {
-    std::string name;     // "PLAINTEXT", "SSL", or a custom listener name, upper-case as given
-    std::string host;     // as written, without brackets; empty means all interfaces
+    std::string name;  // "PLAINTEXT", "SSL", or a custom listener name, upper-case as given
+    std::string host;  // as written, without brackets; empty means all interfaces
     uint16_t port = 0;
     socket_address address;  // resolved (bind or connect) address
 };

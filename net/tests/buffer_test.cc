@@ -1,8 +1,9 @@
+#include "net/buffer.h"
+
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "net/buffer.h"
 #include "net/connection.h"
 
 using namespace sluice;

@@ -14,7 +14,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<std::byte> to_vec(const frame& f) { return {f.data(), f.data() + f.size()}; }
+std::vector<std::byte> to_vec(const frame& f) {
+    return {f.data(), f.data() + f.size()};
+}
 
 // A temporary file filled with a known pattern, unlinked on destruction.
 struct temp_file {
@@ -47,8 +49,9 @@ class connection_test : public net_fixture {};
 TEST_F(connection_test, echo_of_many_sizes_across_recv_boundaries) {
     auto addr = start_echo_server();
     auto& client = connect(addr);
-    std::vector<size_t> sizes = {0, 1, 2, 3, 4, 5, 100, 4095, 4096, 65531, 65532, 65536,
-                                 65537, 100'000, 1 << 20, (1 << 20) + 3, 8 << 20};
+    std::vector<size_t> sizes = {
+        0,     1,     2,     3,     4,       5,       100,           4095,   4096,
+        65531, 65532, 65536, 65537, 100'000, 1 << 20, (1 << 20) + 3, 8 << 20};
     std::vector<std::vector<std::byte>> sent;
     for (size_t i = 0; i < sizes.size(); ++i) {
         sent.push_back(pattern(sizes[i], static_cast<uint32_t>(i)));
@@ -133,8 +136,8 @@ TEST_F(connection_test, negative_and_absurd_size_prefixes_close_without_allocati
     auto& negative = connect(addr);
     auto& absurd = connect(addr);
     negative.conn->send(one_piece({std::byte(0x80), std::byte(0), std::byte(0), std::byte(1)}));
-    absurd.conn->send(one_piece({std::byte(0x7f), std::byte(0xff), std::byte(0xff),
-                                 std::byte(0xff), std::byte(1), std::byte(2)}));
+    absurd.conn->send(one_piece({std::byte(0x7f), std::byte(0xff), std::byte(0xff), std::byte(0xff),
+                                 std::byte(1), std::byte(2)}));
     ASSERT_TRUE(run_until(*reactor, [&] {
         if (!negative.closed() || !absurd.closed() || servers.size() != 2) return false;
         return servers[0]->closed() && servers[1]->closed();
@@ -154,7 +157,9 @@ TEST_F(connection_test, mixed_pieces_arrive_byte_exact_and_in_order) {
     temp_file file(4 << 20);
     auto tail_buffer = shared_buffer::copy_of(pattern(10, 5));
     std::vector<std::byte> expected;
-    auto add = [&](const std::vector<std::byte>& v) { expected.insert(expected.end(), v.begin(), v.end()); };
+    auto add = [&](const std::vector<std::byte>& v) {
+        expected.insert(expected.end(), v.begin(), v.end());
+    };
     add(pattern(100, 1));
     add(file.slice(0, 3 << 20));  // larger than the pipe (1 MiB at most)
     add(pattern(10, 5));
@@ -376,7 +381,8 @@ TEST_F(connection_test, local_close_reports_closed_once) {
     auto& client = connect(addr);
     client.conn->close();
     client.conn->close();
-    ASSERT_TRUE(run_until(*reactor, [&] { return client.closed() && servers.size() == 1 && servers[0]->closed(); }));
+    ASSERT_TRUE(run_until(
+        *reactor, [&] { return client.closed() && servers.size() == 1 && servers[0]->closed(); }));
     EXPECT_EQ(client.close_calls, 1);
     EXPECT_TRUE(client.close_reason.is(errc::closed));
     EXPECT_TRUE(servers[0]->close_reason.is(errc::peer_closed));
@@ -393,10 +399,11 @@ TEST_F(connection_test, dropped_pointer_keeps_connection_until_closed) {
         connection* raw = c->get();
         weak = *c;
         (*c)->start(connection_handlers{
-            .on_frames = [&, raw](std::span<frame> fs) {
-                got += fs.size();
-                raw->close();
-            },
+            .on_frames =
+                [&, raw](std::span<frame> fs) {
+                    got += fs.size();
+                    raw->close();
+                },
             .on_close = [&](const error&) { ++closes; },
         });
         (*c)->send(one_piece(framed(pattern(100, 1))));
@@ -486,20 +493,21 @@ TEST_F(connection_test, connect_times_out_when_the_peer_never_answers) {
 }
 
 TEST_F(connection_test, ipv6_loopback_echo) {
-    auto l = stack->listen(*reactor, socket_address::ipv6_loopback(0), {}, [this](connection_ptr c) {
-        auto ep = std::make_unique<endpoint>();
-        ep->conn = std::move(c);
-        ep->on_frames = [](endpoint& e, std::span<frame> fs) {
-            for (auto& f : fs) {
-                output out;
-                out.append(prefix(static_cast<uint32_t>(f.size())));
-                out.append(std::move(f));
-                e.conn->send(std::move(out));
-            }
-        };
-        ep->start();
-        servers.push_back(std::move(ep));
-    });
+    auto l =
+        stack->listen(*reactor, socket_address::ipv6_loopback(0), {}, [this](connection_ptr c) {
+            auto ep = std::make_unique<endpoint>();
+            ep->conn = std::move(c);
+            ep->on_frames = [](endpoint& e, std::span<frame> fs) {
+                for (auto& f : fs) {
+                    output out;
+                    out.append(prefix(static_cast<uint32_t>(f.size())));
+                    out.append(std::move(f));
+                    e.conn->send(std::move(out));
+                }
+            };
+            ep->start();
+            servers.push_back(std::move(ep));
+        });
     if (!l) GTEST_SKIP() << "no IPv6 loopback: " << l.error().describe();
     auto addr = (*l)->local_address();
     listeners.push_back(std::move(*l));
@@ -527,23 +535,24 @@ TEST(reuse_port, two_reactors_on_two_threads_share_one_port) {
             while (port.load() == 0) std::this_thread::sleep_for(1ms);
         }
         std::vector<connection_ptr> conns;
-        auto l = (*stack)->listen(re, socket_address::ipv4_loopback(port.load()), {},
-                                  [&](connection_ptr c) {
-                                      ++accepted[core];
-                                      connection* raw = c.get();
-                                      c->start(connection_handlers{
-                                          .on_frames = [raw](std::span<frame> fs) {
-                                              for (auto& f : fs) {
-                                                  output out;
-                                                  out.append(prefix(static_cast<uint32_t>(f.size())));
-                                                  out.append(std::move(f));
-                                                  raw->send(std::move(out));
-                                              }
-                                          },
-                                          .on_close = [](const error&) {},
-                                      });
-                                      conns.push_back(std::move(c));
-                                  });
+        auto l = (*stack)->listen(
+            re, socket_address::ipv4_loopback(port.load()), {}, [&](connection_ptr c) {
+                ++accepted[core];
+                connection* raw = c.get();
+                c->start(connection_handlers{
+                    .on_frames =
+                        [raw](std::span<frame> fs) {
+                            for (auto& f : fs) {
+                                output out;
+                                out.append(prefix(static_cast<uint32_t>(f.size())));
+                                out.append(std::move(f));
+                                raw->send(std::move(out));
+                            }
+                        },
+                    .on_close = [](const error&) {},
+                });
+                conns.push_back(std::move(c));
+            });
         ASSERT_TRUE(l) << l.error().describe();
         if (core == 0) port = (*l)->local_address().port();
         ++ready;
@@ -553,7 +562,8 @@ TEST(reuse_port, two_reactors_on_two_threads_share_one_port) {
         for (auto& c : conns) c->close();
         re.run_until([&] {
             if (!closed) return false;
-            for (auto& c : conns) if (c.use_count() > 1) return false;
+            for (auto& c : conns)
+                if (c.use_count() > 1) return false;
             return true;
         });
     };
@@ -567,16 +577,17 @@ TEST(reuse_port, two_reactors_on_two_threads_share_one_port) {
     std::vector<connection_ptr> clients;
     int echoed = 0, closed = 0;
     for (int i = 0; i < n; ++i) {
-        (*stack)->connect(re, socket_address::ipv4_loopback(port.load()), {},
-                          [&](result<connection_ptr> c) {
-                              ASSERT_TRUE(c) << c.error().describe();
-                              (*c)->start(connection_handlers{
-                                  .on_frames = [&](std::span<frame> fs) { echoed += static_cast<int>(fs.size()); },
-                                  .on_close = [&](const error&) { ++closed; },
-                              });
-                              (*c)->send(one_piece(framed(pattern(64, 1))));
-                              clients.push_back(*c);
-                          });
+        (*stack)->connect(
+            re, socket_address::ipv4_loopback(port.load()), {}, [&](result<connection_ptr> c) {
+                ASSERT_TRUE(c) << c.error().describe();
+                (*c)->start(connection_handlers{
+                    .on_frames =
+                        [&](std::span<frame> fs) { echoed += static_cast<int>(fs.size()); },
+                    .on_close = [&](const error&) { ++closed; },
+                });
+                (*c)->send(one_piece(framed(pattern(64, 1))));
+                clients.push_back(*c);
+            });
     }
     EXPECT_TRUE(run_until(re, [&] { return echoed == n; }));
     for (auto& c : clients) c->close();

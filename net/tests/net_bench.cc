@@ -137,15 +137,15 @@ int main(int argc, char** argv) {
     };
     double spliced = run_case("file region 1 MiB (splice)", seconds, 16, 4, region_response);
     // Baseline: the same file bytes read into user memory and sent from there.
-    double copied = run_case("file bytes 1 MiB (pread + send)", seconds, 16, 4,
-                             [file](connection& c, frame&) {
-                                 std::vector<std::byte> v(4 + (1 << 20));
-                                 bytes::store_be32(v.data(), 1u << 20);
-                                 (void)!::pread(file->get(), v.data() + 4, 1 << 20, 4096);
-                                 output o;
-                                 o.append(std::move(v));
-                                 c.send(std::move(o));
-                             });
+    double copied =
+        run_case("file bytes 1 MiB (pread + send)", seconds, 16, 4, [file](connection& c, frame&) {
+            std::vector<std::byte> v(4 + (1 << 20));
+            bytes::store_be32(v.data(), 1u << 20);
+            (void)!::pread(file->get(), v.data() + 4, 1 << 20, 4096);
+            output o;
+            o.append(std::move(v));
+            c.send(std::move(o));
+        });
     std::printf("splice / copy throughput ratio: %.2f\n", spliced / copied);
     return 0;
 }

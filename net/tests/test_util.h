@@ -94,7 +94,7 @@ struct endpoint {
 };
 
 class net_fixture : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto r = runtime::reactor::create({});
         ASSERT_TRUE(r) << r.error().describe();
@@ -105,16 +105,20 @@ protected:
     }
 
     void TearDown() override {
-        for (auto& e : servers) if (e->conn) e->conn->close();
-        for (auto& e : clients) if (e->conn) e->conn->close();
+        for (auto& e : servers)
+            if (e->conn) e->conn->close();
+        for (auto& e : clients)
+            if (e->conn) e->conn->close();
         int listeners_open = 0;
         for (auto& l : listeners) {
             ++listeners_open;
             l->close([&] { --listeners_open; });
         }
         run_until(*reactor, [&] {
-            for (auto& e : servers) if (!e->closed()) return false;
-            for (auto& e : clients) if (e->conn && !e->closed()) return false;
+            for (auto& e : servers)
+                if (!e->closed()) return false;
+            for (auto& e : clients)
+                if (e->conn && !e->closed()) return false;
             return listeners_open == 0;
         });
         listeners.clear();
