@@ -293,6 +293,7 @@ struct compactor::run_state {
     bool alive = true;
     partition_log* log = nullptr;
     file_system* fs = nullptr;
+    std::vector<segment_info> planned;  // the closed segments as start() saw them
     done_callback done;
 };
 
@@ -312,12 +313,13 @@ result<void> compactor::start(partition_log& log, file_system& fs, runtime::reac
     auto st = std::make_shared<run_state>();
     st->log = &log;
     st->fs = &fs;
+    st->planned = log.closed_segments();
     st->done = std::move(done);
     _state = st;
     _running = true;
-    _worker = std::thread([this, st, &r, closed = log.closed_segments(), opts = std::move(opts),
-                           now_ms]() mutable {
-        auto out = compact_segments(*st->fs, closed, opts, now_ms, &st->cancel);
+    // The worker reads st->planned and st->fs only; st->log is for the reactor thread.
+    _worker = std::thread([this, st, &r, opts = std::move(opts), now_ms]() mutable {
+        auto out = compact_segments(*st->fs, st->planned, opts, now_ms, &st->cancel);
         if (out && opts.before_swap_hook) opts.before_swap_hook();
         r.post([this, st, out = std::move(out)]() mutable {
             if (!st->alive) {
@@ -347,12 +349,20 @@ void compactor::finish(const std::shared_ptr<run_state>& st, result<compaction_o
     if (_worker.joinable()) _worker.join();  // it has posted its last work; exits at once
     done_callback done = std::move(st->done);
     _state.reset();
+    partition_log& log = *st->log;
     if (!out) {
-        done(out.error());
-        return;
+        // A segment deleted (retention, DeleteRecords) or truncated under the worker makes it
+        // fail to open or read; that is a lost race, not an error: the next run cleans what is
+        // left.
+        const auto now = log.closed_segments();
+        const bool raced = std::any_of(st->planned.begin(), st->planned.end(),
+                                       [&](const segment_info& s) { return !unchanged(now, s); });
+        if (!raced || log.failed()) return done(out.error());
+        compaction_stats stats;
+        stats.segments_skipped = st->planned.size();
+        return done(stats);
     }
     compaction_stats stats = out->stats;
-    partition_log& log = *st->log;
     for (size_t i = 0; i < out->cleaned.size(); ++i) {
         const cleaned_segment& c = out->cleaned[i];
         if (log.failed() || !unchanged(log.closed_segments(), c.original)) {
