@@ -119,7 +119,9 @@ void posix_connection::start(connection_handlers handlers) {
 // ---------------------------------------------------------------------------------------------
 // Receive
 
+// Called only with no recv in flight: it may move or replace the buffer the kernel writes to.
 void posix_connection::ensure_recv_room() {
+    SLUICE_ASSERT(!_recv_inflight, "receive buffer moved under an in-flight recv");
     size_t pending = _rend - _rstart;
     size_t need = std::max<size_t>(_rneed, 4);
     size_t capacity = _rchunk ? _rchunk->capacity : 0;
@@ -236,8 +238,11 @@ void posix_connection::process_frames() {
         begin_close(std::move(failure));
         return;
     }
-    if (_rstart == _rend && _rchunk->refs.load(std::memory_order_acquire) == 1) {
-        _rstart = _rend = 0;  // everything delivered and released: reuse the chunk from the top
+    // Everything delivered and released: reuse the chunk from the top. Not while a recv is
+    // in flight, which writes at the current _rend.
+    if (_rstart == _rend && !_recv_inflight &&
+        _rchunk->refs.load(std::memory_order_acquire) == 1) {
+        _rstart = _rend = 0;
     }
 }
 

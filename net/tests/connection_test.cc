@@ -322,6 +322,28 @@ TEST_F(connection_test, pause_stops_delivery_until_resume) {
     }));
 }
 
+// Pause and resume from outside a handler, while a recv is in flight into the buffer.
+TEST_F(connection_test, pause_and_resume_outside_handlers_keep_the_stream_intact) {
+    auto addr = start_echo_server();
+    auto& client = connect(addr);
+    client.conn->send(one_piece(framed(pattern(10, 1))));
+    ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == 1; }));
+    auto& server = *servers[0]->conn;
+    for (int round = 0; round < 3; ++round) {
+        server.pause_receive();
+        server.resume_receive();
+        for (int i = 0; i < 3; ++i) reactor->run_once(1ms);
+        server.pause_receive();
+        client.conn->send(one_piece(framed(pattern(20, 2 + round))));
+        for (int i = 0; i < 10; ++i) reactor->run_once(1ms);
+        EXPECT_EQ(client.frames.size(), 1u + round);
+        server.resume_receive();
+        ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == 2u + round; }));
+        EXPECT_EQ(to_vec(client.frames.back()), pattern(20, 2 + round));
+    }
+    EXPECT_FALSE(client.closed());
+}
+
 TEST_F(connection_test, bytes_queued_counts_unsent_bytes) {
     connection* server_conn = nullptr;
     auto addr = start_server({}, [&](endpoint& ep, std::span<frame>) {
