@@ -1,0 +1,415 @@
+// CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, AlterConfigs,
+// IncrementalAlterConfigs.
+
+#include <cstring>
+#include <set>
+#include <sstream>
+
+#include "base/log.h"
+#include "broker/config.h"
+#include "broker/handlers.h"
+#include "broker/kafka_error.h"
+#include "broker/server.h"
+#include "replication/metadata_store.h"
+
+namespace sluice::broker {
+
+namespace {
+
+constexpr int8_t resource_topic = 2;
+constexpr int8_t resource_broker = 4;
+
+// Kafka's ConfigSource values.
+constexpr int8_t source_topic = 1;
+constexpr int8_t source_static_broker = 4;
+constexpr int8_t source_default = 5;
+
+protocol::uuid to_uuid(const replication::topic_id& id) {
+    protocol::uuid u;
+    std::memcpy(u.bytes.data(), id.data(), 16);
+    return u;
+}
+
+// Calls `done` once `n` completions have been counted (n may be 0).
+std::function<void()> countdown(size_t n, std::function<void()> done) {
+    if (n == 0) {
+        done();
+        return [] {};
+    }
+    auto left = std::make_shared<size_t>(n);
+    auto d = std::make_shared<std::function<void()>>(std::move(done));
+    return [left, d] {
+        if (--*left == 0) (*d)();
+    };
+}
+
+}  // namespace
+
+void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
+    auto& req = std::get<protocol::create_topics_request>(any);
+    server& srv = ctx->srv;
+    auto resp = std::make_shared<protocol::create_topics_response>();
+    struct to_open {
+        std::string name;
+        int32_t partitions;
+    };
+    std::vector<to_open> created;
+    std::set<std::string> seen;
+    for (const auto& t : req.topics) {
+        protocol::create_topics_response::creatable_topic_result r;
+        r.name = t.name;
+        r.num_partitions = -1;
+        r.replication_factor = -1;
+        auto fail = [&](kafka_error e, std::string msg) {
+            r.error_code = code(e);
+            r.error_message = std::move(msg);
+            resp->topics.push_back(r);
+        };
+        if (!seen.insert(t.name).second) {
+            fail(kafka_error::invalid_request, "topic " + t.name + " appears twice in the request");
+            continue;
+        }
+        if (auto v = replication::validate_topic_name(t.name); !v) {
+            fail(kafka_error::invalid_topic_exception, v.error().describe());
+            continue;
+        }
+        int32_t partitions = t.num_partitions;
+        int16_t rf = t.replication_factor;
+        if (!t.assignments.empty()) {
+            partitions = static_cast<int32_t>(t.assignments.size());
+            rf = static_cast<int16_t>(t.assignments.front().broker_ids.size());
+            bool ok = true;
+            for (const auto& a : t.assignments) {
+                for (int32_t b : a.broker_ids) ok &= b == srv.node_id();
+            }
+            if (!ok) {
+                fail(kafka_error::invalid_replica_assignment,
+                     "replica assignment names a broker other than " + std::to_string(srv.node_id()));
+                continue;
+            }
+        }
+        if (partitions == -1) partitions = static_cast<int32_t>(srv.config().int_value("num.partitions"));
+        if (rf == -1) rf = static_cast<int16_t>(srv.config().int_value("default.replication.factor"));
+        if (partitions <= 0) {
+            fail(kafka_error::invalid_partitions, "number of partitions must be larger than 0");
+            continue;
+        }
+        if (rf != 1) {
+            fail(kafka_error::invalid_replication_factor,
+                 "replication factor " + std::to_string(rf) + " is larger than the 1 available broker");
+            continue;
+        }
+        std::map<std::string, std::string> configs;
+        std::string bad;
+        for (const auto& c : t.configs) {
+            if (!c.value) continue;
+            if (auto v = validate_topic_config(c.name, *c.value); !v) {
+                bad = v.error().describe();
+                break;
+            }
+            configs[c.name] = *c.value;
+        }
+        if (!bad.empty()) {
+            fail(kafka_error::invalid_config, bad);
+            continue;
+        }
+        if (srv.metadata().snapshot()->contains(t.name)) {
+            fail(kafka_error::topic_already_exists, "topic '" + t.name + "' already exists");
+            continue;
+        }
+        r.num_partitions = partitions;
+        r.replication_factor = rf;
+        if (!req.validate_only) {
+            auto m = srv.metadata().create_topic(t.name, partitions, configs);
+            if (!m) {
+                fail(to_kafka_error(m.error()), m.error().describe());
+                continue;
+            }
+            r.topic_id = to_uuid(m->id);
+            created.push_back({t.name, partitions});
+            log::info("broker", "created topic ", t.name, " with ", partitions, " partition(s)");
+        }
+        if (ctx->version() >= 5) {
+            r.configs.emplace();
+            auto eff = effective_topic_config(srv.topic_defaults(), configs);
+            for (const auto& [k, v] : eff) {
+                protocol::create_topics_response::creatable_topic_configs c;
+                c.name = k;
+                c.value = v;
+                c.config_source = configs.contains(k) ? source_topic : source_default;
+                r.configs->push_back(std::move(c));
+            }
+        }
+        resp->topics.push_back(std::move(r));
+    }
+    auto tick = countdown(created.size(), [ctx, resp] { ctx->respond(*resp); });
+    for (const auto& c : created) srv.open_partitions(c.name, 0, c.partitions, tick);
+}
+
+void handle_delete_topics(context_ptr ctx, protocol::any_request& any) {
+    auto& req = std::get<protocol::delete_topics_request>(any);
+    server& srv = ctx->srv;
+    auto resp = std::make_shared<protocol::delete_topics_response>();
+    struct target {
+        std::optional<std::string> name;
+        protocol::uuid id;
+    };
+    std::vector<target> targets;
+    for (const auto& n : req.topic_names) targets.push_back({n, {}});
+    for (const auto& t : req.topics) targets.push_back({t.name, t.topic_id});
+    bool enabled = srv.config().bool_value("delete.topic.enable");
+    std::vector<std::pair<std::string, int32_t>> dropped;
+    for (const auto& t : targets) {
+        protocol::delete_topics_response::deletable_topic_result r;
+        r.name = t.name;
+        r.topic_id = t.id;
+        auto snap = srv.metadata().snapshot();
+        const replication::topic_metadata* meta = nullptr;
+        if (t.name) {
+            auto it = snap->find(*t.name);
+            if (it != snap->end()) meta = &it->second;
+        } else {
+            for (const auto& [n, m] : *snap) {
+                if (to_uuid(m.id) == t.id) meta = &m;
+            }
+        }
+        if (!enabled) {
+            r.error_code = code(kafka_error::topic_deletion_disabled);
+            r.error_message = "delete.topic.enable is false";
+        } else if (meta == nullptr) {
+            r.error_code = code(t.name ? kafka_error::unknown_topic_or_partition
+                                       : kafka_error::unknown_topic_id);
+        } else {
+            std::string name = meta->name;
+            int32_t parts = meta->partitions;
+            r.name = name;
+            r.topic_id = to_uuid(meta->id);
+            if (auto d = srv.metadata().delete_topic(name); !d) {
+                r.error_code = code(to_kafka_error(d.error()));
+                r.error_message = d.error().describe();
+            } else {
+                dropped.emplace_back(name, parts);
+                log::info("broker", "deleted topic ", name);
+            }
+        }
+        resp->responses.push_back(std::move(r));
+    }
+    auto tick = countdown(dropped.size(), [ctx, resp] { ctx->respond(*resp); });
+    for (const auto& [name, parts] : dropped) srv.drop_topic(name, parts, tick);
+}
+
+void handle_create_partitions(context_ptr ctx, protocol::any_request& any) {
+    auto& req = std::get<protocol::create_partitions_request>(any);
+    server& srv = ctx->srv;
+    auto resp = std::make_shared<protocol::create_partitions_response>();
+    std::vector<std::tuple<std::string, int32_t, int32_t>> grown;
+    for (const auto& t : req.topics) {
+        protocol::create_partitions_response::create_partitions_topic_result r;
+        r.name = t.name;
+        auto snap = srv.metadata().snapshot();
+        auto it = snap->find(t.name);
+        if (it == snap->end()) {
+            r.error_code = code(kafka_error::unknown_topic_or_partition);
+            r.error_message = "topic '" + t.name + "' does not exist";
+        } else if (t.count <= it->second.partitions) {
+            r.error_code = code(kafka_error::invalid_partitions);
+            r.error_message = "topic has " + std::to_string(it->second.partitions) +
+                              " partitions; the new count must be larger";
+        } else if (!req.validate_only) {
+            int32_t old = it->second.partitions;
+            if (auto s = srv.metadata().set_partition_count(t.name, t.count); !s) {
+                r.error_code = code(to_kafka_error(s.error()));
+                r.error_message = s.error().describe();
+            } else {
+                grown.emplace_back(t.name, old, t.count);
+                log::info("broker", "topic ", t.name, " now has ", t.count, " partitions");
+            }
+        }
+        resp->results.push_back(std::move(r));
+    }
+    auto tick = countdown(grown.size(), [ctx, resp] { ctx->respond(*resp); });
+    for (const auto& [name, from, to] : grown) srv.open_partitions(name, from, to, tick);
+}
+
+void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
+    auto& req = std::get<protocol::describe_configs_request>(any);
+    server& srv = ctx->srv;
+    protocol::describe_configs_response resp;
+    for (const auto& res : req.resources) {
+        protocol::describe_configs_response::describe_configs_result r;
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name;
+        auto wanted = [&](const std::string& k) {
+            if (!res.configuration_keys) return true;
+            for (const auto& w : *res.configuration_keys) {
+                if (w == k) return true;
+            }
+            return false;
+        };
+        auto add = [&](const std::string& k, const std::string& v, int8_t source, bool read_only) {
+            if (!wanted(k)) return;
+            protocol::describe_configs_response::describe_configs_resource_result c;
+            c.name = k;
+            c.value = v;
+            c.read_only = read_only;
+            c.is_default = source == source_default;
+            c.config_source = source;
+            r.configs.push_back(std::move(c));
+        };
+        if (res.resource_type == resource_topic) {
+            auto snap = srv.metadata().snapshot();
+            auto it = snap->find(res.resource_name);
+            if (it == snap->end()) {
+                r.error_code = code(kafka_error::unknown_topic_or_partition);
+                r.error_message = "topic '" + res.resource_name + "' does not exist";
+            } else {
+                auto eff = srv.effective_config(it->second);
+                for (const auto& [k, v] : eff) {
+                    int8_t source = it->second.configs.contains(k) ? source_topic : source_default;
+                    add(k, v, source, false);
+                }
+            }
+        } else if (res.resource_type == resource_broker) {
+            if (!res.resource_name.empty() && res.resource_name != std::to_string(srv.node_id())) {
+                r.error_code = code(kafka_error::invalid_request);
+                r.error_message = "this is broker " + std::to_string(srv.node_id());
+            } else {
+                for (const auto& [k, v] : srv.config().all()) {
+                    add(k, v, srv.config().is_default(k) ? source_default : source_static_broker, true);
+                }
+            }
+        } else {
+            r.error_code = code(kafka_error::invalid_request);
+            r.error_message = "unsupported resource type " + std::to_string(res.resource_type);
+        }
+        resp.results.push_back(std::move(r));
+    }
+    ctx->respond(resp);
+}
+
+namespace {
+
+using overrides = std::map<std::string, std::string>;
+
+// Validates the new override set of a topic and stores it; `changed` collects topics whose
+// partitions must pick up new settings.
+std::pair<kafka_error, std::string> store_topic_overrides(server& srv, const std::string& topic,
+                                                          const overrides& next, bool validate_only,
+                                                          std::vector<std::string>& changed) {
+    for (const auto& [k, v] : next) {
+        if (auto ok = validate_topic_config(k, v); !ok) {
+            return {kafka_error::invalid_config, ok.error().describe()};
+        }
+    }
+    if (validate_only) return {kafka_error::none, {}};
+    if (auto s = srv.metadata().set_topic_configs(topic, next); !s) {
+        return {to_kafka_error(s.error()), s.error().describe()};
+    }
+    changed.push_back(topic);
+    return {kafka_error::none, {}};
+}
+
+template <class Response, class Resource, class Apply>
+void alter_configs_common(context_ptr ctx, const std::vector<Resource>& resources,
+                          bool validate_only, Apply apply) {
+    server& srv = ctx->srv;
+    auto resp = std::make_shared<Response>();
+    std::vector<std::string> changed;
+    for (const auto& res : resources) {
+        typename decltype(resp->responses)::value_type r;
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name;
+        if (res.resource_type == resource_topic) {
+            auto snap = srv.metadata().snapshot();
+            auto it = snap->find(res.resource_name);
+            if (it == snap->end()) {
+                r.error_code = code(kafka_error::unknown_topic_or_partition);
+                r.error_message = "topic '" + res.resource_name + "' does not exist";
+            } else {
+                overrides next = it->second.configs;
+                std::string why;
+                if (!apply(res, next, why)) {
+                    r.error_code = code(kafka_error::invalid_config);
+                    r.error_message = why;
+                } else {
+                    auto [e, msg] = store_topic_overrides(srv, res.resource_name, next,
+                                                          validate_only, changed);
+                    r.error_code = code(e);
+                    if (!msg.empty()) r.error_message = msg;
+                }
+            }
+        } else if (res.resource_type == resource_broker) {
+            r.error_code = code(kafka_error::invalid_request);
+            r.error_message = "Sluice does not support dynamic broker configs yet; "
+                              "change server.properties and restart";
+        } else {
+            r.error_code = code(kafka_error::invalid_request);
+            r.error_message = "unsupported resource type " + std::to_string(res.resource_type);
+        }
+        resp->responses.push_back(std::move(r));
+    }
+    auto tick = countdown(changed.size(), [ctx, resp] { ctx->respond(*resp); });
+    for (const auto& t : changed) srv.apply_topic_config(t, tick);
+}
+
+}  // namespace
+
+void handle_alter_configs(context_ptr ctx, protocol::any_request& any) {
+    auto req = std::get<protocol::alter_configs_request>(any);
+    // Non-incremental: the request's set replaces the topic's overrides.
+    alter_configs_common<protocol::alter_configs_response>(
+        ctx, req.resources, req.validate_only, [](const auto& res, overrides& next, std::string&) {
+            next.clear();
+            for (const auto& c : res.configs) {
+                if (c.value) next[c.name] = *c.value;
+            }
+            return true;
+        });
+}
+
+void handle_incremental_alter_configs(context_ptr ctx, protocol::any_request& any) {
+    auto req = std::get<protocol::incremental_alter_configs_request>(any);
+    alter_configs_common<protocol::incremental_alter_configs_response>(
+        ctx, req.resources, req.validate_only, [](const auto& res, overrides& next, std::string& why) {
+            for (const auto& c : res.configs) {
+                switch (c.config_operation) {
+                    case 0:  // SET
+                        if (!c.value) {
+                            why = c.name + ": SET needs a value";
+                            return false;
+                        }
+                        next[c.name] = *c.value;
+                        break;
+                    case 1:  // DELETE
+                        next.erase(c.name);
+                        break;
+                    case 2:    // APPEND (list values)
+                    case 3: {  // SUBTRACT
+                        if (c.name != "cleanup.policy" || !c.value) {
+                            why = c.name + ": APPEND/SUBTRACT apply only to list configs";
+                            return false;
+                        }
+                        std::set<std::string> items;
+                        std::stringstream cur(next.contains(c.name) ? next[c.name] : "delete");
+                        std::string item;
+                        while (std::getline(cur, item, ',')) items.insert(item);
+                        if (c.config_operation == 2) {
+                            items.insert(*c.value);
+                        } else {
+                            items.erase(*c.value);
+                        }
+                        std::string joined;
+                        for (const auto& i : items) joined += (joined.empty() ? "" : ",") + i;
+                        next[c.name] = joined;
+                        break;
+                    }
+                    default:
+                        why = c.name + ": unknown operation " + std::to_string(c.config_operation);
+                        return false;
+                }
+            }
+            return true;
+        });
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,410 @@
+// Produce, Fetch, ListOffsets, OffsetForLeaderEpoch, DeleteRecords.
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstring>
+
+#include "base/log.h"
+#include "broker/fanout.h"
+#include "broker/handlers.h"
+#include "broker/kafka_error.h"
+#include "broker/server.h"
+#include "broker/shard.h"
+#include "runtime/reactor.h"
+
+namespace sluice::broker {
+
+namespace {
+
+struct located {
+    size_t topic = 0;
+    size_t partition = 0;
+};
+
+int32_t topic_min_isr(server& srv, const std::string& topic) {
+    auto snap = srv.metadata().snapshot();
+    auto it = snap->find(topic);
+    if (it == snap->end()) return 1;
+    auto eff = srv.effective_config(it->second);
+    return static_cast<int32_t>(std::stoll(eff["min.insync.replicas"]));
+}
+
+}  // namespace
+
+void handle_produce(context_ptr ctx, protocol::any_request& any) {
+    auto req = std::make_shared<protocol::produce_request>(
+        std::move(std::get<protocol::produce_request>(any)));
+    server& srv = ctx->srv;
+    auto resp = std::make_shared<protocol::produce_response>();
+    std::vector<model::tp> tps;
+    std::vector<located> where;
+    std::vector<std::span<std::byte>> payloads;
+    bool acks_valid = req->acks == 0 || req->acks == 1 || req->acks == -1;
+    auto snap = srv.metadata().snapshot();
+    for (size_t t = 0; t < req->topic_data.size(); ++t) {
+        const auto& td = req->topic_data[t];
+        protocol::produce_response::topic_produce_response tr;
+        tr.name = td.name;
+        auto topic = snap->find(td.name);
+        int32_t min_isr = td.partition_data.empty() ? 1 : topic_min_isr(srv, td.name);
+        for (size_t p = 0; p < td.partition_data.size(); ++p) {
+            const auto& pd = td.partition_data[p];
+            protocol::produce_response::partition_produce_response pr;
+            pr.index = pd.index;
+            pr.base_offset = -1;
+            if (!acks_valid) {
+                pr.error_code = code(kafka_error::invalid_required_acks);
+            } else if (topic == snap->end() || pd.index < 0 ||
+                       pd.index >= topic->second.partitions) {
+                pr.error_code = code(kafka_error::unknown_topic_or_partition);
+            } else if (req->transactional_id) {
+                pr.error_code = code(kafka_error::transactional_id_authorization_failed);
+            } else if (req->acks == -1 && min_isr > 1) {
+                // A single broker is an ISR of one.
+                pr.error_code = code(kafka_error::not_enough_replicas);
+            } else if (pd.records.is_null() || pd.records.memory().empty()) {
+                pr.error_code = code(kafka_error::corrupt_message);
+            } else {
+                tps.push_back({td.name, model::partition_id(pd.index)});
+                where.push_back({t, p});
+                // The request frame is ours alone; the engine rewrites offsets in place.
+                auto mem = pd.records.memory();
+                payloads.emplace_back(const_cast<std::byte*>(mem.data()), mem.size());
+            }
+            tr.partition_responses.push_back(std::move(pr));
+        }
+        resp->responses.push_back(std::move(tr));
+    }
+    bool no_response = req->acks == 0;
+    if (no_response) ctx->respond_none();
+    fan_out<produce_part_result>(
+        srv, tps,
+        [ctx, req, payloads = std::move(payloads), tps](shard& s, size_t i,
+                                                       std::function<void(produce_part_result)> reply) {
+            s.produce(tps[i], payloads[i], std::move(reply));
+        },
+        [ctx, req, resp, where = std::move(where), no_response](std::vector<produce_part_result> results) {
+            for (size_t i = 0; i < results.size(); ++i) {
+                auto& pr = resp->responses[where[i].topic].partition_responses[where[i].partition];
+                const auto& r = results[i];
+                pr.error_code = code(r.error);
+                pr.base_offset = r.base_offset;
+                pr.log_append_time_ms = r.log_append_time_ms;
+                pr.log_start_offset = r.log_start_offset;
+                if (r.error != kafka_error::none && !r.message.empty()) {
+                    pr.error_message = r.message;
+                    log::debug("broker", "produce to ", req->topic_data[where[i].topic].name, "-",
+                               pr.index, " failed: ", r.message);
+                }
+            }
+            if (!no_response) ctx->respond(*resp);
+        });
+}
+
+namespace {
+
+struct fetch_state {
+    context_ptr ctx;
+    protocol::fetch_request req;
+    protocol::fetch_response resp;
+    std::vector<model::tp> tps;
+    std::vector<located> where;
+    std::vector<int64_t> offsets;
+    std::vector<int32_t> max_bytes;
+    std::chrono::steady_clock::time_point deadline;
+    uint64_t waiter_id = 0;
+    runtime::timer_id timer = 0;
+    bool waiting = false;
+    bool finished = false;
+};
+
+void fetch_round(std::shared_ptr<fetch_state> st);
+
+void fetch_wait(std::shared_ptr<fetch_state> st) {
+    server& srv = st->ctx->srv;
+    runtime::reactor* origin = runtime::reactor::local();
+    st->waiting = true;
+    st->waiter_id = srv.next_waiter_id++;
+    auto wake = [st] {
+        if (!st->waiting || st->finished) return;
+        st->waiting = false;
+        if (st->timer != 0) runtime::reactor::local()->cancel_timer(st->timer);
+        st->timer = 0;
+        server& srv = st->ctx->srv;
+        auto tps = st->tps;
+        uint64_t id = st->waiter_id;
+        srv.run_on_all([tps, id](shard& s) { s.remove_waiter(tps, id); }, [] {});
+        fetch_round(st);
+    };
+    auto remaining = std::chrono::duration_cast<std::chrono::microseconds>(
+        st->deadline - std::chrono::steady_clock::now());
+    st->timer = origin->add_timer(std::max(remaining, std::chrono::microseconds(0)), [st, wake] {
+        st->timer = 0;
+        st->deadline = std::chrono::steady_clock::now();  // the next round is the last
+        wake();
+    });
+    auto tps = st->tps;
+    uint64_t id = st->waiter_id;
+    srv.run_on_all(
+        [tps, id, origin, wake](shard& s) {
+            s.add_waiter(tps, id, [origin, wake] { origin->post(wake); });
+        },
+        [] {});
+}
+
+void fetch_finish(std::shared_ptr<fetch_state> st, std::vector<fetch_part_result>& results) {
+    st->finished = true;
+    int64_t budget = st->ctx->version() >= 3 ? st->req.max_bytes : INT32_MAX;
+    if (budget <= 0) budget = INT32_MAX;
+    bool first_data = true;
+    for (size_t i = 0; i < results.size(); ++i) {
+        auto& r = results[i];
+        auto& pd = st->resp.responses[st->where[i].topic].partitions[st->where[i].partition];
+        pd.error_code = code(r.error);
+        pd.high_watermark = r.high_watermark;
+        pd.last_stable_offset = r.last_stable_offset;
+        pd.log_start_offset = r.log_start_offset;
+        if (r.regions.empty()) continue;
+        // The response as a whole stays within max_bytes, except that the first partition
+        // with data always returns at least one batch (KIP-74).
+        if (!first_data && static_cast<int64_t>(r.bytes) > budget) continue;
+        first_data = false;
+        budget -= static_cast<int64_t>(r.bytes);
+        pd.records = protocol::records::from_files(std::move(r.regions));
+    }
+    st->ctx->respond(st->resp);
+}
+
+void fetch_round(std::shared_ptr<fetch_state> st) {
+    server& srv = st->ctx->srv;
+    bool committed = st->req.isolation_level == 1;
+    fan_out<fetch_part_result>(
+        srv, st->tps,
+        [st, committed](shard& s, size_t i, std::function<void(fetch_part_result)> reply) {
+            reply(s.fetch(st->tps[i], st->offsets[i], st->max_bytes[i], committed, true));
+        },
+        [st](std::vector<fetch_part_result> results) {
+            uint64_t total = 0;
+            bool any_error = false;
+            for (const auto& r : results) {
+                total += r.bytes;
+                any_error |= r.error != kafka_error::none;
+            }
+            bool expired = std::chrono::steady_clock::now() >= st->deadline;
+            if (total >= static_cast<uint64_t>(std::max(st->req.min_bytes, 1)) || any_error ||
+                expired || st->tps.empty()) {
+                fetch_finish(st, results);
+            } else {
+                fetch_wait(st);
+            }
+        });
+}
+
+}  // namespace
+
+void handle_fetch(context_ptr ctx, protocol::any_request& any) {
+    auto st = std::make_shared<fetch_state>();
+    st->ctx = ctx;
+    st->req = std::move(std::get<protocol::fetch_request>(any));
+    auto& req = st->req;
+    server& srv = ctx->srv;
+    auto snap = srv.metadata().snapshot();
+    st->resp.session_id = 0;  // Sluice answers every fetch in full (no incremental sessions)
+    if (ctx->version() >= 7 && req.session_id != 0) {
+        st->resp.error_code = code(kafka_error::fetch_session_id_not_found);
+        ctx->respond(st->resp);
+        return;
+    }
+    if (ctx->version() >= 7 && req.session_id == 0 && req.session_epoch > 0) {
+        st->resp.error_code = code(kafka_error::invalid_fetch_session_epoch);
+        ctx->respond(st->resp);
+        return;
+    }
+    for (size_t t = 0; t < req.topics.size(); ++t) {
+        auto& ft = req.topics[t];
+        protocol::fetch_response::fetchable_topic_response tr;
+        tr.topic = ft.topic;
+        tr.topic_id = ft.topic_id;
+        const replication::topic_metadata* meta = nullptr;
+        if (ctx->version() >= 13) {
+            for (const auto& [name, m] : *snap) {
+                if (std::memcmp(m.id.data(), ft.topic_id.bytes.data(), 16) == 0) meta = &m;
+            }
+        } else {
+            auto it = snap->find(ft.topic);
+            if (it != snap->end()) meta = &it->second;
+        }
+        for (size_t p = 0; p < ft.partitions.size(); ++p) {
+            const auto& fp = ft.partitions[p];
+            protocol::fetch_response::partition_data pd;
+            pd.partition_index = fp.partition;
+            pd.high_watermark = -1;
+            pd.last_stable_offset = -1;
+            pd.log_start_offset = -1;
+            // Kafka answers with an empty record set, never a null one (librdkafka rejects -1).
+            pd.records = protocol::records::from_memory({});
+            if (meta == nullptr) {
+                pd.error_code = code(ctx->version() >= 13 ? kafka_error::unknown_topic_id
+                                                          : kafka_error::unknown_topic_or_partition);
+            } else if (fp.partition < 0 || fp.partition >= meta->partitions) {
+                pd.error_code = code(kafka_error::unknown_topic_or_partition);
+            } else if (fp.current_leader_epoch > 0) {
+                pd.error_code = code(kafka_error::unknown_leader_epoch);
+            } else {
+                st->tps.push_back({meta->name, model::partition_id(fp.partition)});
+                st->where.push_back({t, p});
+                st->offsets.push_back(fp.fetch_offset);
+                st->max_bytes.push_back(fp.partition_max_bytes);
+            }
+            tr.partitions.push_back(std::move(pd));
+        }
+        st->resp.responses.push_back(std::move(tr));
+    }
+    st->deadline = std::chrono::steady_clock::now() +
+                   std::chrono::milliseconds(std::max(req.max_wait_ms, 0));
+    fetch_round(st);
+}
+
+void handle_list_offsets(context_ptr ctx, protocol::any_request& any) {
+    auto req = std::make_shared<protocol::list_offsets_request>(
+        std::move(std::get<protocol::list_offsets_request>(any)));
+    auto resp = std::make_shared<protocol::list_offsets_response>();
+    auto snap = ctx->srv.metadata().snapshot();
+    std::vector<model::tp> tps;
+    std::vector<located> where;
+    std::vector<int64_t> stamps;
+    for (size_t t = 0; t < req->topics.size(); ++t) {
+        const auto& lt = req->topics[t];
+        protocol::list_offsets_response::list_offsets_topic_response tr;
+        tr.name = lt.name;
+        auto topic = snap->find(lt.name);
+        for (size_t p = 0; p < lt.partitions.size(); ++p) {
+            const auto& lp = lt.partitions[p];
+            protocol::list_offsets_response::list_offsets_partition_response pr;
+            pr.partition_index = lp.partition_index;
+            pr.offset = -1;
+            pr.timestamp = -1;
+            pr.leader_epoch = 0;
+            if (topic == snap->end() || lp.partition_index < 0 ||
+                lp.partition_index >= topic->second.partitions) {
+                pr.error_code = code(kafka_error::unknown_topic_or_partition);
+            } else {
+                tps.push_back({lt.name, model::partition_id(lp.partition_index)});
+                where.push_back({t, p});
+                stamps.push_back(lp.timestamp);
+            }
+            tr.partitions.push_back(pr);
+        }
+        resp->topics.push_back(std::move(tr));
+    }
+    bool committed = req->isolation_level == 1;
+    fan_out<offset_lookup_result>(
+        ctx->srv, tps,
+        [tps, stamps, committed](shard& s, size_t i, std::function<void(offset_lookup_result)> reply) {
+            reply(s.list_offset(tps[i], stamps[i], committed));
+        },
+        [ctx, resp, where](std::vector<offset_lookup_result> results) {
+            for (size_t i = 0; i < results.size(); ++i) {
+                auto& pr = resp->topics[where[i].topic].partitions[where[i].partition];
+                pr.error_code = code(results[i].error);
+                pr.offset = results[i].offset;
+                pr.timestamp = results[i].timestamp;
+            }
+            ctx->respond(*resp);
+        });
+}
+
+void handle_offset_for_leader_epoch(context_ptr ctx, protocol::any_request& any) {
+    auto req = std::get<protocol::offset_for_leader_epoch_request>(any);
+    auto resp = std::make_shared<protocol::offset_for_leader_epoch_response>();
+    auto snap = ctx->srv.metadata().snapshot();
+    std::vector<model::tp> tps;
+    std::vector<located> where;
+    for (size_t t = 0; t < req.topics.size(); ++t) {
+        const auto& ot = req.topics[t];
+        protocol::offset_for_leader_epoch_response::offset_for_leader_topic_result tr;
+        tr.topic = ot.topic;
+        auto topic = snap->find(ot.topic);
+        for (size_t p = 0; p < ot.partitions.size(); ++p) {
+            const auto& op = ot.partitions[p];
+            protocol::offset_for_leader_epoch_response::epoch_end_offset eo;
+            eo.partition = op.partition;
+            eo.leader_epoch = -1;
+            eo.end_offset = -1;
+            if (topic == snap->end() || op.partition < 0 || op.partition >= topic->second.partitions) {
+                eo.error_code = code(kafka_error::unknown_topic_or_partition);
+            } else if (op.current_leader_epoch > 0) {
+                eo.error_code = code(kafka_error::unknown_leader_epoch);
+            } else if (op.leader_epoch == 0) {
+                // A single broker has led every partition since epoch 0: epoch 0 ends at the log end.
+                tps.push_back({ot.topic, model::partition_id(op.partition)});
+                where.push_back({t, p});
+            }
+            tr.partitions.push_back(eo);
+        }
+        resp->topics.push_back(std::move(tr));
+    }
+    fan_out<int64_t>(
+        ctx->srv, tps,
+        [tps](shard& s, size_t i, std::function<void(int64_t)> reply) {
+            partition* p = s.find(tps[i]);
+            reply(p ? p->log->log_end_offset()() : -1);
+        },
+        [ctx, resp, where](std::vector<int64_t> ends) {
+            for (size_t i = 0; i < ends.size(); ++i) {
+                auto& eo = resp->topics[where[i].topic].partitions[where[i].partition];
+                eo.leader_epoch = 0;
+                eo.end_offset = ends[i];
+            }
+            ctx->respond(*resp);
+        });
+}
+
+void handle_delete_records(context_ptr ctx, protocol::any_request& any) {
+    auto req = std::get<protocol::delete_records_request>(any);
+    auto resp = std::make_shared<protocol::delete_records_response>();
+    auto snap = ctx->srv.metadata().snapshot();
+    std::vector<model::tp> tps;
+    std::vector<located> where;
+    std::vector<int64_t> offsets;
+    for (size_t t = 0; t < req.topics.size(); ++t) {
+        const auto& dt = req.topics[t];
+        protocol::delete_records_response::delete_records_topic_result tr;
+        tr.name = dt.name;
+        auto topic = snap->find(dt.name);
+        for (size_t p = 0; p < dt.partitions.size(); ++p) {
+            const auto& dp = dt.partitions[p];
+            protocol::delete_records_response::delete_records_partition_result pr;
+            pr.partition_index = dp.partition_index;
+            pr.low_watermark = -1;
+            if (topic == snap->end() || dp.partition_index < 0 ||
+                dp.partition_index >= topic->second.partitions) {
+                pr.error_code = code(kafka_error::unknown_topic_or_partition);
+            } else {
+                tps.push_back({dt.name, model::partition_id(dp.partition_index)});
+                where.push_back({t, p});
+                offsets.push_back(dp.offset);
+            }
+            tr.partitions.push_back(pr);
+        }
+        resp->topics.push_back(std::move(tr));
+    }
+    using dr = std::pair<kafka_error, int64_t>;
+    fan_out<dr>(
+        ctx->srv, tps,
+        [tps, offsets](shard& s, size_t i, std::function<void(dr)> reply) {
+            auto r = s.delete_records(tps[i], offsets[i]);
+            reply(r ? dr{kafka_error::none, *r} : dr{to_kafka_error(r.error()), -1});
+        },
+        [ctx, resp, where](std::vector<dr> results) {
+            for (size_t i = 0; i < results.size(); ++i) {
+                auto& pr = resp->topics[where[i].topic].partitions[where[i].partition];
+                pr.error_code = code(results[i].first);
+                pr.low_watermark = results[i].second;
+            }
+            ctx->respond(*resp);
+        });
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,238 @@
+// ApiVersions, Metadata, DescribeCluster, InitProducerId, and the handler table.
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/log.h"
+#include "broker/handlers.h"
+#include "broker/kafka_error.h"
+#include "broker/server.h"
+#include "broker/shard.h"
+#include "protocol/api.h"
+#include "replication/metadata_store.h"
+
+namespace sluice::broker {
+
+namespace {
+
+const handler_entry table[] = {
+    {0, 3, 9, handle_produce},
+    {1, 4, 13, handle_fetch},
+    {2, 1, 7, handle_list_offsets},
+    {3, 0, 12, handle_metadata},
+    {18, 0, 3, handle_api_versions},
+    {19, 0, 7, handle_create_topics},
+    {20, 0, 6, handle_delete_topics},
+    {21, 0, 2, handle_delete_records},
+    {22, 0, 4, handle_init_producer_id},
+    {23, 0, 4, handle_offset_for_leader_epoch},
+    {32, 0, 4, handle_describe_configs},
+    {33, 0, 2, handle_alter_configs},
+    {37, 0, 3, handle_create_partitions},
+    {44, 0, 1, handle_incremental_alter_configs},
+    {60, 0, 1, handle_describe_cluster},
+};
+
+protocol::uuid to_uuid(const replication::topic_id& id) {
+    protocol::uuid u;
+    std::memcpy(u.bytes.data(), id.data(), 16);
+    return u;
+}
+
+
+}  // namespace
+
+std::span<const handler_entry> handler_table() { return table; }
+
+const handler_entry* find_handler(int16_t api_key) {
+    for (const auto& e : table) {
+        if (e.api_key == api_key) return &e;
+    }
+    return nullptr;
+}
+
+net::output to_output(protocol::writer& w) {
+    net::output out;
+    if (!w.has_files()) {
+        out.append(w.take_bytes());
+        return out;
+    }
+    for (const auto& piece : w.pieces()) {
+        if (const auto* mem = std::get_if<std::span<const std::byte>>(&piece)) {
+            if (!mem->empty()) out.append_copy(*mem);
+        } else {
+            out.append(std::get<file_region>(piece));
+        }
+    }
+    return out;
+}
+
+namespace {
+// What ApiVersions advertises: every registered handler, within the protocol's definitions.
+std::vector<protocol::api_versions_response::api_version> advertised_apis() {
+    std::vector<protocol::api_versions_response::api_version> out;
+    for (const auto& e : table) {
+        const protocol::api_info* info = protocol::find_api(e.api_key);
+        if (info == nullptr) continue;
+        protocol::api_versions_response::api_version v;
+        v.api_key = e.api_key;
+        v.min_version = std::max(e.min_version, info->min_version);
+        v.max_version = std::min(e.max_version, info->max_version);
+        if (v.min_version <= v.max_version) out.push_back(v);
+    }
+    return out;
+}
+}  // namespace
+
+net::output unsupported_api_versions_response(int32_t correlation_id) {
+    protocol::api_versions_response resp;
+    resp.error_code = code(kafka_error::unsupported_version);
+    resp.api_keys = advertised_apis();
+    protocol::writer w(256);
+    protocol::encode_response_frame(w, protocol::api_versions_key, 0, correlation_id, resp);
+    return to_output(w);
+}
+
+void handle_api_versions(context_ptr ctx, protocol::any_request&) {
+    protocol::api_versions_response resp;
+    resp.api_keys = advertised_apis();
+    ctx->respond(resp);
+}
+
+void handle_metadata(context_ptr ctx, protocol::any_request& any) {
+    auto& req = std::get<protocol::metadata_request>(any);
+    server& srv = ctx->srv;
+    auto snap = srv.metadata().snapshot();
+    // Auto-create the topics that were asked for and do not exist, when allowed.
+    bool allow = srv.config().bool_value("auto.create.topics.enable") &&
+                 (ctx->version() < 4 || req.allow_auto_topic_creation);
+    std::vector<std::string> to_create;
+    if (req.topics && allow) {
+        for (const auto& t : *req.topics) {
+            if (t.name && !snap->contains(*t.name) && replication::validate_topic_name(*t.name)) {
+                to_create.push_back(*t.name);
+            }
+        }
+    }
+    auto answer = [ctx, req = std::move(req)]() mutable {
+        server& srv = ctx->srv;
+        auto snap = srv.metadata().snapshot();
+        protocol::metadata_response resp;
+        protocol::metadata_response::metadata_response_broker b;
+        b.node_id = srv.node_id();
+        b.host = srv.advertised_host();
+        b.port = srv.advertised_port();
+        resp.brokers.push_back(b);
+        resp.cluster_id = srv.metadata().cluster_id();
+        resp.controller_id = srv.node_id();
+        auto describe = [&](const replication::topic_metadata& t) {
+            protocol::metadata_response::metadata_response_topic rt;
+            rt.name = t.name;
+            rt.topic_id = to_uuid(t.id);
+            rt.is_internal = !t.name.empty() && t.name[0] == '_' && t.name.rfind("__", 0) == 0;
+            for (int32_t i = 0; i < t.partitions; ++i) {
+                protocol::metadata_response::metadata_response_partition p;
+                p.partition_index = i;
+                p.leader_id = srv.node_id();
+                p.leader_epoch = 0;
+                p.replica_nodes = {srv.node_id()};
+                p.isr_nodes = {srv.node_id()};
+                rt.partitions.push_back(std::move(p));
+            }
+            resp.topics.push_back(std::move(rt));
+        };
+        if (!req.topics) {
+            for (const auto& [name, t] : *snap) describe(t);
+        } else {
+            for (const auto& want : *req.topics) {
+                auto it = want.name ? snap->find(*want.name) : snap->end();
+                if (it == snap->end() && !want.topic_id.is_zero()) {
+                    it = std::find_if(snap->begin(), snap->end(), [&](const auto& kv) {
+                        return to_uuid(kv.second.id) == want.topic_id;
+                    });
+                }
+                if (it != snap->end()) {
+                    describe(it->second);
+                    continue;
+                }
+                protocol::metadata_response::metadata_response_topic rt;
+                rt.name = want.name;
+                rt.topic_id = want.topic_id;
+                bool valid = want.name && replication::validate_topic_name(*want.name);
+                rt.error_code = code(valid ? kafka_error::unknown_topic_or_partition
+                                           : kafka_error::invalid_topic_exception);
+                resp.topics.push_back(std::move(rt));
+            }
+        }
+        ctx->respond(resp);
+    };
+    if (to_create.empty()) {
+        answer();
+        return;
+    }
+    int32_t partitions = static_cast<int32_t>(srv.config().int_value("num.partitions"));
+    auto pending = std::make_shared<size_t>(to_create.size());
+    auto shared_answer = std::make_shared<decltype(answer)>(std::move(answer));
+    for (const auto& name : to_create) {
+        auto created = srv.metadata().create_topic(name, partitions, {});
+        if (created) {
+            log::info("broker", "auto-created topic ", name, " with ", partitions, " partition(s)");
+        }
+        srv.open_partitions(name, 0, partitions, [pending, shared_answer] {
+            if (--*pending == 0) (*shared_answer)();
+        });
+    }
+}
+
+void handle_describe_cluster(context_ptr ctx, protocol::any_request&) {
+    server& srv = ctx->srv;
+    protocol::describe_cluster_response resp;
+    resp.cluster_id = srv.metadata().cluster_id();
+    resp.controller_id = srv.node_id();
+    protocol::describe_cluster_response::describe_cluster_broker b;
+    b.broker_id = srv.node_id();
+    b.host = srv.advertised_host();
+    b.port = srv.advertised_port();
+    resp.brokers.push_back(b);
+    ctx->respond(resp);
+}
+
+void handle_init_producer_id(context_ptr ctx, protocol::any_request& any) {
+    auto& req = std::get<protocol::init_producer_id_request>(any);
+    protocol::init_producer_id_response resp;
+    if (req.transactional_id && !req.transactional_id->empty()) {
+        // Transactions need the transaction coordinator, which is not built yet.
+        log::warn("broker", "InitProducerId for transactional id '", *req.transactional_id,
+                  "' refused: transactions are not supported yet");
+        resp.error_code = code(kafka_error::coordinator_not_available);
+        resp.producer_id = -1;
+        resp.producer_epoch = -1;
+        ctx->respond(resp);
+        return;
+    }
+    if (req.producer_id >= 0) {
+        // An idempotent producer bumping its epoch (KIP-360): keep its id, advance the epoch.
+        resp.producer_id = req.producer_id;
+        resp.producer_epoch = static_cast<int16_t>(req.producer_epoch + 1);
+        if (resp.producer_epoch < 0) {
+            auto id = ctx->srv.allocate_producer_id();
+            resp.producer_id = id ? *id : -1;
+            resp.producer_epoch = 0;
+        }
+        ctx->respond(resp);
+        return;
+    }
+    auto id = ctx->srv.allocate_producer_id();
+    if (!id) {
+        log::error("broker", "cannot allocate a producer id: ", id.error().describe());
+        resp.error_code = code(kafka_error::kafka_storage_error);
+        resp.producer_id = -1;
+        resp.producer_epoch = -1;
+    } else {
+        resp.producer_id = *id;
+        resp.producer_epoch = 0;
+    }
+    ctx->respond(resp);
+}
+
+}  // namespace sluice::broker

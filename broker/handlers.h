@@ -1,0 +1,85 @@
+#pragma once
+// Request handlers: one function per Kafka API, registered in handler_table() with the version
+// range Sluice serves. ApiVersions advertises exactly this table (intersected with the protocol
+// module's definitions), so what is advertised is what is served.
+//
+// A handler runs on the core of the connection that received the request. It may reach other
+// cores (server::run_on) and must finish by calling ctx->respond(...) or ctx->respond_none()
+// exactly once, on that same core.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+
+#include "net/connection.h"
+#include "protocol/request.h"
+#include "protocol/response.h"
+
+namespace sluice::broker {
+
+class server;
+class shard;
+
+// Converts encoded response bytes (memory and file regions) to what the connection sends.
+net::output to_output(protocol::writer& w);
+
+struct request_context {
+    server& srv;
+    shard& home;  // the shard of the connection's core
+    protocol::request_header header;
+    net::frame frame;  // keeps the request bytes (and the record views into them) alive
+    std::function<void(std::optional<net::output>)> complete;
+
+    request_context(server& s, shard& h, protocol::request_header hdr, net::frame f,
+                    std::function<void(std::optional<net::output>)> c)
+        : srv(s), home(h), header(std::move(hdr)), frame(std::move(f)), complete(std::move(c)) {}
+
+    int16_t version() const { return header.api_version; }
+
+    template <class Response>
+    void respond(const Response& r) {
+        protocol::writer w(256);
+        protocol::encode_response_frame(w, header.api_key, header.api_version,
+                                        header.correlation_id, r);
+        complete(to_output(w));
+    }
+    // Requests that get no response (Produce with acks=0).
+    void respond_none() { complete(std::nullopt); }
+};
+using context_ptr = std::shared_ptr<request_context>;
+
+using handler_fn = void (*)(context_ptr ctx, protocol::any_request& request);
+
+struct handler_entry {
+    int16_t api_key;
+    int16_t min_version;
+    int16_t max_version;
+    handler_fn fn;
+};
+
+std::span<const handler_entry> handler_table();
+const handler_entry* find_handler(int16_t api_key);
+
+// The individual handlers (handle_*.cc).
+void handle_api_versions(context_ptr ctx, protocol::any_request& req);
+void handle_metadata(context_ptr ctx, protocol::any_request& req);
+void handle_describe_cluster(context_ptr ctx, protocol::any_request& req);
+void handle_init_producer_id(context_ptr ctx, protocol::any_request& req);
+void handle_produce(context_ptr ctx, protocol::any_request& req);
+void handle_fetch(context_ptr ctx, protocol::any_request& req);
+void handle_list_offsets(context_ptr ctx, protocol::any_request& req);
+void handle_offset_for_leader_epoch(context_ptr ctx, protocol::any_request& req);
+void handle_delete_records(context_ptr ctx, protocol::any_request& req);
+void handle_create_topics(context_ptr ctx, protocol::any_request& req);
+void handle_delete_topics(context_ptr ctx, protocol::any_request& req);
+void handle_create_partitions(context_ptr ctx, protocol::any_request& req);
+void handle_describe_configs(context_ptr ctx, protocol::any_request& req);
+void handle_alter_configs(context_ptr ctx, protocol::any_request& req);
+void handle_incremental_alter_configs(context_ptr ctx, protocol::any_request& req);
+
+// The ApiVersions answer to a request at a version Sluice does not serve: v0, UNSUPPORTED_VERSION.
+net::output unsupported_api_versions_response(int32_t correlation_id);
+
+}  // namespace sluice::broker

@@ -1,0 +1,56 @@
+#include "broker/kafka_error.h"
+
+#include "base/errc.h"
+#include "broker/config.h"
+#include "engine/errc.h"
+#include "model/errc.h"
+#include "net/errc.h"
+#include "protocol/errc.h"
+#include "replication/metadata_store.h"
+
+namespace sluice::broker {
+
+kafka_error to_kafka_error(const error& e) {
+    const auto& code = e.code();
+    const auto& cat = code.category();
+    if (!code) return kafka_error::none;
+    if (cat == engine::errc_category()) {
+        switch (static_cast<engine::errc>(code.value())) {
+            case engine::errc::ok: return kafka_error::none;
+            case engine::errc::invalid_batch: return kafka_error::corrupt_message;
+            case engine::errc::batch_too_large: return kafka_error::message_too_large;
+            case engine::errc::offset_out_of_range: return kafka_error::offset_out_of_range;
+            case engine::errc::backpressure:
+            case engine::errc::busy: return kafka_error::request_timed_out;
+            case engine::errc::closed: return kafka_error::not_leader_or_follower;
+            case engine::errc::io_error:
+            case engine::errc::corrupt:
+            case engine::errc::partition_failed: return kafka_error::kafka_storage_error;
+            case engine::errc::invalid_argument: return kafka_error::invalid_request;
+        }
+    }
+    if (cat == model::errc_category()) {
+        switch (static_cast<model::errc>(code.value())) {
+            case model::errc::too_large: return kafka_error::message_too_large;
+            case model::errc::unknown_compression: return kafka_error::unsupported_compression_type;
+            default: return kafka_error::corrupt_message;
+        }
+    }
+    if (cat == replication::errc_category()) {
+        switch (static_cast<replication::errc>(code.value())) {
+            case replication::errc::topic_exists: return kafka_error::topic_already_exists;
+            case replication::errc::unknown_topic: return kafka_error::unknown_topic_or_partition;
+            case replication::errc::invalid_topic_name: return kafka_error::invalid_topic_exception;
+            case replication::errc::invalid_partitions: return kafka_error::invalid_partitions;
+            default: return kafka_error::kafka_storage_error;
+        }
+    }
+    if (cat == broker::errc_category()) {
+        return kafka_error::invalid_config;
+    }
+    if (cat == protocol::errc_category()) return kafka_error::unsupported_version;
+    if (cat == base::errc_category()) return kafka_error::invalid_request;
+    return kafka_error::unknown_server_error;
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,301 @@
+#include "broker/server.h"
+
+#include <netdb.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "base/log.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "net/network_stack.h"
+#include "net/socket_address.h"
+#include "runtime/reactor.h"
+
+namespace sluice::broker {
+
+struct server::core_state {
+    std::thread thread;
+    runtime::reactor* reactor = nullptr;  // owned by the core's thread
+    std::unique_ptr<shard> sh;
+    std::vector<std::unique_ptr<net::listener>> listeners;
+};
+
+result<std::unique_ptr<server>> server::create(broker_config cfg) {
+    std::unique_ptr<server> s(new server(std::move(cfg)));
+    s->_topic_defaults = s->_cfg.topic_defaults();
+    auto dirs = s->_cfg.log_dirs();
+    if (dirs.empty()) return error(errc::invalid_config, "log.dirs: no directory given");
+    for (const auto& d : dirs) {
+        std::error_code ec;
+        std::filesystem::create_directories(d, ec);
+        if (ec) return error(errc::invalid_config, "log.dirs: cannot create " + d + ": " + ec.message());
+        if (::access(d.c_str(), W_OK) != 0) {
+            return error(errc::invalid_config, "log.dirs: " + d + " is not writable");
+        }
+    }
+    auto store = replication::local_metadata_store::open(dirs.front());
+    if (!store) return store.error();
+    s->_metadata = std::move(*store);
+    auto stack = net::make_network_stack(s->_cfg.string_value("sluice.network.stack"));
+    if (!stack) return stack.error();
+    s->_stack = std::move(*stack);
+    return s;
+}
+
+server::server(broker_config cfg) : _cfg(std::move(cfg)) {}
+
+server::~server() {
+    stop();
+    wait();
+}
+
+unsigned server::owner_of(const model::tp& tp) const {
+    return static_cast<unsigned>(std::hash<model::tp>()(tp) % _cores.size());
+}
+
+void server::run_on(unsigned core, std::function<void(shard&)> fn) {
+    core_state& c = *_cores[core];
+    if (runtime::reactor::local() == c.reactor) {
+        fn(*c.sh);
+        return;
+    }
+    c.reactor->post([&c, fn = std::move(fn)] { fn(*c.sh); });
+}
+
+void server::run_on_all(std::function<void(shard&)> fn, std::function<void()> done) {
+    auto* origin = runtime::reactor::local();
+    auto remaining = std::make_shared<size_t>(_cores.size());
+    auto shared_fn = std::make_shared<std::function<void(shard&)>>(std::move(fn));
+    auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+    for (unsigned i = 0; i < _cores.size(); ++i) {
+        run_on(i, [=](shard& s) {
+            (*shared_fn)(s);
+            auto finish = [remaining, shared_done] {
+                if (--*remaining == 0) (*shared_done)();
+            };
+            if (runtime::reactor::local() == origin) {
+                finish();
+            } else {
+                origin->post(finish);
+            }
+        });
+    }
+}
+
+void server::open_partitions(const std::string& topic, int32_t from, int32_t to,
+                             std::function<void()> done) {
+    auto snap = _metadata->snapshot();
+    auto it = snap->find(topic);
+    if (it == snap->end()) {
+        done();
+        return;
+    }
+    config_map eff = effective_config(it->second);
+    run_on_all(
+        [this, topic, from, to, eff](shard& s) {
+            for (int32_t i = from; i < to; ++i) {
+                model::tp tp{topic, model::partition_id(i)};
+                if (owner_of(tp) != s.id()) continue;
+                if (auto r = s.open_partition(tp, eff); !r) {
+                    log::error("broker", "cannot open ", tp.dir_name(), ": ", r.error().describe());
+                }
+            }
+        },
+        std::move(done));
+}
+
+void server::drop_topic(const std::string& topic, int32_t partitions, std::function<void()> done) {
+    auto* origin = runtime::reactor::local();
+    auto remaining = std::make_shared<int32_t>(partitions);
+    if (partitions == 0) {
+        done();
+        return;
+    }
+    auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+    for (int32_t i = 0; i < partitions; ++i) {
+        model::tp tp{topic, model::partition_id(i)};
+        run_on(owner_of(tp), [=](shard& s) {
+            s.close_partition(tp, true, [=] {
+                origin->post([=] {
+                    if (--*remaining == 0) (*shared_done)();
+                });
+            });
+        });
+    }
+}
+
+void server::apply_topic_config(const std::string& topic, std::function<void()> done) {
+    auto snap = _metadata->snapshot();
+    auto it = snap->find(topic);
+    if (it == snap->end()) {
+        done();
+        return;
+    }
+    config_map eff = effective_config(it->second);
+    run_on_all([topic, eff](shard& s) { s.update_topic_config(topic, eff); }, std::move(done));
+}
+
+result<int64_t> server::allocate_producer_id() {
+    // Ids are handed out from blocks of 1000 whose end is persisted before use, so a restart
+    // never reuses an id (a reused id could make a new producer's batches look like duplicates).
+    constexpr int64_t block = 1000;
+    std::lock_guard lock(_pid_mu);
+    if (_next_pid < 0 || _next_pid >= _pid_block_end) {
+        std::string path = _cfg.log_dirs().front() + "/sluice-producer-ids";
+        int64_t start = 0;
+        {
+            std::ifstream in(path);
+            if (in) in >> start;
+        }
+        if (_next_pid >= 0) start = std::max(start, _pid_block_end);
+        std::string tmp = path + ".tmp";
+        {
+            std::ofstream out(tmp, std::ios::trunc);
+            out << (start + block) << "\n";
+            out.flush();
+            if (!out) return errno_error(EIO, "cannot write " + tmp);
+        }
+        int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || ::fsync(fd) != 0) {
+            if (fd >= 0) ::close(fd);
+            return errno_error(errno, "fsync " + tmp);
+        }
+        ::close(fd);
+        if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error(errno, "rename " + tmp);
+        _next_pid = start;
+        _pid_block_end = start + block;
+    }
+    return _next_pid++;
+}
+
+std::string server::advertised_host() const {
+    auto l = _cfg.advertised_listeners().front();
+    if (!l.host.empty() && l.host != "0.0.0.0" && l.host != "::") return l.host;
+    // Like Kafka: the machine's name when it resolves, else the loopback address.
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) == 0 && name[0] != 0) {
+        addrinfo* res = nullptr;
+        if (::getaddrinfo(name, nullptr, nullptr, &res) == 0) {
+            ::freeaddrinfo(res);
+            return name;
+        }
+    }
+    return "127.0.0.1";
+}
+
+int32_t server::advertised_port() const {
+    auto l = _cfg.advertised_listeners().front();
+    if (l.port != 0) return l.port;
+    return bound_port();
+}
+
+result<void> server::start() {
+    unsigned n = static_cast<unsigned>(_cfg.int_value("sluice.cores"));
+    if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) _cores.push_back(std::make_unique<core_state>());
+    // Cores start one after another: core 0 binds first (learning the real port when the
+    // listener says port 0), and the others join it on the same port with SO_REUSEPORT.
+    for (unsigned i = 0; i < n; ++i) {
+        _cores[i]->thread = std::thread([this, i] { core_main(i); });
+        std::unique_lock lock(_start_mu);
+        _start_cv.wait(lock, [&] { return _started > i || _start_error.has_value(); });
+        if (_start_error) {
+            lock.unlock();
+            stop();
+            wait();
+            return *_start_error;
+        }
+    }
+    log::info("broker", "Sluice broker ", node_id(), " serving on port ", bound_port(), " with ",
+              n, " core(s); data in ", _cfg.log_dirs().front());
+    return ok();
+}
+
+void server::core_main(unsigned core) {
+    auto r = runtime::reactor::create({.core = core});
+    if (!r) {
+        std::lock_guard lock(_start_mu);
+        _start_error = r.error();
+        _start_cv.notify_all();
+        return;
+    }
+    core_state& c = *_cores[core];
+    c.reactor = r->get();
+    c.sh = std::make_unique<shard>(*this, core, *c.reactor);
+    auto started = start_core(core);
+    {
+        std::lock_guard lock(_start_mu);
+        if (!started) {
+            _start_error = started.error();
+        } else {
+            ++_started;
+        }
+        _start_cv.notify_all();
+    }
+    if (started) c.reactor->run();
+    c.listeners.clear();
+    c.sh.reset();
+    // Let the last completions (socket closes) drain before the ring goes away.
+    c.reactor->run_once(std::chrono::milliseconds(0));
+    c.reactor = nullptr;
+}
+
+result<void> server::start_core(unsigned core) {
+    core_state& c = *_cores[core];
+    c.sh->open_owned_partitions();
+    size_t max_in_flight = static_cast<size_t>(_cfg.int_value("queued.max.requests"));
+    for (const auto& l : _cfg.listeners()) {
+        std::string hp = (l.host.find(':') != std::string::npos ? "[" + l.host + "]" : l.host) +
+                         ":" + std::to_string(l.port);
+        auto addr = net::parse_address(hp);
+        if (!addr) return error(errc::invalid_config, "listeners: " + addr.error().describe());
+        if (l.port == 0 && core > 0) addr->set_port(_bound_port.load());
+        net::listen_options opts;
+        opts.max_connections = static_cast<size_t>(_cfg.int_value("max.connections"));
+        opts.connection.max_frame_bytes =
+            static_cast<uint32_t>(_cfg.int_value("socket.request.max.bytes"));
+        shard* sh = c.sh.get();
+        auto lst = _stack->listen(*c.reactor, *addr, opts,
+                                  [this, sh, max_in_flight](net::connection_ptr conn) {
+                                      auto s = std::make_shared<session>(*this, *sh,
+                                                                         std::move(conn),
+                                                                         max_in_flight);
+                                      s->start();
+                                  });
+        if (!lst) {
+            return error(lst.error().code(), "listening on " + hp + ": " + lst.error().detail());
+        }
+        if (core == 0 && _bound_port.load() == 0) _bound_port = (*lst)->local_address().port();
+        c.listeners.push_back(std::move(*lst));
+    }
+    return ok();
+}
+
+void server::stop_core(unsigned core) {
+    core_state& c = *_cores[core];
+    for (auto& l : c.listeners) l->close();
+    runtime::reactor* r = c.reactor;
+    c.sh->close_all([r] {
+        // Give responses to the last acknowledged appends a moment to leave the socket.
+        r->add_timer(std::chrono::milliseconds(100), [r] { r->stop(); });
+    });
+}
+
+void server::stop() {
+    if (_stopping.exchange(true)) return;
+    for (unsigned i = 0; i < _cores.size(); ++i) {
+        if (_cores[i]->reactor != nullptr) {
+            _cores[i]->reactor->post([this, i] { stop_core(i); });
+        }
+    }
+}
+
+void server::wait() {
+    for (auto& c : _cores) {
+        if (c->thread.joinable()) c->thread.join();
+    }
+}
+
+}  // namespace sluice::broker

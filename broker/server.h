@@ -1,0 +1,111 @@
+#pragma once
+// The broker process: one reactor thread per core, each with a shard (its partitions), a
+// listener on every configured address (SO_REUSEPORT, so connections spread over cores), and
+// the sessions of the connections it accepted. Cluster-wide state (topics and their configs)
+// lives in the metadata store and is read through immutable snapshots from every core.
+//
+// Lifecycle: create() validates config and opens the metadata store; start() spawns the core
+// threads, recovers partitions and begins listening (returning once every core is ready or
+// one failed); stop() (thread-safe, also from a signal-handling thread) stops accepting,
+// lets in-flight requests finish for a bounded time, closes every partition cleanly and ends
+// the threads; wait() joins them.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/result.h"
+#include "broker/config.h"
+#include "broker/topic_config.h"
+#include "model/fundamental.h"
+#include "replication/metadata_store.h"
+
+namespace sluice::net {
+class network_stack;
+}
+namespace sluice::runtime {
+class reactor;
+}
+
+namespace sluice::broker {
+
+class shard;
+class session;
+
+class server {
+public:
+    static result<std::unique_ptr<server>> create(broker_config cfg);
+    ~server();
+
+    result<void> start();
+    void stop();
+    void wait();
+
+    unsigned cores() const { return static_cast<unsigned>(_cores.size()); }
+    // The core that owns a partition.
+    unsigned owner_of(const model::tp& tp) const;
+    // Runs `fn` on core `core`'s thread with its shard (directly if already there).
+    void run_on(unsigned core, std::function<void(shard&)> fn);
+    // Runs `fn` on every core; `done` runs on the calling core's thread when all have run.
+    void run_on_all(std::function<void(shard&)> fn, std::function<void()> done);
+
+    const broker_config& config() const { return _cfg; }
+    replication::metadata_store& metadata() { return *_metadata; }
+    // Broker defaults for topic configs (from log.* keys).
+    const config_map& topic_defaults() const { return _topic_defaults; }
+    config_map effective_config(const replication::topic_metadata& t) const {
+        return effective_topic_config(_topic_defaults, t.configs);
+    }
+    net::network_stack& stack() { return *_stack; }
+    // The port the first listener is bound to (the real port when configured with port 0).
+    uint16_t bound_port() const { return _bound_port.load(); }
+    int32_t node_id() const { return _cfg.broker_id(); }
+    // Host and port clients should use (advertised.listeners, else listeners, else the bound
+    // address).
+    std::string advertised_host() const;
+    int32_t advertised_port() const;
+
+    // Control-plane operations (run on the calling core; fan out to owning cores).
+    // Creates partitions [from, to) of `topic` on their cores; `done` runs on the calling core.
+    void open_partitions(const std::string& topic, int32_t from, int32_t to,
+                         std::function<void()> done);
+    void drop_topic(const std::string& topic, int32_t partitions, std::function<void()> done);
+    void apply_topic_config(const std::string& topic, std::function<void()> done);
+
+    // Producer ids for InitProducerId, unique across restarts (persisted in blocks).
+    result<int64_t> allocate_producer_id();
+
+    std::atomic<uint64_t> next_waiter_id{1};
+
+private:
+    explicit server(broker_config cfg);
+    void core_main(unsigned core);
+    result<void> start_core(unsigned core);
+    void stop_core(unsigned core);
+
+    struct core_state;
+    broker_config _cfg;
+    config_map _topic_defaults;
+    std::unique_ptr<replication::metadata_store> _metadata;
+    std::unique_ptr<net::network_stack> _stack;
+    std::vector<std::unique_ptr<core_state>> _cores;
+    std::atomic<uint16_t> _bound_port{0};
+    std::atomic<bool> _stopping{false};
+
+    std::mutex _start_mu;
+    std::condition_variable _start_cv;
+    unsigned _started = 0;
+    std::optional<error> _start_error;
+
+    std::mutex _pid_mu;
+    int64_t _next_pid = -1;
+    int64_t _pid_block_end = -1;
+};
+
+}  // namespace sluice::broker

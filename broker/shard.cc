@@ -1,0 +1,378 @@
+#include "broker/shard.h"
+
+#include <filesystem>
+#include <functional>
+
+#include "base/log.h"
+#include "broker/server.h"
+#include "engine/errc.h"
+#include "engine/retention.h"
+#include "model/record_batch.h"
+#include "runtime/clock.h"
+#include "runtime/reactor.h"
+
+namespace sluice::broker {
+
+void partition::notify_waiters() {
+    if (waiters.empty()) return;
+    auto ws = std::move(waiters);
+    waiters.clear();
+    for (auto& [id, fn] : ws) fn();
+}
+
+shard::shard(server& srv, unsigned id, runtime::reactor& r) : _srv(srv), _id(id), _reactor(r) {}
+
+shard::~shard() {
+    if (_retention_timer != 0) _reactor.cancel_timer(_retention_timer);
+}
+
+partition* shard::find(const model::tp& tp) {
+    auto it = _partitions.find(tp);
+    return it == _partitions.end() ? nullptr : it->second.get();
+}
+
+std::string shard::partition_dir_for(const model::tp& tp) const {
+    // Keep a partition in the log dir that already holds it; place new ones by hash.
+    auto dirs = _srv.config().log_dirs();
+    for (const auto& d : dirs) {
+        if (std::filesystem::exists(std::filesystem::path(d) / tp.dir_name())) return d;
+    }
+    return dirs[std::hash<model::tp>()(tp) % dirs.size()];
+}
+
+result<partition*> shard::open_partition(const model::tp& tp, const config_map& effective) {
+    if (auto* p = find(tp)) return p;
+    auto log = engine::partition_log::open(_reactor, engine::posix_file_system::instance(),
+                                           partition_dir_for(tp), tp, make_log_config(effective),
+                                           runtime::system_clock::instance());
+    if (!log) return log.error();
+    auto p = std::make_unique<partition>();
+    p->tp = tp;
+    p->log = std::move(*log);
+    p->config = effective;
+    if (auto st = p->log->status(); !st) {
+        log::error("broker", "partition ", tp.dir_name(), " is offline: ", st.error().describe());
+    }
+    rebuild_producer_state(*p);
+    auto* raw = p.get();
+    _partitions[tp] = std::move(p);
+    return raw;
+}
+
+void shard::rebuild_producer_state(partition& p) {
+    // Replay the batch headers of the newest segments so that a producer retrying across a
+    // restart is still recognised. Older history is not needed: only the last five batches of
+    // each producer matter for duplicate detection.
+    if (p.log->failed()) return;
+    auto segs = p.log->closed_segments();
+    int64_t from = p.log->active_segment().base_offset();
+    if (!segs.empty()) from = segs.back().base_offset();
+    from = std::max(from, p.log->log_start_offset()());
+    int64_t end = p.log->log_end_offset()();
+    std::vector<std::byte> buf;
+    while (from < end) {
+        auto r = p.log->read(model::offset(from), 1 << 20, model::offset(end), true);
+        if (!r || r->regions.empty()) break;
+        for (const auto& region : r->regions) {
+            buf.resize(region.length);
+            ssize_t n = ::pread(region.file->get(), buf.data(), region.length,
+                                static_cast<off_t>(region.offset));
+            if (n != static_cast<ssize_t>(region.length)) return;
+            model::batch_iterator it(buf);
+            model::batch_header h;
+            std::span<const std::byte> b;
+            while (it.next(h, b)) {
+                if (h.producer_id >= 0 && !h.control()) {
+                    p.producers.commit({h.producer_id, h.producer_epoch, h.base_sequence,
+                                        h.record_count},
+                                       h.base_offset, h.last_offset());
+                }
+            }
+        }
+        if (r->last_offset() < from) break;
+        from = r->last_offset() + 1;
+    }
+}
+
+void shard::open_owned_partitions() {
+    auto snap = _srv.metadata().snapshot();
+    for (const auto& [name, t] : *snap) {
+        auto eff = _srv.effective_config(t);
+        for (int32_t i = 0; i < t.partitions; ++i) {
+            model::tp tp{name, model::partition_id(i)};
+            if (_srv.owner_of(tp) != _id) continue;
+            if (auto r = open_partition(tp, eff); !r) {
+                log::error("broker", "cannot open ", tp.dir_name(), ": ", r.error().describe());
+            }
+        }
+    }
+    schedule_retention();
+}
+
+void shard::close_partition(const model::tp& tp, bool remove_files, std::function<void()> done) {
+    auto it = _partitions.find(tp);
+    if (it == _partitions.end()) {
+        done();
+        return;
+    }
+    std::shared_ptr<partition> p(std::move(it->second));
+    _partitions.erase(it);
+    p->notify_waiters();
+    p->log->close([p, remove_files, done = std::move(done)](result<void> r) {
+        if (!r) log::warn("broker", "closing ", p->tp.dir_name(), ": ", r.error().describe());
+        std::string dir = p->log->dir();
+        p->log.reset();
+        if (remove_files) {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+            if (ec) log::warn("broker", "removing ", dir, ": ", ec.message());
+        }
+        done();
+    });
+}
+
+void shard::update_topic_config(const std::string& topic, const config_map& effective) {
+    // Retention and the other broker-side settings are read from p->config on every use. The
+    // engine takes its settings at open, so partitions are reopened only when one of those
+    // changed.
+    static const char* engine_keys[] = {"segment.bytes", "segment.ms", "segment.index.bytes",
+                                        "index.interval.bytes", "max.message.bytes",
+                                        "message.timestamp.type", "flush.messages", "flush.ms",
+                                        "preallocate", "sluice.fsync"};
+    std::vector<model::tp> reopen;
+    for (auto& [tp, p] : _partitions) {
+        if (tp.topic != topic) continue;
+        bool engine_changed = false;
+        for (const char* k : engine_keys) {
+            auto a = p->config.find(k);
+            auto b = effective.find(k);
+            if ((a == p->config.end()) != (b == effective.end()) ||
+                (a != p->config.end() && a->second != b->second)) {
+                engine_changed = true;
+            }
+        }
+        p->config = effective;
+        if (engine_changed) reopen.push_back(tp);
+    }
+    for (auto& tp : reopen) {
+        close_partition(tp, false, [this, tp, effective] {
+            if (auto r = open_partition(tp, effective); !r) {
+                log::error("broker", "reopening ", tp.dir_name(), ": ", r.error().describe());
+            }
+        });
+    }
+}
+
+void shard::close_all(std::function<void()> done) {
+    _closing = true;
+    if (_partitions.empty()) {
+        done();
+        return;
+    }
+    auto remaining = std::make_shared<size_t>(_partitions.size());
+    std::vector<model::tp> tps;
+    for (auto& [tp, p] : _partitions) tps.push_back(tp);
+    for (auto& tp : tps) {
+        close_partition(tp, false, [remaining, done] {
+            if (--*remaining == 0) done();
+        });
+    }
+}
+
+void shard::produce(const model::tp& tp, std::span<std::byte> batches,
+                    std::function<void(produce_part_result)> done) {
+    partition* p = find(tp);
+    if (p == nullptr) {
+        done({kafka_error::unknown_topic_or_partition, "unknown partition " + tp.dir_name()});
+        return;
+    }
+    // Idempotence: check every batch's producer sequence before anything is appended.
+    model::batch_iterator it(batches);
+    model::batch_header h;
+    std::span<const std::byte> b;
+    std::vector<producer_state::batch_info> infos;
+    while (it.next(h, b)) {
+        producer_state::batch_info info{h.producer_id, h.producer_epoch, h.base_sequence,
+                                        h.record_count};
+        auto d = p->producers.check(info);
+        switch (d.v) {
+            case producer_state::verdict::accept:
+                break;
+            case producer_state::verdict::duplicate:
+                // A retry of a batch already written: acknowledge it with its first offsets.
+                if (infos.empty() && it.remaining() == 0) {
+                    done({kafka_error::none, {}, d.base_offset, -1, p->log->log_start_offset()()});
+                    return;
+                }
+                done({kafka_error::duplicate_sequence_number, "duplicate batch among others"});
+                return;
+            case producer_state::verdict::out_of_order:
+                done({kafka_error::out_of_order_sequence_number,
+                      "sequence " + std::to_string(h.base_sequence) + " is out of order"});
+                return;
+            case producer_state::verdict::fenced_epoch:
+                done({kafka_error::invalid_producer_epoch, "producer epoch is stale"});
+                return;
+            case producer_state::verdict::unknown_producer:
+                done({kafka_error::unknown_producer_id, "no state for this producer id"});
+                return;
+        }
+        infos.push_back(info);
+    }
+    if (infos.empty()) {
+        done({kafka_error::corrupt_message, "no complete record batch in the request"});
+        return;
+    }
+    // Mark the base offsets so that we can tell, once append() returns, whether the engine
+    // accepted the batches (it rewrites them in place before returning).
+    std::vector<std::span<std::byte>> spans;
+    {
+        model::batch_iterator it2(batches);
+        std::span<const std::byte> cb;
+        size_t pos = 0;
+        while (it2.next(h, cb)) {
+            auto s = batches.subspan(pos, cb.size());
+            model::set_base_offset(s, -1);
+            spans.push_back(s);
+            pos += cb.size();
+        }
+    }
+    int64_t start = p->log->log_start_offset()();
+    engine::append_options opts;
+    opts.leader_epoch = model::leader_epoch(0);  // a single broker leads from epoch 0
+    p->log->append(batches, opts, [p, done = std::move(done), start](result<engine::append_result> r) {
+        if (!r) {
+            done({to_kafka_error(r.error()), r.error().describe()});
+            return;
+        }
+        p->notify_waiters();
+        done({kafka_error::none, {}, r->base_offset(), r->log_append_time(), start});
+    });
+    for (size_t i = 0; i < spans.size(); ++i) {
+        auto hdr = model::parse_header(spans[i]);
+        if (!hdr || hdr->base_offset < 0) break;  // rejected; the callback reports why
+        p->producers.commit(infos[i], hdr->base_offset, hdr->last_offset());
+    }
+}
+
+fetch_part_result shard::fetch(const model::tp& tp, int64_t offset, int32_t max_bytes,
+                               bool read_committed, bool min_one_batch) {
+    fetch_part_result out;
+    partition* p = find(tp);
+    if (p == nullptr) {
+        out.error = kafka_error::unknown_topic_or_partition;
+        return out;
+    }
+    out.high_watermark = p->high_watermark();
+    out.last_stable_offset = out.high_watermark;  // no open transactions yet
+    out.log_start_offset = p->log->log_start_offset()();
+    if (auto st = p->log->status(); !st) {
+        out.error = kafka_error::kafka_storage_error;
+        return out;
+    }
+    int64_t upper = read_committed ? out.last_stable_offset : out.high_watermark;
+    if (offset < out.log_start_offset || offset > out.high_watermark) {
+        out.error = kafka_error::offset_out_of_range;
+        return out;
+    }
+    if (offset == upper || max_bytes <= 0) return out;
+    auto r = p->log->read(model::offset(offset), static_cast<size_t>(max_bytes),
+                          model::offset(upper), min_one_batch);
+    if (!r) {
+        out.error = to_kafka_error(r.error());
+        return out;
+    }
+    out.regions = std::move(r->regions);
+    out.bytes = r->total_bytes;
+    return out;
+}
+
+offset_lookup_result shard::list_offset(const model::tp& tp, int64_t timestamp,
+                                        bool read_committed) {
+    offset_lookup_result out;
+    partition* p = find(tp);
+    if (p == nullptr) {
+        out.error = kafka_error::unknown_topic_or_partition;
+        return out;
+    }
+    (void)read_committed;  // no transactions yet: the last stable offset is the high watermark
+    if (timestamp == engine::partition_log::latest_timestamp) {
+        out.offset = p->high_watermark();
+        return out;
+    }
+    if (timestamp == engine::partition_log::earliest_timestamp) {
+        out.offset = p->log->log_start_offset()();
+        return out;
+    }
+    auto r = p->log->offset_for_timestamp(model::timestamp_ms(timestamp));
+    if (!r) {
+        out.error = to_kafka_error(r.error());
+        return out;
+    }
+    if (*r) {
+        out.offset = (*r)->offset();
+        out.timestamp = (*r)->timestamp();
+    }
+    return out;
+}
+
+void shard::add_waiter(const std::vector<model::tp>& tps, uint64_t id, std::function<void()> fn) {
+    auto shared = std::make_shared<std::function<void()>>(std::move(fn));
+    for (const auto& tp : tps) {
+        if (partition* p = find(tp)) p->waiters[id] = [shared] { (*shared)(); };
+    }
+}
+
+void shard::remove_waiter(const std::vector<model::tp>& tps, uint64_t id) {
+    for (const auto& tp : tps) {
+        if (partition* p = find(tp)) p->waiters.erase(id);
+    }
+}
+
+result<int64_t> shard::delete_records(const model::tp& tp, int64_t before_offset) {
+    partition* p = find(tp);
+    if (p == nullptr) return error(engine::errc::invalid_argument, "unknown partition");
+    int64_t target = before_offset < 0 ? p->high_watermark() : before_offset;
+    if (target > p->high_watermark()) {
+        return error(engine::errc::offset_out_of_range, std::to_string(target));
+    }
+    if (auto r = p->log->delete_records_before(model::offset(target)); !r) return r.error();
+    return p->log->log_start_offset()();
+}
+
+void shard::schedule_retention() {
+    int64_t interval = _srv.config().int_value("log.retention.check.interval.ms");
+    _retention_timer = _reactor.add_timer(std::chrono::milliseconds(interval), [this] {
+        _retention_timer = 0;
+        if (_closing) return;
+        run_retention();
+        schedule_retention();
+    });
+}
+
+}  // namespace sluice::broker
+
+namespace sluice::broker {
+
+void shard::run_retention() {
+    int64_t now = runtime::system_clock::instance().now_ms();
+    for (auto& [tp, p] : _partitions) {
+        auto policy = p->config.find("cleanup.policy");
+        if (policy != p->config.end() && policy->second.find("delete") == std::string::npos) {
+            continue;  // compact-only topics keep every segment
+        }
+        engine::retention_policy rp;
+        rp.retention_ms = std::stoll(p->config.at("retention.ms"));
+        rp.retention_bytes = std::stoll(p->config.at("retention.bytes"));
+        auto r = engine::enforce_retention(*p->log, rp, now);
+        if (!r) {
+            log::warn("broker", "retention on ", tp.dir_name(), ": ", r.error().describe());
+        } else if (*r > 0) {
+            p->retention_deleted_segments += *r;
+            log::info("broker", "retention deleted ", *r, " segment(s) of ", tp.dir_name(),
+                      "; log start offset is now ", p->log->log_start_offset()());
+        }
+    }
+}
+
+}  // namespace sluice::broker

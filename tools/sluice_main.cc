@@ -1,0 +1,25 @@
+// The `sluice` command: `sluice serve` runs a broker; the other subcommands are clients that
+// talk the Kafka protocol to any broker.
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "broker/serve.h"
+#include "tools/cli.h"
+
+int main(int argc, char** argv) {
+    if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+        std::fprintf(stderr,
+                     "usage: sluice <command> [options]\n"
+                     "  serve      run a broker (sluice serve --help)\n"
+                     "  topic      create | list | describe | alter-config | delete topics\n"
+                     "  produce    write records from stdin to a topic\n"
+                     "  consume    print records of a topic\n"
+                     "  bench      load generator against any Kafka broker\n");
+        return argc < 2 ? 2 : 0;
+    }
+    std::string cmd = argv[1];
+    if (cmd == "serve") return sluice::broker::serve_main(argc - 2, argv + 2);
+    return sluice::tools::cli_main(cmd, argc - 2, argv + 2);
+}
