@@ -110,6 +110,9 @@ const key_def broker_keys[] = {
     {"sluice.cores", kind::int32, "0", 0, 1024},  // 0: one reactor per online core
     {"sluice.network.stack", kind::choice, "posix", 0, 0, "posix,dpdk"},
     {"sluice.fsync", kind::choice, "", 0, 0, ",always,batch,never", "sluice.fsync"},
+    // false: fetch responses read segment bytes into memory and send them from there (a copying
+    // fetch, for measuring what zero-copy saves); true: segment bytes go file -> socket.
+    {"sluice.fetch.zero.copy", kind::boolean, "true"},
     {"sluice.log.level", kind::choice, "info", 0, 0, "trace,debug,info,warn,error,off"},
 };
 

@@ -4,6 +4,9 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <list>
+
+#include <unistd.h>
 
 #include "base/log.h"
 #include "broker/fanout.h"
@@ -153,8 +156,23 @@ void fetch_wait(std::shared_ptr<fetch_state> st) {
         [] {});
 }
 
+// The copying fetch (sluice.fetch.zero.copy=false): segment bytes are read into memory and
+// sent from there, as a broker without zero-copy would.
+bool copy_regions(const std::vector<file_region>& regions, std::vector<std::byte>& out) {
+    for (const auto& region : regions) {
+        size_t at = out.size();
+        out.resize(at + region.length);
+        ssize_t n = ::pread(region.file->get(), out.data() + at, region.length,
+                            static_cast<off_t>(region.offset));
+        if (n != static_cast<ssize_t>(region.length)) return false;
+    }
+    return true;
+}
+
 void fetch_finish(std::shared_ptr<fetch_state> st, std::vector<fetch_part_result>& results) {
     st->finished = true;
+    bool zero_copy = st->ctx->srv.config().bool_value("sluice.fetch.zero.copy");
+    std::list<std::vector<std::byte>> copies;  // alive until the response is encoded
     int64_t budget = st->ctx->version() >= 3 ? st->req.max_bytes : INT32_MAX;
     if (budget <= 0) budget = INT32_MAX;
     bool first_data = true;
@@ -171,7 +189,13 @@ void fetch_finish(std::shared_ptr<fetch_state> st, std::vector<fetch_part_result
         if (!first_data && static_cast<int64_t>(r.bytes) > budget) continue;
         first_data = false;
         budget -= static_cast<int64_t>(r.bytes);
-        pd.records = protocol::records::from_files(std::move(r.regions));
+        if (zero_copy) {
+            pd.records = protocol::records::from_files(std::move(r.regions));
+        } else if (!copy_regions(r.regions, copies.emplace_back())) {
+            pd.error_code = code(kafka_error::kafka_storage_error);
+        } else {
+            pd.records = protocol::records::from_memory(copies.back());
+        }
     }
     st->ctx->respond(st->resp);
 }
