@@ -1,0 +1,207 @@
+"""Admin clients against Sluice: confluent-kafka's AdminClient and kafka-python's
+KafkaAdminClient create topics, list and describe them, describe and alter their configs, add
+partitions and delete them; a producer and consumer confirm each change took effect."""
+
+import logging
+import time
+import unittest
+
+from broker import BrokerTestCase
+
+try:
+    import confluent_kafka as ck
+    from confluent_kafka import admin as ck_admin
+except ImportError:  # pragma: no cover
+    ck = None
+try:
+    import kafka
+    from kafka import admin as kp_admin
+    from kafka import errors as kp_errors
+except ImportError:  # pragma: no cover
+    kafka = None
+
+WAIT_S = 30
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def wait_for(predicate, what, timeout=WAIT_S):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+@unittest.skipIf(ck is None, "python3-confluent-kafka is not installed")
+class ConfluentAdminTest(BrokerTestCase):
+    broker_config = {"auto_create_topics_enable": "false"}
+
+    def setUp(self):
+        self.admin = ck_admin.AdminClient({"bootstrap.servers": self.broker.bootstrap})
+
+    def tearDown(self):
+        self.admin = None  # closes the client before the class stops the broker
+
+    def results(self, futures):
+        return {k: f.result(timeout=WAIT_S) for k, f in futures.items()}
+
+    def topic_partitions(self, topic):
+        md = self.admin.list_topics(timeout=10)
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            return None
+        return len(t.partitions)
+
+    def describe(self, topic):
+        res = ck_admin.ConfigResource(ck_admin.ConfigResource.Type.TOPIC, topic)
+        return self.results(self.admin.describe_configs([res]))[res]
+
+    def test_topic_lifecycle(self):
+        topic = self.unique_topic("ck-admin")
+        self.results(self.admin.create_topics(
+            [ck_admin.NewTopic(topic, num_partitions=2, replication_factor=1,
+                               config={"retention.ms": "3600000", "cleanup.policy": "delete"})],
+            operation_timeout=10))
+        self.assertEqual(self.topic_partitions(topic), 2)
+
+        md = self.admin.list_topics(timeout=10)
+        self.assertEqual(list(md.brokers.values())[0].port, self.broker.port)
+        self.assertEqual(md.topics[topic].partitions[0].leader, md.controller_id)
+
+        # Creating it again fails with TOPIC_ALREADY_EXISTS; a bad name or count is refused.
+        with self.assertRaises(ck.KafkaException) as cm:
+            self.results(self.admin.create_topics([ck_admin.NewTopic(topic, 1, 1)]))
+        self.assertEqual(cm.exception.args[0].code(), ck.KafkaError.TOPIC_ALREADY_EXISTS)
+        with self.assertRaises(ck.KafkaException):
+            self.results(self.admin.create_topics([ck_admin.NewTopic("bad/name", 1, 1)]))
+        with self.assertRaises(ck.KafkaException):
+            self.results(self.admin.create_topics(
+                [ck_admin.NewTopic(topic + "-rf", 1, replication_factor=3)]))
+
+        configs = self.describe(topic)
+        self.assertEqual(configs["retention.ms"].value, "3600000")
+        self.assertEqual(configs["cleanup.policy"].value, "delete")
+        self.assertIn("segment.bytes", configs)
+
+        # AlterConfigs replaces the topic's whole set of overrides.
+        res = ck_admin.ConfigResource(ck_admin.ConfigResource.Type.TOPIC, topic,
+                                      set_config={"retention.ms": "7200000",
+                                                  "max.message.bytes": "2000000"})
+        self.results(self.admin.alter_configs([res]))
+        configs = self.describe(topic)
+        self.assertEqual(configs["retention.ms"].value, "7200000")
+        self.assertEqual(configs["max.message.bytes"].value, "2000000")
+        self.assertNotEqual(configs["cleanup.policy"].source,
+                            ck_admin.ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+        # An unknown key or a bad value is refused and changes nothing.
+        for bad in ({"no.such.key": "1"}, {"retention.ms": "soon"}):
+            res = ck_admin.ConfigResource(ck_admin.ConfigResource.Type.TOPIC, topic, set_config=bad)
+            with self.assertRaises(ck.KafkaException):
+                self.results(self.admin.alter_configs([res]))
+        self.assertEqual(self.describe(topic)["retention.ms"].value, "7200000")
+
+        broker_res = ck_admin.ConfigResource(ck_admin.ConfigResource.Type.BROKER, "0")
+        broker_cfg = self.results(self.admin.describe_configs([broker_res]))[broker_res]
+        self.assertEqual(broker_cfg["num.partitions"].value, "3")
+
+        # Add partitions, then write to and read from the new one.
+        self.results(self.admin.create_partitions([ck_admin.NewPartitions(topic, 5)]))
+        wait_for(lambda: self.topic_partitions(topic) == 5, "5 partitions")
+        with self.assertRaises(ck.KafkaException):  # never fewer
+            self.results(self.admin.create_partitions([ck_admin.NewPartitions(topic, 3)]))
+        p = ck.Producer({"bootstrap.servers": self.broker.bootstrap})
+        p.produce(topic, value=b"in the new partition", partition=4)
+        self.assertEqual(p.flush(WAIT_S), 0)
+        del p
+        c = ck.Consumer({"bootstrap.servers": self.broker.bootstrap, "group.id": "unused",
+                         "enable.auto.commit": False, "log_level": 3})
+        try:
+            c.assign([ck.TopicPartition(topic, 4, ck.OFFSET_BEGINNING)])
+            msg = None
+            deadline = time.monotonic() + WAIT_S
+            while msg is None and time.monotonic() < deadline:
+                msg = c.poll(0.5)
+            self.assertIsNotNone(msg)
+            self.assertIsNone(msg.error())
+            self.assertEqual(msg.value(), b"in the new partition")
+        finally:
+            c.close()
+
+        self.results(self.admin.delete_topics([topic], operation_timeout=10))
+        wait_for(lambda: self.topic_partitions(topic) is None, "the topic to go")
+        with self.assertRaises(ck.KafkaException):
+            self.results(self.admin.delete_topics([topic]))
+
+        # The name can be used again, and starts empty.
+        self.results(self.admin.create_topics([ck_admin.NewTopic(topic, 1, 1)]))
+        c = ck.Consumer({"bootstrap.servers": self.broker.bootstrap, "group.id": "unused",
+                         "log_level": 3})
+        try:
+            low, high = c.get_watermark_offsets(ck.TopicPartition(topic, 0), timeout=10)
+            self.assertEqual((low, high), (0, 0))
+        finally:
+            c.close()
+
+
+@unittest.skipIf(kafka is None, "python3-kafka is not installed")
+class KafkaPythonAdminTest(BrokerTestCase):
+    broker_config = {"auto_create_topics_enable": "false"}
+
+    def setUp(self):
+        self.admin = kp_admin.KafkaAdminClient(bootstrap_servers=self.broker.bootstrap,
+                                               request_timeout_ms=WAIT_S * 1000)
+
+    def tearDown(self):
+        self.admin.close()
+
+    def describe(self, topic):
+        resp = self.admin.describe_configs(
+            [kp_admin.ConfigResource(kp_admin.ConfigResourceType.TOPIC, topic)])
+        (error_code, _msg, _type, _name, entries), = resp[0].resources
+        self.assertEqual(error_code, 0)
+        return {e[0]: e[1] for e in entries}
+
+    def partitions(self, topic):
+        for t in self.admin.describe_topics([topic]):
+            if t["topic"] == topic and t["error_code"] == 0:
+                return len(t["partitions"])
+        return None
+
+    def test_topic_lifecycle(self):
+        topic = self.unique_topic("kp-admin")
+        resp = self.admin.create_topics(
+            [kp_admin.NewTopic(topic, num_partitions=3, replication_factor=1,
+                               topic_configs={"retention.bytes": "1048576"})],
+            timeout_ms=10_000)
+        self.assertEqual([e[1] for e in resp.topic_errors], [0])
+        self.assertIn(topic, self.admin.list_topics())
+        self.assertEqual(self.partitions(topic), 3)
+        with self.assertRaises(kp_errors.TopicAlreadyExistsError):
+            self.admin.create_topics([kp_admin.NewTopic(topic, 1, 1)])
+
+        self.assertEqual(self.describe(topic)["retention.bytes"], "1048576")
+        resp = self.admin.alter_configs(
+            [kp_admin.ConfigResource(kp_admin.ConfigResourceType.TOPIC, topic,
+                                     configs={"retention.bytes": "2097152",
+                                              "cleanup.policy": "compact"})])
+        self.assertEqual([r[0] for r in resp.resources], [0])
+        configs = self.describe(topic)
+        self.assertEqual(configs["retention.bytes"], "2097152")
+        self.assertEqual(configs["cleanup.policy"], "compact")
+
+        resp = self.admin.create_partitions({topic: kp_admin.NewPartitions(total_count=4)})
+        self.assertEqual([e[1] for e in resp.topic_errors], [0])
+        wait_for(lambda: self.partitions(topic) == 4, "4 partitions")
+
+        cluster = self.admin.describe_cluster() if hasattr(self.admin, "describe_cluster") else None
+        if cluster is not None:
+            self.assertEqual(len(cluster["brokers"]), 1)
+
+        resp = self.admin.delete_topics([topic], timeout_ms=10_000)
+        self.assertEqual([e[1] for e in resp.topic_error_codes], [0])
+        wait_for(lambda: topic not in self.admin.list_topics(), "the topic to go")
+
+
+if __name__ == "__main__":
+    unittest.main()
