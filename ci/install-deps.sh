@@ -8,9 +8,12 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   liburing-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev
 )
-# Real Kafka clients used by the end-to-end tests (added by the broker's tests).
+# Real Kafka clients used by the end-to-end tests (tests/e2e): kcat, kafka-python with the
+# codecs it can use (snappy, lz4, zstd), confluent-kafka, and Go's sarama built with Debian's go.
 if [[ "${SLUICE_CLIENT_DEPS:-1}" == 1 ]]; then
-  packages+=(kcat librdkafka-dev python3-kafka python3-confluent-kafka)
+  packages+=(kcat librdkafka-dev python3-kafka python3-confluent-kafka
+             python3-snappy python3-lz4 python3-zstandard
+             golang-go golang-github-shopify-sarama-dev)
 fi
 
 missing=()
