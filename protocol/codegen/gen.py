@@ -671,7 +671,8 @@ def emit_struct_decl(o, msg, s, api, is_root):
     o("void read(reader& r, int16_t version);")
     o("void write(writer& w, int16_t version) const;")
     if is_root:
-        o("// Decodes the message body; errors are base::errc::malformed / limit_exceeded.")
+        o("// Decodes the message body. Errors: protocol::errc::unsupported_version,")
+        o("// base::errc::malformed / limit_exceeded. Bytes after the body are left unread.")
         o("[[nodiscard]] result<void> decode(reader& r, int16_t version);")
         o("// Encodes the message body; `version` must be within the API's range.")
         o("void encode(writer& w, int16_t version) const;")
