@@ -642,6 +642,7 @@ void partition_log::impl::truncate_to(int64_t offset, io_callback cb) {
 
 result<void> partition_log::impl::remove_segment_files(segment& s) {
     lru_remove(s);
+    _dirty.erase(&s);
     s.log.reset();
     for (auto suffix : {lf::log_suffix, lf::index_suffix, lf::time_index_suffix}) {
         if (auto r = _fs.remove(s.path(suffix)); !r) return r;
@@ -703,8 +704,8 @@ result<void> partition_log::impl::do_truncate(int64_t offset) {
     s.allocated_bytes = cut;
     _active = &s;
     _dirty.erase(&s);
-    _next_offset = _written_end = new_end;
-    _durable_end = std::min(_durable_end, new_end);
+    // Closed segments are durable and `s` was just synced: everything below new_end is.
+    _next_offset = _written_end = _durable_end = new_end;
     if (auto r = _fs.fsync_dir(_dir); !r) return r;
     return checkpoint();
 }

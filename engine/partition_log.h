@@ -5,7 +5,7 @@
 // Ownership and threading: one `partition_log` per partition, created by `open()` on the
 // reactor thread that owns the partition (DESIGN.md section 2) and used only from it.
 // Callbacks run on that thread, from reactor completions or deferred tasks, never from inside
-// the call that registered them. Destroying the object without close() is a crash as far as
+// the call that registered them; a callback must not destroy the partition_log (defer that). Destroying the object without close() is a crash as far as
 // the disk is concerned (in-flight I/O finishes harmlessly; nothing is fsynced or marked clean).
 //
 // Append / durability contract (README.md "Fsync contract" has the full text):

@@ -164,6 +164,14 @@ result<void> fault_fs::remove(const std::string& path) {
 }
 
 result<void> fault_fs::rename(const std::string& from, const std::string& to) {
+    // What the target name shows after a power loss until the directory is fsynced: its
+    // durable content before the rename (untracked files count as durable), or nothing.
+    std::optional<std::vector<std::byte>> replaced;
+    if (auto it = _state->files.find(to); it != _state->files.end()) {
+        if (it->second->name_durable) replaced = it->second->synced;
+    } else if (_inner.exists(to)) {
+        if (auto bytes = read_whole_file(_inner, to)) replaced = std::move(*bytes);
+    }
     auto r = _inner.rename(from, to);
     if (!r) return r;
     std::shared_ptr<file_state> src;
@@ -173,12 +181,6 @@ result<void> fault_fs::rename(const std::string& from, const std::string& to) {
     } else {
         src = std::make_shared<file_state>();
         _state->snapshot(to, *src);
-    }
-    std::optional<std::vector<std::byte>> replaced;
-    if (auto it = _state->files.find(to); it != _state->files.end() && it->second->name_durable) {
-        replaced = it->second->synced;
-    } else if (it == _state->files.end() && _inner.exists(to)) {
-        replaced.reset();
     }
     src->name_durable = false;
     src->replaced = std::move(replaced);
