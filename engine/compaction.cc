@@ -176,8 +176,9 @@ result<void> rebuild_batch(const model::batch_header& h, std::span<const model::
 bool key_map::update(model::bytes_view key, int64_t offset) {
     auto it = _map.find(view_of(key));
     if (it != _map.end()) {
-        SLUICE_ASSERT(offset > it->second, "key map offsets must increase");
-        it->second = offset;
+        // Offsets come from disk in increasing order; keep the larger one rather than assert on
+        // what a segment says.
+        it->second = std::max(it->second, offset);
         return true;
     }
     const size_t cost_bytes = key.size() + entry_overhead_bytes;

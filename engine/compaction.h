@@ -98,7 +98,7 @@ public:
     static constexpr size_t entry_overhead_bytes = 64;
 
     explicit key_map(size_t max_bytes) : _max_bytes(max_bytes) {}
-    // Records `offset` as the latest of `key` (offsets must come in increasing order). Returns
+    // Records `offset` as the latest of `key` (unless a larger one is recorded). Returns
     // false, changing nothing, when a new key would take the map past its bound.
     bool update(model::bytes_view key, int64_t offset);
     std::optional<int64_t> latest(model::bytes_view key) const;

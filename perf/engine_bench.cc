@@ -136,20 +136,30 @@ struct log_env {
     }
 
     // Appends `batch` `count` times: each reactor turn offers up to `per_turn` appends as long as
-    // fewer than `window` are unacknowledged; waits for every acknowledgement.
+    // fewer than `window` are unacknowledged; waits for every acknowledgement. With the window
+    // full the producer sleeps until an acknowledgement (it does not spin the reactor).
     void append_streaming(std::vector<std::byte>& batch, size_t count, size_t per_turn,
                           size_t window) {
         size_t issued = 0;
         size_t done = 0;
-        std::function<void()> pump = [&] {
+        bool scheduled = false;
+        std::function<void()> pump;
+        auto schedule = [&] {
+            if (scheduled || issued == count || issued - done >= window) return;
+            scheduled = true;
+            reactor->defer(pump);
+        };
+        pump = [&] {
+            scheduled = false;
             for (size_t i = 0; i < per_turn && issued < count && issued - done < window; ++i) {
                 ++issued;
                 log->append(batch, {}, [&](result<engine::append_result> a) {
                     if (!a) die(a.error().describe());
                     ++done;
+                    schedule();
                 });
             }
-            if (issued < count) reactor->defer(pump);
+            schedule();
         };
         pump();
         reactor->run_until([&] { return done == count; });
