@@ -1,12 +1,40 @@
 #include "tools/cli.h"
 
+#include <csignal>
 #include <cstdio>
+
+#include "tools/commands.h"
 
 namespace sluice::tools {
 
-int cli_main(const std::string& cmd, int, char**) {
+std::vector<option_spec> common_options() {
+    return {{"bootstrap-server"}, {"client-id"}, {"request-timeout-ms"}, {"help", false}};
+}
+
+result<client_options> client_options_from(const args& a) {
+    client_options o;
+    o.bootstrap = a.get_or("bootstrap-server", "localhost:9092");
+    o.conn.client_id = a.get_or("client-id", "sluice");
+    auto t = a.integer("request-timeout-ms", 30000, 1, 3600 * 1000);
+    if (!t) return t.error();
+    o.conn.timeout_ms = static_cast<int>(*t);
+    return o;
+}
+
+int report(const char* what, const error& e) {
+    std::fprintf(stderr, "sluice %s: %s\n", what, user_message(e).c_str());
+    return e.is(errc::bad_argument) ? exit_usage : exit_failed;
+}
+
+int cli_main(const std::string& cmd, int argc, char** argv) {
+    // A closed stdout (sluice consume | head) ends the command through write errors, not a signal.
+    std::signal(SIGPIPE, SIG_IGN);
+    if (cmd == "topic") return topic_main(argc, argv);
+    if (cmd == "produce") return produce_main(argc, argv);
+    if (cmd == "consume") return consume_main(argc, argv);
+    if (cmd == "bench") return bench_main(argc, argv);
     std::fprintf(stderr, "sluice: unknown command '%s' (try sluice --help)\n", cmd.c_str());
-    return 2;
+    return exit_usage;
 }
 
 }  // namespace sluice::tools

@@ -1,0 +1,546 @@
+// `sluice bench`: argument parsing, topic set-up, the run phases, the progress line and the
+// final report (text on stdout, JSON with --json).
+
+#include "tools/bench.h"
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tools/commands.h"
+
+namespace sluice::tools {
+
+namespace {
+
+using namespace bench;
+
+std::atomic<bool>* signal_stop = nullptr;
+
+void usage() {
+    std::fprintf(
+        stderr,
+        "usage: sluice bench [--bootstrap-server host:port] [--topic sluice-bench]\n"
+        "         [--mode produce|consume|both] [--partitions 1] [--replication-factor R]\n"
+        "         [--record-size 1024] [--batch-size 64KiB] [--acks 0|1|all]\n"
+        "         [--compression none|gzip|snappy|lz4|zstd] [--producers 1] [--consumers 1]\n"
+        "         [--in-flight 5] [--duration-s 10 | --records N] [--rate R]\n"
+        "         [--fetch-size 8MiB] [--fill-bytes 1GiB] [--json FILE] [--quiet]\n"
+        "       sluice bench --reference loopback [--duration-s 10] [--fetch-size 8MiB]\n"
+        "  --mode consume reads the topic from its earliest offset (pre-filling it with\n"
+        "  --fill-bytes, or --records, of records when it holds less), wrapping around at\n"
+        "  the end. --mode both consumes what the producers write while they write it.\n"
+        "  --batch-size is per partition per request; --rate is records/s (0 = max).\n");
+}
+
+struct side_report {
+    uint64_t records = 0;
+    uint64_t payload_bytes = 0;
+    uint64_t wire_bytes = 0;
+    uint64_t requests = 0;
+    uint64_t errors = 0;
+    double seconds = 0;
+    histogram latency;
+};
+
+double mib(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+double ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+// The progress line: once a second, the last second's throughput and latency per side.
+class reporter {
+public:
+    reporter(const settings& s, run_control& ctl) : _s(s), _ctl(ctl) {}
+
+    void add(const char* name, side_stats* stats) { _sides.push_back({name, stats, 0, 0}); }
+    void start() {
+        _thread = std::thread([this] { loop(); });
+    }
+    void finish() {
+        _done = true;
+        if (_thread.joinable()) _thread.join();
+        for (auto& side : _sides) fold(side);
+    }
+
+private:
+    struct side {
+        const char* name;
+        side_stats* stats;
+        uint64_t last_records;
+        uint64_t last_bytes;
+    };
+
+    // Moves the interval histogram into the total; returns the interval's histogram.
+    static histogram fold(side& sd) {
+        std::lock_guard<std::mutex> g(sd.stats->mu);
+        histogram h = sd.stats->interval;
+        sd.stats->total.merge(h);
+        sd.stats->interval.reset();
+        return h;
+    }
+
+    void loop() {
+        auto last = clock::now();
+        while (!_done) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            auto now = clock::now();
+            if (now - last < std::chrono::seconds(1)) continue;
+            double secs = std::chrono::duration<double>(now - last).count();
+            last = now;
+            std::string line = progress_prefix(now);
+            for (auto& sd : _sides) {
+                histogram h = fold(sd);
+                uint64_t rec = sd.stats->records.load();
+                uint64_t bytes = sd.stats->wire_bytes.load();
+                char buf[256];
+                std::snprintf(buf, sizeof buf, " | %s %8.1f MiB/s %9.0f rec/s", sd.name,
+                              mib(bytes - sd.last_bytes) / secs,
+                              static_cast<double>(rec - sd.last_records) / secs);
+                line += buf;
+                if (h.count() > 0) {
+                    std::snprintf(buf, sizeof buf, " p50 %.2f p99 %.2f max %.2f ms",
+                                  ms(h.percentile(50)), ms(h.percentile(99)), ms(h.max()));
+                    line += buf;
+                }
+                sd.last_records = rec;
+                sd.last_bytes = bytes;
+            }
+            if (!_s.quiet) std::fprintf(stderr, "%s\n", line.c_str());
+        }
+    }
+
+    std::string progress_prefix(clock::time_point now) const {
+        char buf[128];
+        double elapsed = std::chrono::duration<double>(now - _ctl.start).count();
+        if (_ctl.by_records) {
+            std::snprintf(buf, sizeof buf, "[%6.1fs]", elapsed);
+        } else {
+            double left = std::max(0.0, std::chrono::duration<double>(_ctl.deadline - now).count());
+            std::snprintf(buf, sizeof buf, "[%6.1fs, %5.1fs left]", elapsed, left);
+        }
+        return buf;
+    }
+
+    const settings& _s;
+    run_control& _ctl;
+    std::vector<side> _sides;
+    std::thread _thread;
+    std::atomic<bool> _done{false};
+};
+
+side_report summarize(side_stats& st, double seconds) {
+    side_report r;
+    r.records = st.records.load();
+    r.payload_bytes = st.payload_bytes.load();
+    r.wire_bytes = st.wire_bytes.load();
+    r.requests = st.requests.load();
+    r.errors = st.errors.load();
+    r.seconds = seconds;
+    std::lock_guard<std::mutex> g(st.mu);
+    r.latency = st.total;
+    r.latency.merge(st.interval);
+    return r;
+}
+
+void print_side(const char* name, const side_report& r, bool latency) {
+    double secs = r.seconds > 0 ? r.seconds : 1;
+    std::printf("%s: %llu records, %.1f MiB in %.2f s: %.1f MiB/s, %.0f records/s", name,
+                static_cast<unsigned long long>(r.records), mib(r.wire_bytes), r.seconds,
+                mib(r.wire_bytes) / secs, static_cast<double>(r.records) / secs);
+    if (r.payload_bytes != r.wire_bytes) {
+        std::printf(" (record values %.1f MiB/s)", mib(r.payload_bytes) / secs);
+    }
+    std::printf("\n");
+    if (latency && r.latency.count() > 0) {
+        std::printf("  request latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f"
+                    "  (%llu requests)\n",
+                    ms(r.latency.percentile(50)), ms(r.latency.percentile(99)),
+                    ms(r.latency.percentile(99.9)), ms(r.latency.max()), ms(r.latency.mean()),
+                    static_cast<unsigned long long>(r.latency.count()));
+    }
+    if (r.errors > 0) {
+        std::printf("  errors: %llu\n", static_cast<unsigned long long>(r.errors));
+    }
+}
+
+std::string json_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string json_side(const side_report& r) {
+    std::ostringstream o;
+    double secs = r.seconds > 0 ? r.seconds : 1;
+    o << "{\"records\": " << r.records << ", \"payload_bytes\": " << r.payload_bytes
+      << ", \"wire_bytes\": " << r.wire_bytes << ", \"requests\": " << r.requests
+      << ", \"errors\": " << r.errors << ", \"seconds\": " << r.seconds
+      << ", \"mib_per_s\": " << mib(r.wire_bytes) / secs
+      << ", \"payload_mib_per_s\": " << mib(r.payload_bytes) / secs
+      << ", \"records_per_s\": " << static_cast<double>(r.records) / secs << ", \"latency_ms\": ";
+    if (r.latency.count() == 0) {
+        o << "null";
+    } else {
+        o << "{\"count\": " << r.latency.count() << ", \"p50\": " << ms(r.latency.percentile(50))
+          << ", \"p99\": " << ms(r.latency.percentile(99))
+          << ", \"p999\": " << ms(r.latency.percentile(99.9)) << ", \"max\": " << ms(r.latency.max())
+          << ", \"mean\": " << ms(static_cast<uint64_t>(r.latency.mean())) << "}";
+    }
+    o << "}";
+    return o.str();
+}
+
+const char* mode_name(mode m) {
+    switch (m) {
+        case mode::produce: return "produce";
+        case mode::consume: return "consume";
+        case mode::both: return "both";
+    }
+    return "?";
+}
+
+const char* codec_name(model::compression c) {
+    switch (c) {
+        case model::compression::none: return "none";
+        case model::compression::gzip: return "gzip";
+        case model::compression::snappy: return "snappy";
+        case model::compression::lz4: return "lz4";
+        case model::compression::zstd: return "zstd";
+    }
+    return "?";
+}
+
+std::string json_settings(const settings& s) {
+    std::ostringstream o;
+    o << "{\"bootstrap_server\": \"" << json_escape(s.client.bootstrap) << "\", \"topic\": \""
+      << json_escape(s.topic) << "\", \"mode\": \"" << mode_name(s.run_mode)
+      << "\", \"partitions\": " << s.partitions << ", \"record_size\": " << s.record_bytes
+      << ", \"batch_size\": " << s.batch_bytes << ", \"acks\": " << s.acks
+      << ", \"compression\": \"" << codec_name(s.codec) << "\", \"producers\": " << s.producers
+      << ", \"consumers\": " << s.consumers << ", \"in_flight\": " << s.in_flight
+      << ", \"duration_s\": " << s.duration_s << ", \"records\": " << s.records
+      << ", \"rate\": " << s.rate << ", \"fetch_size\": " << s.fetch_bytes << "}";
+    return o.str();
+}
+
+result<void> write_file(const std::string& path, const std::string& text) {
+    std::ofstream f(path, std::ios::trunc);
+    f << text;
+    f.close();
+    if (!f) return error(errc::io_failed, "cannot write " + path);
+    return ok();
+}
+
+result<settings> settings_from(const args& a) {
+    settings s;
+    auto c = client_options_from(a);
+    if (!c) return c.error();
+    s.client = *c;
+    s.topic = a.get_or("topic", s.topic);
+    std::string m = a.get_or("mode", "produce");
+    if (m == "produce") {
+        s.run_mode = mode::produce;
+    } else if (m == "consume") {
+        s.run_mode = mode::consume;
+    } else if (m == "both") {
+        s.run_mode = mode::both;
+    } else {
+        return error(errc::bad_argument, "--mode must be produce, consume or both");
+    }
+    auto get = [&](const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+        return a.integer(name, fallback, lo, hi);
+    };
+    auto partitions = get("partitions", 1, 1, 100000);
+    auto rf = get("replication-factor", -1, -1, 100);
+    auto record = get("record-size", 1024, 0, 16 << 20);
+    auto batch = get("batch-size", 64 << 10, 1, 256 << 20);
+    auto producers = get("producers", 1, 0, 1024);
+    auto connections = get("connections", -1, -1, 1024);
+    auto consumers = get("consumers", 1, 0, 1024);
+    auto in_flight = get("in-flight", 5, 1, 1024);
+    auto records = get("records", 0, 0, INT64_MAX / 2);
+    auto fetch = get("fetch-size", 8 << 20, 1024, 1 << 30);
+    auto fill = get("fill-bytes", int64_t{1} << 30, 0, INT64_MAX / 2);
+    for (auto* r : {&partitions, &rf, &record, &batch, &producers, &connections, &consumers,
+                    &in_flight, &records, &fetch, &fill}) {
+        if (!*r) return r->error();
+    }
+    auto duration = a.number("duration-s", 10);
+    auto rate = a.number("rate", 0);
+    if (!duration) return duration.error();
+    if (!rate) return rate.error();
+    s.partitions = static_cast<int32_t>(*partitions);
+    s.replication_factor = static_cast<int16_t>(*rf);
+    s.record_bytes = static_cast<size_t>(*record);
+    s.batch_bytes = static_cast<size_t>(*batch);
+    s.producers = static_cast<int>(*connections >= 0 ? *connections : *producers);
+    s.consumers = static_cast<int>(*consumers);
+    s.in_flight = static_cast<int>(*in_flight);
+    s.records = static_cast<uint64_t>(*records);
+    s.fetch_bytes = static_cast<int32_t>(*fetch);
+    s.fill_bytes = static_cast<uint64_t>(*fill);
+    s.duration_s = *duration;
+    s.rate = *rate;
+    std::string acks = a.get_or("acks", "1");
+    if (acks == "all" || acks == "-1") {
+        s.acks = -1;
+    } else if (acks == "0" || acks == "1") {
+        s.acks = static_cast<int16_t>(acks[0] - '0');
+    } else {
+        return error(errc::bad_argument, "--acks must be 0, 1 or all");
+    }
+    std::string codec = a.get_or("compression", "none");
+    bool known = false;
+    for (auto cc : {model::compression::none, model::compression::gzip, model::compression::snappy,
+                    model::compression::lz4, model::compression::zstd}) {
+        if (codec == codec_name(cc)) {
+            s.codec = cc;
+            known = true;
+        }
+    }
+    if (!known) return error(errc::bad_argument, "unknown --compression '" + codec + "'");
+    if (auto j = a.get("json")) s.json_path = *j;
+    s.quiet = a.has("quiet");
+    if (s.duration_s <= 0 && s.records == 0) {
+        return error(errc::bad_argument, "give --duration-s > 0 or --records N");
+    }
+    if (s.run_mode != mode::consume && s.producers == 0) {
+        return error(errc::bad_argument, "--producers must be at least 1");
+    }
+    if (s.run_mode != mode::produce && s.consumers == 0) {
+        return error(errc::bad_argument, "--consumers must be at least 1");
+    }
+    return s;
+}
+
+// Creates the topic when missing; returns its partition count.
+result<int32_t> ensure_topic(client& c, const settings& s) {
+    auto t = c.topic(s.topic, true);
+    if (t) {
+        auto n = static_cast<int32_t>((*t)->partitions.size());
+        if (n != s.partitions) {
+            std::fprintf(stderr, "sluice bench: topic %s exists with %d partition(s); using them\n",
+                         s.topic.c_str(), n);
+        }
+        return n;
+    }
+    if (!t.error().is(errc::kafka) || t.error().detail().rfind("UNKNOWN_TOPIC_OR_PARTITION", 0) != 0) {
+        return t.error();
+    }
+    protocol::create_topics_request req;
+    auto& ct = req.topics.emplace_back();
+    ct.name = s.topic;
+    ct.num_partitions = s.partitions;
+    ct.replication_factor = s.replication_factor;
+    auto ctl = c.controller();
+    if (!ctl) return ctl.error();
+    if ((*ctl)->version<protocol::create_topics_api>() < 4 && ct.replication_factor < 0) {
+        ct.replication_factor = 1;
+    }
+    auto resp = (*ctl)->call<protocol::create_topics_api>(req);
+    if (!resp) return resp.error();
+    for (const auto& r : resp->topics) {
+        if (r.error_code != 0 && r.error_code != 36) {
+            return kafka_failure(r.error_code, r.error_message.value_or(""));
+        }
+    }
+    // Wait until every partition has a leader.
+    for (int i = 0; i < 100; ++i) {
+        auto again = c.topic(s.topic, true);
+        if (again && !(*again)->partitions.empty() &&
+            std::all_of((*again)->partitions.begin(), (*again)->partitions.end(),
+                        [](const partition_info& p) { return p.leader >= 0; })) {
+            return static_cast<int32_t>((*again)->partitions.size());
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return kafka_failure(5, "topic " + s.topic + " has no leaders after creation");
+}
+
+void start_clock(run_control& ctl, const settings& s, uint64_t produce, uint64_t consume) {
+    ctl.start = clock::now();
+    ctl.deadline = ctl.start + std::chrono::duration_cast<clock::duration>(
+                                   std::chrono::duration<double>(s.duration_s));
+    ctl.by_records = s.records > 0;
+    ctl.produce_left = static_cast<int64_t>(produce);
+    ctl.consume_left = static_cast<int64_t>(consume);
+}
+
+double elapsed_s(const run_control& ctl) {
+    return std::chrono::duration<double>(clock::now() - ctl.start).count();
+}
+
+// Consume mode: makes sure the topic holds enough to read; returns the consume plan.
+result<consume_plan> prepare_consume(client& c, const settings& s, int32_t partitions) {
+    auto first = list_offsets(c, s.topic, partitions, -2);
+    if (!first) return first.error();
+    auto end = list_offsets(c, s.topic, partitions, -1);
+    if (!end) return end.error();
+    uint64_t have = 0;
+    for (int32_t p = 0; p < partitions; ++p) {
+        have += static_cast<uint64_t>((*end)[static_cast<size_t>(p)] - (*first)[static_cast<size_t>(p)]);
+    }
+    uint64_t per_record = s.record_bytes + 10;
+    uint64_t want = s.records > 0 ? s.records : s.fill_bytes / std::max<uint64_t>(per_record, 1);
+    if (have < want) {
+        std::fprintf(stderr, "sluice bench: filling %s with %llu records before consuming\n",
+                     s.topic.c_str(), static_cast<unsigned long long>(want - have));
+        settings fill = s;
+        fill.records = want - have;
+        run_control ctl;
+        start_clock(ctl, fill, fill.records, 0);
+        side_stats stats;
+        run_producers(fill, partitions, ctl, stats);
+        if (ctl.failed_workers > 0) return error(errc::io_failed, "fill: " + ctl.first_error);
+        end = list_offsets(c, s.topic, partitions, -1);
+        if (!end) return end.error();
+    }
+    consume_plan plan;
+    plan.start = *first;
+    plan.wrap_to = *first;
+    plan.wrap_at = *end;
+    return plan;
+}
+
+int run_reference(const settings& s) {
+    auto r = run_loopback(s);
+    if (!r) return report("bench", r.error());
+    double rate = mib(r->bytes) / r->seconds;
+    std::printf("loopback: %.1f MiB in %.2f s: %.1f MiB/s (frames of %d bytes)\n", mib(r->bytes),
+                r->seconds, rate, s.fetch_bytes);
+    if (s.json_path) {
+        std::ostringstream o;
+        o << "{\"reference\": \"loopback\", \"frame_bytes\": " << s.fetch_bytes
+          << ", \"bytes\": " << r->bytes << ", \"seconds\": " << r->seconds
+          << ", \"mib_per_s\": " << rate << "}\n";
+        if (auto w = write_file(*s.json_path, o.str()); !w) return report("bench", w.error());
+    }
+    return exit_ok;
+}
+
+int run_bench(const settings& s) {
+    auto c = client::connect(s.client);
+    if (!c) return report("bench", c.error());
+    auto partitions = ensure_topic(**c, s);
+    if (!partitions) return report("bench", partitions.error());
+    consume_plan plan;
+    std::vector<std::atomic<int64_t>> end(static_cast<size_t>(*partitions));
+    if (s.run_mode == mode::consume) {
+        auto p = prepare_consume(**c, s, *partitions);
+        if (!p) return report("bench", p.error());
+        plan = std::move(*p);
+    } else if (s.run_mode == mode::both) {
+        auto latest = list_offsets(**c, s.topic, *partitions, -1);
+        if (!latest) return report("bench", latest.error());
+        plan.start = *latest;
+        for (auto& e : end) e = INT64_MAX;
+        plan.end = &end;
+    }
+    run_control ctl;
+    signal_stop = &ctl.stop;
+    std::signal(SIGINT, [](int) { signal_stop->store(true); });
+    side_stats produced, consumed;
+    start_clock(ctl, s, s.records, s.records);
+    reporter rep(s, ctl);
+    bool producing = s.run_mode != mode::consume;
+    bool consuming = s.run_mode != mode::produce;
+    if (producing) rep.add("produce", &produced);
+    if (consuming) rep.add("consume", &consumed);
+    rep.start();
+    double produce_s = 0, consume_s = 0;
+    std::thread consumer_thread;
+    if (consuming) {
+        consumer_thread = std::thread([&] {
+            run_consumers(s, *partitions, plan, ctl, consumed);
+            consume_s = elapsed_s(ctl);
+        });
+    }
+    if (producing) {
+        run_producers(s, *partitions, ctl, produced);
+        produce_s = elapsed_s(ctl);
+        if (s.run_mode == mode::both) {
+            // The consumers stop where the producers stopped.
+            auto last = list_offsets(**c, s.topic, *partitions, -1);
+            for (size_t p = 0; p < end.size(); ++p) {
+                end[p] = last ? (*last)[p] : plan.start[p];
+            }
+            ctl.producers_done = true;
+        }
+    }
+    if (consumer_thread.joinable()) consumer_thread.join();
+    rep.finish();
+    signal_stop = nullptr;
+    std::signal(SIGINT, SIG_DFL);
+
+    side_report pr = summarize(produced, produce_s);
+    side_report cr = summarize(consumed, consume_s);
+    if (producing) print_side("produce", pr, s.acks != 0);
+    if (consuming) print_side("consume", cr, true);
+    if (s.json_path) {
+        std::ostringstream o;
+        o << "{\"settings\": " << json_settings(s);
+        if (producing) o << ", \"produce\": " << json_side(pr);
+        if (consuming) o << ", \"consume\": " << json_side(cr);
+        o << ", \"failed\": " << (ctl.failed_workers > 0 ? "true" : "false") << "}\n";
+        if (auto w = write_file(*s.json_path, o.str()); !w) return report("bench", w.error());
+    }
+    if (ctl.failed_workers > 0) {
+        return report("bench", error(errc::io_failed, ctl.first_error));
+    }
+    bool short_run = s.records > 0 && ((producing && pr.records != s.records) ||
+                                       (consuming && cr.records != s.records));
+    if (pr.errors > 0 || short_run) {
+        std::fprintf(stderr, "sluice bench: not every record was acknowledged / consumed\n");
+        return exit_failed;
+    }
+    return exit_ok;
+}
+
+}  // namespace
+
+int bench_main(int argc, char** argv) {
+    auto specs = common_options();
+    for (const char* name :
+         {"topic", "mode", "partitions", "replication-factor", "record-size", "batch-size", "acks",
+          "compression", "producers", "connections", "consumers", "in-flight", "duration-s",
+          "records", "rate", "fetch-size", "fill-bytes", "json", "reference"}) {
+        specs.push_back({name});
+    }
+    specs.push_back({"quiet", false});
+    auto a = args::parse(argc, argv, specs);
+    if (!a) {
+        usage();
+        return report("bench", a.error());
+    }
+    if (a->has("help")) {
+        usage();
+        return exit_ok;
+    }
+    if (!a->positional().empty()) {
+        usage();
+        return exit_usage;
+    }
+    auto s = settings_from(*a);
+    if (!s) return report("bench", s.error());
+    if (auto ref = a->get("reference")) {
+        if (*ref != "loopback") {
+            return report("bench", error(errc::bad_argument, "--reference must be loopback"));
+        }
+        return run_reference(*s);
+    }
+    return run_bench(*s);
+}
+
+}  // namespace sluice::tools

@@ -1,0 +1,205 @@
+// The consumers of `sluice bench`: one Fetch in flight per leader connection, records counted
+// from the batch headers (no decompression: the generator measures the broker, not the codec).
+
+#include <deque>
+#include <map>
+#include <thread>
+
+#include "model/record_batch.h"
+#include "tools/bench.h"
+
+namespace sluice::tools::bench {
+
+namespace {
+
+constexpr int32_t fetch_max_wait_ms = 100;
+// Mode both: how long consumers may trail the producers' deadline to read what they wrote.
+constexpr auto end_grace = std::chrono::seconds(30);
+
+struct fetch_lane {
+    connection* conn = nullptr;
+    int16_t version = -1;
+    std::vector<int32_t> partitions;
+    bool finished = false;
+};
+
+class consumer_worker {
+public:
+    consumer_worker(const settings& s, int index, int32_t partitions, const consume_plan& plan,
+                    run_control& ctl, side_stats& stats)
+        : _s(s), _index(index), _partitions(partitions), _plan(plan), _ctl(ctl), _stats(stats) {}
+
+    void run() {
+        auto r = setup();
+        if (r) r = loop();
+        if (!r) _ctl.fail("consumer " + std::to_string(_index) + ": " + user_message(r.error()));
+    }
+
+private:
+    result<void> setup();
+    result<void> loop();
+    result<void> send_fetch(size_t lane);
+    result<void> receive_one(size_t lane);
+    void count(int32_t partition, std::span<const std::byte> records);
+    bool lane_done(const fetch_lane& lane) const;
+
+    const settings& _s;
+    int _index;
+    int32_t _partitions;
+    const consume_plan& _plan;
+    run_control& _ctl;
+    side_stats& _stats;
+    std::unique_ptr<client> _client;
+    protocol::uuid _topic_id;
+    std::vector<fetch_lane> _lanes;
+    std::map<int32_t, int64_t> _offsets;
+    std::deque<std::pair<size_t, clock::time_point>> _in_flight;  // (lane, sent at)
+};
+
+result<void> consumer_worker::setup() {
+    auto c = client::connect(_s.client);
+    if (!c) return c.error();
+    _client = std::move(*c);
+    auto t = _client->topic(_s.topic, true);
+    if (!t) return t.error();
+    _topic_id = (*t)->id;
+    std::map<int32_t, std::vector<int32_t>> by_leader;
+    for (int32_t p = _index; p < _partitions; p += _s.consumers) {
+        by_leader[(*t)->partitions.at(static_cast<size_t>(p)).leader].push_back(p);
+        _offsets[p] = _plan.start.at(static_cast<size_t>(p));
+    }
+    for (auto& [leader, ps] : by_leader) {
+        auto conn = _client->broker(leader);
+        if (!conn) return conn.error();
+        fetch_lane lane;
+        lane.conn = *conn;
+        lane.version = lane.conn->version<protocol::fetch_api>();
+        if (_topic_id.is_zero()) lane.version = std::min<int16_t>(lane.version, 12);
+        if (lane.version < 0) return error(errc::no_common_version, "Fetch v4+");
+        lane.partitions = ps;
+        _lanes.push_back(std::move(lane));
+    }
+    return ok();
+}
+
+bool consumer_worker::lane_done(const fetch_lane& lane) const {
+    if (_ctl.stop.load(std::memory_order_relaxed)) return true;
+    if (_ctl.by_records && _ctl.consume_left.load(std::memory_order_relaxed) <= 0) return true;
+    if (_plan.end == nullptr) return _ctl.past_deadline();
+    // Mode both: read until the end the producers left, however long after the deadline that
+    // is (within a grace period, in case records went missing).
+    if (!_ctl.producers_done.load()) return false;
+    if (clock::now() > _ctl.deadline + end_grace && _ctl.past_deadline()) return true;
+    for (int32_t p : lane.partitions) {
+        if (_offsets.at(p) < (*_plan.end)[static_cast<size_t>(p)].load()) return false;
+    }
+    return true;
+}
+
+result<void> consumer_worker::send_fetch(size_t lane_index) {
+    fetch_lane& lane = _lanes[lane_index];
+    protocol::fetch_request req;
+    req.replica_id = -1;
+    req.max_wait_ms = fetch_max_wait_ms;
+    req.min_bytes = 1;
+    req.max_bytes = std::max<int32_t>(_s.fetch_bytes, 1 << 20) * 2;
+    req.session_epoch = -1;
+    auto& ft = req.topics.emplace_back();
+    ft.topic = _s.topic;
+    ft.topic_id = _topic_id;
+    for (int32_t p : lane.partitions) {
+        auto& fp = ft.partitions.emplace_back();
+        fp.partition = p;
+        fp.fetch_offset = _offsets[p];
+        fp.partition_max_bytes = _s.fetch_bytes;
+    }
+    auto s = lane.conn->send(protocol::fetch_api::key, lane.version, req);
+    if (!s) return s.error();
+    _stats.requests.fetch_add(1, std::memory_order_relaxed);
+    _in_flight.emplace_back(lane_index, clock::now());
+    return ok();
+}
+
+void consumer_worker::count(int32_t partition, std::span<const std::byte> records) {
+    int64_t& offset = _offsets[partition];
+    model::batch_iterator it(records);
+    model::batch_header h;
+    std::span<const std::byte> batch;
+    uint64_t n = 0;
+    uint64_t bytes = 0;
+    while (it.next(h, batch)) {
+        if (h.last_offset() < offset) continue;
+        int64_t first = std::max(h.base_offset, offset);
+        n += h.control() ? 0 : static_cast<uint64_t>(h.last_offset() - first + 1);
+        bytes += batch.size();
+        offset = h.last_offset() + 1;
+    }
+    if (_ctl.by_records && n > 0) {
+        int64_t left = _ctl.consume_left.fetch_sub(static_cast<int64_t>(n));
+        n = static_cast<uint64_t>(std::clamp<int64_t>(left, 0, static_cast<int64_t>(n)));
+    }
+    _stats.records.fetch_add(n, std::memory_order_relaxed);
+    _stats.wire_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    _stats.payload_bytes.fetch_add(n * _s.record_bytes, std::memory_order_relaxed);
+    if (!_plan.wrap_at.empty() && offset >= _plan.wrap_at.at(static_cast<size_t>(partition))) {
+        offset = _plan.wrap_to.at(static_cast<size_t>(partition));
+    }
+}
+
+result<void> consumer_worker::receive_one(size_t lane_index) {
+    fetch_lane& lane = _lanes[lane_index];
+    auto r = lane.conn->receive();
+    if (!r) return r.error();
+    protocol::fetch_response resp;
+    protocol::reader rd(r->body, connection::response_limits());
+    if (auto d = resp.decode(rd, lane.version); !d) {
+        return error(errc::protocol, "Fetch response: " + d.error().describe());
+    }
+    if (resp.error_code != 0) return kafka_failure(resp.error_code, "Fetch");
+    for (const auto& t : resp.responses) {
+        for (const auto& p : t.partitions) {
+            if (p.error_code != 0) {
+                _stats.errors.fetch_add(1, std::memory_order_relaxed);
+                if (!kafka_error_retriable(p.error_code)) {
+                    return kafka_failure(p.error_code, _s.topic + "-" +
+                                                           std::to_string(p.partition_index));
+                }
+                continue;
+            }
+            if (_offsets.contains(p.partition_index)) count(p.partition_index, p.records.memory());
+        }
+    }
+    return ok();
+}
+
+result<void> consumer_worker::loop() {
+    for (size_t l = 0; l < _lanes.size(); ++l) {
+        if (auto s = send_fetch(l); !s) return s;
+    }
+    while (!_in_flight.empty()) {
+        auto [lane, t0] = _in_flight.front();
+        _in_flight.pop_front();
+        if (auto r = receive_one(lane); !r) return r;
+        _stats.record_latency(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0).count()));
+        if (!lane_done(_lanes[lane])) {
+            if (auto s = send_fetch(lane); !s) return s;
+        }
+    }
+    return ok();
+}
+
+}  // namespace
+
+void run_consumers(const settings& s, int32_t partitions, const consume_plan& plan,
+                   run_control& ctl, side_stats& stats) {
+    std::vector<std::thread> threads;
+    int n = std::min<int>(s.consumers, partitions);
+    for (int i = 0; i < n; ++i) {
+        threads.emplace_back(
+            [&, i] { consumer_worker(s, i, partitions, plan, ctl, stats).run(); });
+    }
+    for (auto& t : threads) t.join();
+}
+
+}  // namespace sluice::tools::bench

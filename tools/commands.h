@@ -1,0 +1,33 @@
+#pragma once
+// The client subcommands of `sluice` and what they share. Each `*_main` takes the arguments after
+// its command word and returns the process exit code: 0 success, 1 the operation failed (a Kafka
+// error, an unreachable broker, records not acknowledged), 2 a usage error.
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "tools/args.h"
+#include "tools/kafka_client.h"
+
+namespace sluice::tools {
+
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_failed = 1;
+inline constexpr int exit_usage = 2;
+
+int topic_main(int argc, char** argv);
+int produce_main(int argc, char** argv);
+int consume_main(int argc, char** argv);
+int bench_main(int argc, char** argv);
+
+// Options every client subcommand accepts.
+std::vector<option_spec> common_options();
+// Client options from --bootstrap-server, --client-id and --request-timeout-ms.
+[[nodiscard]] result<client_options> client_options_from(const args& a);
+
+// Prints "sluice <what>: <message>" to stderr and returns the exit code for the error
+// (exit_usage for errc::bad_argument, else exit_failed).
+int report(const char* what, const error& e);
+
+}  // namespace sluice::tools
