@@ -46,8 +46,12 @@ struct log_config {
     fsync_policy fsync = fsync_policy::never;
     // Linger of fsync_policy::batch when flush_ms is unlimited.
     int64_t batch_linger_ms = 1;
-    // file.preallocate: fallocate the active segment to segment_bytes.
+    // preallocate: reserve the active segment's space with fallocate ahead of its writes, in
+    // steps of preallocate_step_bytes (capped at segment_bytes), so that appends do not extend
+    // the file one write at a time while thousands of partitions do not each reserve a whole
+    // segment up front.
     bool preallocate = true;
+    uint64_t preallocate_step_bytes = 64u << 20;
 
     // Bounds (Sluice-specific; see README.md "Bounds").
     // Bytes accepted but not yet written (plus being written). Over it, append() fails with

@@ -213,6 +213,10 @@ void partition_log::impl::append(std::span<std::byte> data, append_options opts,
         pos += h.size_bytes();
     }
     seg.assigned_next = _next_offset;
+    if (auto r = ensure_allocated(seg, seg.assigned_size); !r) {
+        fail(r.error());
+        return defer_error(std::move(cb), *_failure);
+    }
     res.last_offset = model::offset(_next_offset - 1);
     c.bytes.insert(c.bytes.end(), data.begin(), data.end());
     c.end_offset = _next_offset;
@@ -222,6 +226,17 @@ void partition_log::impl::append(std::span<std::byte> data, append_options opts,
     _stats.batches += summary->batches;
     _waiters.push_back({_next_offset, res, std::move(cb)});
     schedule_writes();
+}
+
+result<void> partition_log::impl::ensure_allocated(segment& s, uint64_t end) {
+    if (!_cfg.preallocate || (end < s.allocated_bytes && s.allocated_bytes > 0)) return ok();
+    uint64_t step = std::min<uint64_t>(_cfg.preallocate_step_bytes, _cfg.segment_bytes);
+    uint64_t target = std::min<uint64_t>(std::max(end, s.allocated_bytes) + step, _cfg.segment_bytes);
+    target = std::max(target, end);
+    if (target <= s.allocated_bytes) return ok();
+    if (auto r = s.log->allocate(s.allocated_bytes, target - s.allocated_bytes); !r) return r;
+    s.allocated_bytes = target;
+    return ok();
 }
 
 partition_log::impl::chunk& partition_log::impl::open_chunk() {
@@ -324,10 +339,7 @@ result<std::unique_ptr<segment>> partition_log::impl::create_segment(int64_t bas
     auto f = _fs.open(s->path(lf::log_suffix), open_mode::truncate);
     if (!f) return f.error();
     s->log = std::move(*f);
-    if (_cfg.preallocate) {
-        if (auto r = s->log->allocate(0, _cfg.segment_bytes); !r) return r.error();
-        s->allocated_bytes = _cfg.segment_bytes;
-    }
+    if (auto r = ensure_allocated(*s, 0); !r) return r.error();
     // Stale index files of an earlier incarnation would describe other bytes.
     if (auto r = _fs.remove(s->path(lf::index_suffix)); !r) return r.error();
     if (auto r = _fs.remove(s->path(lf::time_index_suffix)); !r) return r.error();

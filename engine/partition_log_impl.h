@@ -74,6 +74,8 @@ public:
     bool needs_roll(uint64_t bytes, int64_t offsets) const;
     result<void> roll_active();
     chunk& open_chunk();
+    // Extends the segment's preallocation (in preallocate_step_bytes steps) to cover `end`.
+    result<void> ensure_allocated(segment& s, uint64_t end);
     void schedule_writes();
     void issue_writes();
     void on_write_done(const std::shared_ptr<chunk>& c, result<void> r);

@@ -236,12 +236,8 @@ result<void> partition_log::impl::finish_open(bool clean, const partition_checkp
         if (!f) return f.error();
         _active->log = std::move(*f);
     }
-    if (_cfg.preallocate && _active->size < _cfg.segment_bytes) {
-        if (auto r = _active->log->allocate(_active->size, _cfg.segment_bytes - _active->size); !r) {
-            return r;
-        }
-        _active->allocated_bytes = _cfg.segment_bytes;
-    }
+    _active->allocated_bytes = _active->size;
+    if (auto r = ensure_allocated(*_active, _active->size); !r) return r;
     if (_active->size > 0) _active->first_append_ms = _clock.now_ms();
     _next_offset = _written_end = _durable_end = _active->next_offset;
     if (auto r = _fs.fsync_dir(_dir); !r) return r;

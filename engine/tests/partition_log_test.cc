@@ -399,5 +399,25 @@ TEST_F(partition_log_test, backpressure_when_the_append_buffer_is_full) {
     EXPECT_EQ(static_cast<int>(read_all().size()), ok_count * 2);
 }
 
+TEST_F(partition_log_test, preallocation_grows_in_steps_ahead_of_writes) {
+    cfg.segment_bytes = 1 << 20;
+    cfg.preallocate_step_bytes = 64 * 1024;
+    open();
+    // A new segment reserves one step, not the whole segment.
+    EXPECT_EQ(std::filesystem::file_size(seg_path(0, ".log")), 64u * 1024);
+    std::string big(30 * 1024, 'x');
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(append(batch(1, 1000 + i, big)).has_value());
+    // ~120 KiB written: the reservation moved ahead of the write position, still below 1 MiB.
+    auto size = std::filesystem::file_size(seg_path(0, ".log"));
+    EXPECT_GT(size, 120u * 1024);
+    EXPECT_LE(size, 256u * 1024);
+    auto recs = read_all();
+    ASSERT_EQ(recs.size(), 4u);
+    // A clean close drops the unused reservation.
+    ASSERT_TRUE(close().has_value());
+    EXPECT_LT(std::filesystem::file_size(seg_path(0, ".log")), 125u * 1024);
+}
+
+
 }  // namespace
 }  // namespace sluice::engine::test
