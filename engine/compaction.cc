@@ -14,7 +14,9 @@ namespace {
 
 namespace bf = model::batch_format;
 
-std::string_view view_of(model::bytes_view b) { return model::string_of(b); }
+std::string_view view_of(model::bytes_view b) {
+    return model::string_of(b);
+}
 
 // A closed segment as the key-map pass saw it.
 struct mapped_segment {
@@ -83,7 +85,7 @@ result<size_t> build_key_map(file_system& fs, const compaction_options& opts,
 
 // Writes the retained batches of one segment in chunks to an output file.
 class chunked_writer {
-public:
+  public:
     chunked_writer(file& out, size_t chunk_bytes) : _out(out), _chunk_bytes(chunk_bytes) {
         _buf.reserve(chunk_bytes);
     }
@@ -98,7 +100,7 @@ public:
     }
     uint64_t written_bytes() const { return _pos + _buf.size(); }
 
-private:
+  private:
     file& _out;
     size_t _chunk_bytes;
     std::vector<std::byte> _buf;
@@ -372,8 +374,8 @@ void compactor::finish(const std::shared_ptr<run_state>& st, result<compaction_o
             continue;
         }
         if (auto r = log.replace_segment(c.original.base_offset); !r) {
-            remove_cleaned(*st->fs, {out->cleaned.begin() + static_cast<ptrdiff_t>(i),
-                                     out->cleaned.end()});
+            remove_cleaned(*st->fs,
+                           {out->cleaned.begin() + static_cast<ptrdiff_t>(i), out->cleaned.end()});
             done(r.error());
             return;
         }

@@ -93,7 +93,7 @@ struct compaction_stats {
 
 // key -> offset of its latest record, with a byte bound. Owned by one thread.
 class key_map {
-public:
+  public:
     // Accounted per entry besides the key bytes: node, string header, bucket, offset.
     static constexpr size_t entry_overhead_bytes = 64;
 
@@ -105,7 +105,7 @@ public:
     size_t size() const { return _map.size(); }
     size_t bytes() const { return _bytes; }
 
-private:
+  private:
     struct hash {
         using is_transparent = void;
         size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
@@ -160,7 +160,7 @@ result<compaction_output> compact_segments(file_system& fs, std::span<const segm
 // (the broker's per-partition state), on that partition's reactor thread; it must be destroyed
 // before the partition log and the reactor. One compaction at a time.
 class compactor {
-public:
+  public:
     using done_callback = std::function<void(result<compaction_stats>)>;
 
     compactor() = default;
@@ -181,7 +181,7 @@ public:
                        compaction_options opts, int64_t now_ms, done_callback done);
     bool running() const { return _running; }
 
-private:
+  private:
     struct run_state;
     void finish(const std::shared_ptr<run_state>& st, result<compaction_output> out);
 

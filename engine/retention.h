@@ -30,6 +30,7 @@ struct retention_policy {
 // never deleted while an older one is kept. A closed segment holding no batch (max timestamp -1)
 // counts as expired by time. Fails (deleting nothing more) if the log is fail-stopped or a removal
 // or the checkpoint write fails; segments deleted before the failure stay deleted.
-result<size_t> enforce_retention(partition_log& log, const retention_policy& policy, int64_t now_ms);
+result<size_t> enforce_retention(partition_log& log, const retention_policy& policy,
+                                 int64_t now_ms);
 
 }  // namespace sluice::engine

@@ -67,7 +67,7 @@ std::string bench_root() {
 
 // A fresh directory, removed on destruction.
 class scratch_dir {
-public:
+  public:
     scratch_dir() {
         std::string tmpl = bench_root() + "/sluice-bench-XXXXXX";
         if (::mkdtemp(tmpl.data()) == nullptr) die("mkdtemp in " + bench_root());
@@ -79,7 +79,7 @@ public:
     }
     const std::string& path() const { return _path; }
 
-private:
+  private:
     std::string _path;
 };
 
@@ -180,7 +180,7 @@ double seconds_since(bench_clock::time_point t0) {
 // host page fault each, so a reference that reused freed pages would look several times faster
 // than any writer that keeps its data. Returns seconds.
 class pwrite_reference {
-public:
+  public:
     explicit pwrite_reference(const std::string& dir) : _path(dir + "/reference.log") {
         _fd = ::open(_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (_fd < 0) die("open " + _path);
@@ -201,7 +201,7 @@ public:
         return seconds_since(t0);
     }
 
-private:
+  private:
     std::string _path;
     int _fd = -1;
     uint64_t _pos = 0;
@@ -231,9 +231,12 @@ double fsync_per_append_reference(const std::string& dir, const std::vector<std:
 
 const char* policy_name(fsync_policy p) {
     switch (p) {
-        case fsync_policy::never: return "never";
-        case fsync_policy::batch: return "batch";
-        case fsync_policy::always: return "always";
+        case fsync_policy::never:
+            return "never";
+        case fsync_policy::batch:
+            return "batch";
+        case fsync_policy::always:
+            return "always";
     }
     return "?";
 }
@@ -440,15 +443,20 @@ std::string fs_type(const std::string& dir) {
     struct statfs s {};
     if (::statfs(dir.c_str(), &s) != 0) return "unknown";
     switch (s.f_type) {
-        case 0xEF53: return "ext2/3/4";
-        case 0x58465342: return "xfs";
-        case 0x9123683E: return "btrfs";
-        case 0x01021994: return "tmpfs";
-        default: return "0x" + [&] {
-            char buf[32];
-            std::snprintf(buf, sizeof buf, "%lx", static_cast<unsigned long>(s.f_type));
-            return std::string(buf);
-        }();
+        case 0xEF53:
+            return "ext2/3/4";
+        case 0x58465342:
+            return "xfs";
+        case 0x9123683E:
+            return "btrfs";
+        case 0x01021994:
+            return "tmpfs";
+        default:
+            return "0x" + [&] {
+                char buf[32];
+                std::snprintf(buf, sizeof buf, "%lx", static_cast<unsigned long>(s.f_type));
+                return std::string(buf);
+            }();
     }
 }
 

@@ -15,9 +15,9 @@
 namespace sluice::engine {
 namespace {
 
+using model::compression;
 using test::log_harness;
 using test::stored_record;
-using model::compression;
 
 constexpr int64_t hour_ms = 3600 * 1000;
 using kv = std::pair<std::optional<std::string>, std::optional<std::string>>;
@@ -101,8 +101,8 @@ TEST(filter_batch, keeps_header_fields_and_offsets_of_retained_records) {
     for (compression codec : {compression::none, compression::gzip, compression::snappy,
                               compression::lz4, compression::zstd}) {
         SCOPED_TRACE(static_cast<int>(codec));
-        auto batch = make_batch({{"a", "1"}, {"b", "2"}, {"a", "3"}, {std::nullopt, "x"}, {"c", "4"}},
-                                500, codec);
+        auto batch = make_batch(
+            {{"a", "1"}, {"b", "2"}, {"a", "3"}, {std::nullopt, "x"}, {"c", "4"}}, 500, codec);
         auto h = model::parse_header(batch);
         ASSERT_TRUE(h.has_value());
         key_map m(1 << 20);
@@ -298,11 +298,16 @@ INSTANTIATE_TEST_SUITE_P(codecs, compaction_codec,
                                            compression::zstd),
                          [](const auto& info) {
                              switch (info.param) {
-                                 case compression::none: return std::string("none");
-                                 case compression::gzip: return std::string("gzip");
-                                 case compression::snappy: return std::string("snappy");
-                                 case compression::lz4: return std::string("lz4");
-                                 case compression::zstd: return std::string("zstd");
+                                 case compression::none:
+                                     return std::string("none");
+                                 case compression::gzip:
+                                     return std::string("gzip");
+                                 case compression::snappy:
+                                     return std::string("snappy");
+                                 case compression::lz4:
+                                     return std::string("lz4");
+                                 case compression::zstd:
+                                     return std::string("zstd");
                              }
                              return std::string("unknown");
                          });
@@ -325,7 +330,8 @@ TEST(compaction, active_segment_is_never_compacted) {
 TEST(compaction, records_without_keys_are_kept) {
     log_harness h;
     h.open();
-    for (int i = 0; i < 5; ++i) h.append_records({{std::nullopt, std::to_string(i)}, {"k", "v"}}, 1);
+    for (int i = 0; i < 5; ++i)
+        h.append_records({{std::nullopt, std::to_string(i)}, {"k", "v"}}, 1);
     h.roll();
     h.append_records({{"x", "y"}}, 1);
     auto stats = compact(h);
@@ -352,8 +358,8 @@ TEST(compaction, control_batches_and_transactional_batches_are_kept) {
     auto bytes = b.build();
     ASSERT_TRUE(bytes.has_value());
     ASSERT_TRUE(h.append(std::move(*bytes)).has_value());
-    ASSERT_TRUE(h.append(model::make_control_batch(9, 1, model::control_type::commit, 0, 7))
-                    .has_value());
+    ASSERT_TRUE(
+        h.append(model::make_control_batch(9, 1, model::control_type::commit, 0, 7)).has_value());
     h.roll();
     h.append_records({{"z", "z"}}, 8);
     auto stats = compact(h);
@@ -431,7 +437,8 @@ TEST(compaction, appends_proceed_while_a_compaction_is_in_flight) {
     h.open();
     const int64_t ts = h.clock.now_ms();
     for (int s = 0; s < 3; ++s) {
-        for (int i = 0; i < 20; ++i) h.append_records({{test::numbered("k", i), test::numbered("s", s)}}, ts);
+        for (int i = 0; i < 20; ++i)
+            h.append_records({{test::numbered("k", i), test::numbered("s", s)}}, ts);
         h.roll();
     }
     std::promise<void> worker_done_writing;
@@ -444,9 +451,9 @@ TEST(compaction, appends_proceed_while_a_compaction_is_in_flight) {
     };
     compactor c;
     std::optional<result<compaction_stats>> got;
-    ASSERT_TRUE(c.start(*h.log, h.fs, *h.reactor, opts, ts,
-                        [&](result<compaction_stats> r) { got.emplace(std::move(r)); })
-                    .has_value());
+    ASSERT_TRUE(c.start(*h.log, h.fs, *h.reactor, opts, ts, [&](result<compaction_stats> r) {
+                     got.emplace(std::move(r));
+                 }).has_value());
     EXPECT_TRUE(c.running());
     auto busy = c.start(*h.log, h.fs, *h.reactor, {}, ts, [](result<compaction_stats>) {});
     ASSERT_FALSE(busy.has_value());
@@ -493,9 +500,9 @@ TEST(compaction, segment_deleted_by_retention_meanwhile_is_not_replaced) {
     };
     compactor c;
     std::optional<result<compaction_stats>> got;
-    ASSERT_TRUE(c.start(*h.log, h.fs, *h.reactor, opts, 1,
-                        [&](result<compaction_stats> r) { got.emplace(std::move(r)); })
-                    .has_value());
+    ASSERT_TRUE(c.start(*h.log, h.fs, *h.reactor, opts, 1, [&](result<compaction_stats> r) {
+                     got.emplace(std::move(r));
+                 }).has_value());
     written.get_future().wait();  // the worker has read every segment and written its output
     ASSERT_TRUE(h.log->delete_oldest_segments(1).has_value());
     release.set_value();
@@ -518,9 +525,9 @@ TEST(compaction, segment_deleted_before_the_worker_reads_it_is_a_lost_race_not_a
     h.append_records({{"x", "y"}}, 1);
     compactor c;
     std::optional<result<compaction_stats>> got;
-    ASSERT_TRUE(c.start(*h.log, h.fs, *h.reactor, {}, 1,
-                        [&](result<compaction_stats> r) { got.emplace(std::move(r)); })
-                    .has_value());
+    ASSERT_TRUE(c.start(*h.log, h.fs, *h.reactor, {}, 1, [&](result<compaction_stats> r) {
+                     got.emplace(std::move(r));
+                 }).has_value());
     ASSERT_TRUE(h.log->delete_oldest_segments(2).has_value());  // races with the worker
     h.reactor->run_until([&] { return got.has_value(); });
     ASSERT_TRUE(got->has_value()) << got->error().describe();
@@ -539,9 +546,9 @@ TEST(compaction, destroying_a_running_compactor_cancels_it) {
     bool called = false;
     {
         compactor c;
-        ASSERT_TRUE(c.start(*h.log, h.fs, *h.reactor, {}, 1,
-                            [&](result<compaction_stats>) { called = true; })
-                        .has_value());
+        ASSERT_TRUE(c.start(*h.log, h.fs, *h.reactor, {}, 1, [&](result<compaction_stats>) {
+                         called = true;
+                     }).has_value());
     }
     for (int i = 0; i < 10; ++i) h.reactor->run_once(std::chrono::milliseconds(1));
     EXPECT_FALSE(called);

@@ -8,12 +8,11 @@
 // SLUICE_CRASH_SEED and SLUICE_CRASH_ROUNDS override the seed and the number of rounds.
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstring>

@@ -39,7 +39,7 @@ struct stored_record {
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
 class temp_dir {
-public:
+  public:
     temp_dir() {
         const char* base = std::getenv("TMPDIR");
         std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/sluice-engine-XXXXXX";
@@ -53,12 +53,12 @@ public:
     }
     const std::string& path() const { return _path; }
 
-private:
+  private:
     std::string _path;
 };
 
 class log_harness {
-public:
+  public:
     explicit log_harness(log_config cfg = {}) : _cfg(cfg) {
         auto r = runtime::reactor::create({});
         SLUICE_ASSERT(r.has_value(), "reactor");
@@ -169,7 +169,7 @@ public:
     model::tp tp{"topic", model::partition_id(0)};
     std::unique_ptr<partition_log> log;
 
-private:
+  private:
     log_config _cfg;
 };
 
