@@ -78,6 +78,11 @@ std::vector<protocol::api_versions_response::api_version> advertised_apis() {
         v.api_key = e.api_key;
         v.min_version = std::max(e.min_version, info->min_version);
         v.max_version = std::min(e.max_version, info->max_version);
+        // librdkafka (2.0.2 in Debian among others) compresses a batch with gzip, snappy or lz4
+        // only when the broker advertises Produce v0: it checks the range [0, 0], not "at
+        // least". So Sluice advertises v0, as Kafka 4.0 does (KAFKA-18659). Clients pick the
+        // highest common version; a v0-v2 request that does arrive is still refused.
+        if (e.api_key == protocol::produce_request::api_key) v.min_version = 0;
         if (v.min_version <= v.max_version) out.push_back(v);
     }
     return out;
