@@ -9,6 +9,7 @@ sends SIGKILL, `start()` may be called again to restart on the same data directo
 The binary comes from the SLUICE_BIN environment variable (ctest passes `$<TARGET_FILE:sluice>`).
 """
 
+import glob
 import os
 import re
 import select
@@ -142,6 +143,42 @@ class Broker:
             return "\n".join(self.log_text().splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def stored_batch_codecs(self, topic, partition):
+        """The compression codec (attributes & 7) of every record batch in the partition's
+        segment files, read straight from disk. Segments are preallocated, so each is read
+        batch by batch up to the first zero length."""
+        codecs = []
+        pattern = os.path.join(self.data_dir, "data", "%s-%d" % (topic, partition), "*.log")
+        for path in sorted(glob.glob(pattern)):
+            with open(path, "rb") as f:
+                while True:
+                    header = f.read(23)
+                    if len(header) < 23:
+                        break
+                    _, length, _, magic, _, attrs = struct.unpack(">qiibIh", header)
+                    if length <= 0:
+                        break
+                    if magic != 2:
+                        raise AssertionError("batch at %d of %s has magic %d"
+                                             % (f.tell() - 23, path, magic))
+                    codecs.append(attrs & 7)
+                    f.seek(length - 11, os.SEEK_CUR)
+        return codecs
+
+    def api_versions(self, timeout=5):
+        """{api key: (min, max)} from an ApiVersions v0 request on a fresh connection."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(request_frame(18, 0, 8, b""))
+            _, body = read_response(s, timeout)
+        error, count = struct.unpack_from(">hi", body)
+        if error != 0:
+            raise AssertionError("ApiVersions v0 failed with error %d" % error)
+        out = {}
+        for i in range(count):
+            key, lo, hi = struct.unpack_from(">hhh", body, 6 + 6 * i)
+            out[key] = (lo, hi)
+        return out
 
     def api_versions_ok(self, timeout=5):
         """True when a fresh connection gets an ApiVersions v0 answer with error 0."""

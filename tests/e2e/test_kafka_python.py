@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - reported as a skip
     kafka = None
 
 WAIT_S = 30
+CODEC_IDS = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
@@ -103,6 +104,11 @@ class KafkaPythonTest(BrokerTestCase):
                 p.close(WAIT_S)
                 got = self.read_everything(topic, len(recs))
                 self.assertEqual(sorted((m.key, m.value) for m in got), sorted(recs))
+                # Batches are stored as the producer compressed them (compression.type=producer).
+                stored = set()
+                for part in range(3):
+                    stored |= set(self.broker.stored_batch_codecs(topic, part))
+                self.assertEqual(stored, {CODEC_IDS[codec]})
 
     def test_read_from_latest(self):
         topic = self.unique_topic()

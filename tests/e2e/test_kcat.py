@@ -2,12 +2,10 @@
 the four compression codecs, read back byte for byte. The stored batches are also checked to
 carry the codec the producer chose (compression.type=producer keeps batches as they came)."""
 
-import glob
 import os
 import random
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
 import unittest
@@ -16,6 +14,7 @@ from broker import BrokerTestCase
 
 KCAT = shutil.which("kcat")
 TIMEOUT_S = 60
+FIND_COORDINATOR = 10
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 # One record per line "offset keylen:key payloadlen:payload|headers"; lengths make it binary-safe.
 FORMAT = "%o %K:%k%S:%s|%h\\n"
@@ -50,25 +49,6 @@ def parse_records(out):
         headers, i = out[i + 1:end], end + 1
         records.append((offset, key, value, headers))
     return records
-
-
-def stored_codecs(data_dir, topic, partition=0):
-    """The compression codec of every record batch stored in the partition's segment files.
-    Segments are preallocated, so each is read batch by batch up to the first zero length."""
-    codecs = []
-    for path in sorted(glob.glob(os.path.join(data_dir, "%s-%d" % (topic, partition), "*.log"))):
-        with open(path, "rb") as f:
-            while True:
-                header = f.read(23)
-                if len(header) < 23:
-                    break
-                _, length, _, magic, _, attrs = struct.unpack(">qiibIh", header)
-                if length <= 0:
-                    break  # preallocated zeros after the last batch
-                assert magic == 2, "batch at %d of %s has magic %d" % (f.tell() - 23, path, magic)
-                codecs.append(attrs & 7)
-                f.seek(length - 11, os.SEEK_CUR)
-    return codecs
 
 
 @unittest.skipIf(KCAT is None, "kcat is not installed")
@@ -126,8 +106,14 @@ class KcatTest(BrokerTestCase):
                             % (off, len(value), len(blob)))
             self.assertEqual(headers, b"")
 
-        codecs = stored_codecs(os.path.join(self.broker.data_dir, "data"), topic)
+        codecs = self.broker.stored_batch_codecs(topic, 0)
         self.assertTrue(codecs, "no batches found on disk for " + topic)
+        if codec == "lz4" and FIND_COORDINATOR not in self.broker.api_versions():
+            # librdkafka enables lz4 only for brokers that advertise FindCoordinator (its
+            # "0.9.0 or later" probe); until consumer groups exist it sends lz4 batches
+            # uncompressed. The content checks above still hold.
+            self.assertEqual(set(codecs), {0})
+            return
         # librdkafka sends a batch uncompressed when compressing would not make it smaller.
         self.assertIn(CODECS[codec], codecs, "no batch stored with the producer's codec")
         self.assertLessEqual(set(codecs), {0, CODECS[codec]})
