@@ -161,7 +161,9 @@ func consumeAll(brokers []string, topic string, want []written) {
 // consumeNewest starts a partition consumer at the newest offset, then writes one record and
 // expects exactly that record.
 func consumeNewest(brokers []string, topic string) {
-	client, err := sarama.NewClient(brokers, config())
+	c := config()
+	c.Producer.Partitioner = sarama.NewManualPartitioner // honour Partition: 0
+	client, err := sarama.NewClient(brokers, c)
 	if err != nil {
 		fail("NewClient: %v", err)
 	}
