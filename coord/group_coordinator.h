@@ -1,0 +1,181 @@
+#pragma once
+// The group coordinator of one core: the consumer groups whose __consumer_offsets partition that
+// core owns (Kafka: abs(javaHashCode(group id)) % offsets.topic.num.partitions), their classic
+// rebalance protocol and their committed offsets.
+//
+// State machine (Kafka's classic protocol, DESIGN.md section 8): Empty -> PreparingRebalance
+// (members join; the first rebalance of an empty group waits group.initial.rebalance.delay.ms
+// for more) -> CompletingRebalance (every member has its JoinGroup answer; the leader computes
+// assignments) -> Stable (the leader's SyncGroup was persisted and everyone has an assignment).
+// A member that misses its session timeout, leaves, or joins anew sends the group back to
+// PreparingRebalance; a member that does not rejoin within the rebalance timeout is dropped.
+// Dead is a deleted group.
+//
+// Persistence: the group's metadata (on reaching Stable or Empty) and every committed offset are
+// records appended to the group's __consumer_offsets partition (coord/offsets_format.h); an
+// operation that changes durable state answers only once its append completed. On start the
+// coordinator replays each partition it owns (COORDINATOR_LOAD_IN_PROGRESS meanwhile).
+//
+// Threading and ownership: one coordinator per core, created and used only on that core's
+// thread; it owns its groups. Time comes from a clock and a timer_service, so tests drive it with
+// a manual clock. Every callback passed in runs exactly once, on this thread, possibly before the
+// call returns.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "base/result.h"
+#include "coord/offsets_format.h"
+#include "coord/types.h"
+
+namespace sluice::runtime {
+class clock;
+}
+
+namespace sluice::coord {
+
+inline constexpr const char* offsets_topic = "__consumer_offsets";
+
+struct coordinator_config {
+    int32_t offsets_partitions = 50;                  // offsets.topic.num.partitions
+    int32_t min_session_timeout_ms = 6000;            // group.min.session.timeout.ms
+    int32_t max_session_timeout_ms = 1800000;         // group.max.session.timeout.ms
+    int32_t initial_rebalance_delay_ms = 3000;        // group.initial.rebalance.delay.ms
+    int32_t max_group_size = 2147483647;              // group.max.size
+    int64_t offsets_retention_ms = 7LL * 24 * 3600 * 1000;  // offsets.retention.minutes
+    int64_t offsets_retention_check_interval_ms = 600000;   // offsets.retention.check.interval.ms
+    size_t offset_metadata_max_bytes = 4096;          // offset.metadata.max.bytes
+    // A member-id-required member that never comes back is forgotten after this long (Kafka
+    // uses the session timeout it asked for; this is the upper bound).
+    int32_t pending_member_timeout_ms = 300000;
+};
+
+// One-shot timers on the coordinator's thread.
+class timer_service {
+public:
+    virtual ~timer_service() = default;
+    virtual uint64_t schedule(int64_t delay_ms, std::function<void()> fn) = 0;
+    virtual void cancel(uint64_t id) = 0;
+};
+
+// The __consumer_offsets partitions as the coordinator needs them.
+class offsets_storage {
+public:
+    virtual ~offsets_storage() = default;
+    // True when this core owns `partition` and has it open.
+    virtual bool owns(int32_t partition) = 0;
+    // Appends one record batch; done(true) once it is durable per the partition's policy.
+    virtual void append(int32_t partition, bytes batch, std::function<void(bool ok)> done) = 0;
+    struct chunk {
+        bytes batches;             // whole v2 batches
+        int64_t next_offset = 0;   // where the next read starts
+        bool end = false;          // the log end was reached
+    };
+    // Reads whole batches from `from` (at most about `max_bytes`, at least one batch).
+    virtual result<chunk> read(int32_t partition, int64_t from, size_t max_bytes) = 0;
+};
+
+// Kafka's partition for a group: abs(String.hashCode(group_id)) % partitions, with Java's
+// hashCode over UTF-16 code units and Kafka's Utils.abs (MIN_VALUE -> 0).
+int32_t partition_for(std::string_view group_id, int32_t partitions);
+
+class group_coordinator {
+public:
+    group_coordinator(coordinator_config cfg, runtime::clock& clock, timer_service& timers,
+                      offsets_storage& storage);
+    ~group_coordinator();
+    group_coordinator(const group_coordinator&) = delete;
+    group_coordinator& operator=(const group_coordinator&) = delete;
+
+    // Starts replaying every owned partition not loaded yet (start-up, and after the offsets
+    // topic was created). Also starts the periodic offset expiry.
+    void load_owned();
+    // True when the partition is loaded (not loading, owned).
+    bool loaded(int32_t partition) const;
+
+    void join(join_request req, std::function<void(join_result)> done);
+    void sync(sync_request req, std::function<void(sync_result)> done);
+    errc heartbeat(const heartbeat_request& req);
+    leave_result leave(const leave_request& req);
+    void commit(commit_request req, std::function<void(commit_result)> done);
+    fetch_offsets_result fetch_offsets(const fetch_offsets_request& req);
+    void delete_offsets(delete_offsets_request req, std::function<void(delete_offsets_result)> done);
+    std::vector<group_listing> list_groups() const;
+    group_description describe(const std::string& group_id) const;
+    void delete_group(const std::string& group_id, std::function<void(errc)> done);
+
+    // Drops expired committed offsets of empty groups, and empty groups with nothing left.
+    void expire_offsets();
+
+    const coordinator_config& config() const { return _cfg; }
+    size_t group_count() const { return _groups.size(); }
+
+    struct member;
+    struct group;
+
+private:
+    struct load_state;
+
+    errc check_partition(const std::string& group_id, int32_t& partition) const;
+    group* find(const std::string& id);
+    const group* find(const std::string& id) const;
+    group& create(const std::string& id, int32_t partition);
+    std::string new_member_id(const std::string& client_id);
+
+    // Join paths.
+    void join_new_member(group& g, join_request req, std::function<void(join_result)> done);
+    void join_static_replace(group& g, const std::string& old_id, join_request req,
+                             std::function<void(join_result)> done);
+    void join_known_member(group& g, join_request req, std::function<void(join_result)> done);
+    member& add_member(group& g, const std::string& id, const join_request& req);
+    void update_member(member& m, const join_request& req);
+    void prepare_rebalance(group& g, const char* reason);
+    void maybe_complete_join(group& g);
+    void complete_join(group& g);
+    join_result join_answer(const group& g, const member& m, bool with_members) const;
+    void on_initial_delay(const std::string& group_id, int64_t remaining_ms);
+
+    // Members.
+    void arm_heartbeat(group& g, member& m);
+    void on_heartbeat_expired(const std::string& group_id, const std::string& member_id);
+    void remove_member(group& g, const std::string& member_id, errc reason);
+    void on_member_gone(group& g);
+    bool protocols_compatible(const group& g, const join_request& req) const;
+    std::optional<std::string> select_protocol(const group& g) const;
+    errc validate_member(const group& g, const std::string& member_id,
+                         const std::optional<std::string>& instance_id) const;
+
+    // Persistence.
+    void persist_group(group& g, std::function<void(bool)> done);
+    format::group_value group_value_of(const group& g) const;
+    void append_records(int32_t partition,
+                        const std::vector<std::pair<bytes, std::optional<bytes>>>& records,
+                        std::function<void(bool)> done);
+    void load_step(int32_t partition);
+    void finish_load(int32_t partition, load_state& st);
+    void schedule_expiry();
+
+    coordinator_config _cfg;
+    runtime::clock& _clock;
+    timer_service& _timers;
+    offsets_storage& _storage;
+    std::unordered_map<std::string, std::unique_ptr<group>> _groups;
+    std::map<int32_t, std::unique_ptr<load_state>> _loading;
+    std::set<int32_t> _loaded;
+    uint64_t _expiry_timer = 0;
+    uint64_t _member_seq = 0;
+    uint64_t _id_salt = 0;
+    // Timers that are cancelled when the coordinator goes away.
+    std::set<uint64_t> _live_timers;
+    uint64_t schedule(int64_t delay_ms, std::function<void()> fn);
+    void cancel(uint64_t& id);
+};
+
+}  // namespace sluice::coord
