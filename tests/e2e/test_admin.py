@@ -3,10 +3,12 @@ KafkaAdminClient create topics, list and describe them, describe and alter their
 partitions and delete them; a producer and consumer confirm each change took effect."""
 
 import logging
+import socket
+import struct
 import time
 import unittest
 
-from broker import BrokerTestCase
+from broker import BrokerTestCase, read_response, request_frame
 
 try:
     import confluent_kafka as ck
@@ -21,6 +23,41 @@ except ImportError:  # pragma: no cover
     kafka = None
 
 WAIT_S = 30
+if ck is None and kafka is None:
+    print("E2E-SKIP: neither python3-confluent-kafka nor python3-kafka is installed")
+INCREMENTAL_ALTER_CONFIGS = 44
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
+
+def kstr(s):
+    if s is None:
+        return struct.pack(">h", -1)
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def incremental_alter_configs_v0(topic, ops, validate_only=False):
+    """The request body: one topic resource with (name, operation, value) entries. Neither
+    Debian client has IncrementalAlterConfigs (librdkafka 2.2 and kafka-python 2.1 added it)."""
+    body = struct.pack(">ib", 1, 2) + kstr(topic) + struct.pack(">i", len(ops))
+    for name, op, value in ops:
+        body += kstr(name) + struct.pack(">b", op) + kstr(value)
+    return body + struct.pack(">b", 1 if validate_only else 0)
+
+
+def parse_incremental_alter_configs_v0(body):
+    """[(error_code, error_message)] per resource."""
+    (count,) = struct.unpack_from(">i", body, 4)
+    pos, out = 8, []
+    for _ in range(count):
+        err, mlen = struct.unpack_from(">hh", body, pos)
+        pos += 4
+        msg = body[pos:pos + mlen].decode() if mlen >= 0 else None
+        pos += max(mlen, 0) + 1  # message, resource type
+        (nlen,) = struct.unpack_from(">h", body, pos)
+        pos += 2 + nlen
+        out.append((err, msg))
+    return out
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
@@ -142,6 +179,46 @@ class ConfluentAdminTest(BrokerTestCase):
             self.assertEqual((low, high), (0, 0))
         finally:
             c.close()
+
+    def incremental(self, topic, ops, validate_only=False):
+        with socket.create_connection(("127.0.0.1", self.broker.port), timeout=WAIT_S) as s:
+            s.sendall(request_frame(INCREMENTAL_ALTER_CONFIGS, 0, 11,
+                                    incremental_alter_configs_v0(topic, ops, validate_only)))
+            corr, body = read_response(s, WAIT_S)
+        self.assertEqual(corr, 11)
+        (result,) = parse_incremental_alter_configs_v0(body)
+        return result
+
+    def test_incremental_alter_configs_by_hand(self):
+        topic = self.unique_topic("incr")
+        self.results(self.admin.create_topics(
+            [ck_admin.NewTopic(topic, 1, 1, config={"retention.ms": "1000000",
+                                                    "segment.bytes": "1048576"})]))
+        self.assertEqual(self.incremental(topic, [("retention.ms", SET, "2000000"),
+                                                  ("segment.bytes", DELETE, None),
+                                                  ("cleanup.policy", APPEND, "compact")])[0],
+                         0)
+        configs = self.describe(topic)
+        self.assertEqual(configs["retention.ms"].value, "2000000")
+        self.assertEqual(configs["segment.bytes"].value, "1073741824", "back to the default")
+        self.assertEqual(sorted(configs["cleanup.policy"].value.split(",")),
+                         ["compact", "delete"])
+        self.assertEqual(self.incremental(topic, [("cleanup.policy", SUBTRACT, "delete")])[0], 0)
+        self.assertEqual(self.describe(topic)["cleanup.policy"].value, "compact")
+
+        # validate_only changes nothing; bad keys, values and operations are refused.
+        self.assertEqual(self.incremental(topic, [("retention.ms", SET, "5")], True)[0], 0)
+        self.assertEqual(self.describe(topic)["retention.ms"].value, "2000000")
+        for ops in ([("no.such.key", SET, "1")], [("retention.ms", SET, "x")],
+                    [("retention.ms", SET, None)], [("retention.ms", APPEND, "1")],
+                    [("retention.ms", 9, "1")]):
+            with self.subTest(ops=ops):
+                err, msg = self.incremental(topic, ops)
+                self.assertEqual(err, 40, "INVALID_CONFIG")
+                self.assertTrue(msg)
+        self.assertEqual(self.describe(topic)["retention.ms"].value, "2000000")
+        self.assertEqual(self.incremental(topic + "-missing", [("retention.ms", SET, "1")])[0],
+                         3, "UNKNOWN_TOPIC_OR_PARTITION")
 
 
 @unittest.skipIf(kafka is None, "python3-kafka is not installed")

@@ -13,6 +13,8 @@ except ImportError:  # pragma: no cover - reported as a skip
     ck = None
 
 WAIT_S = 30
+if ck is None:
+    print("E2E-SKIP: python3-confluent-kafka is not installed")
 
 
 def produce_all(producer, topic, records, partition=None, timestamps=None):

@@ -16,6 +16,8 @@ except ImportError:  # pragma: no cover - reported as a skip
     kafka = None
 
 WAIT_S = 30
+if kafka is None:
+    print("E2E-SKIP: python3-kafka is not installed")
 CODEC_IDS = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 

@@ -13,6 +13,8 @@ import unittest
 from broker import BrokerTestCase
 
 KCAT = shutil.which("kcat")
+if KCAT is None:
+    print("E2E-SKIP: kcat is not installed")
 TIMEOUT_S = 60
 FIND_COORDINATOR = 10
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}

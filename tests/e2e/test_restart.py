@@ -15,6 +15,8 @@ except ImportError:  # pragma: no cover
     ck = None
 
 WAIT_S = 30
+if ck is None:
+    print("E2E-SKIP: python3-confluent-kafka is not installed")
 
 
 def producer(broker, **extra):
