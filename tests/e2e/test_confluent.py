@@ -2,6 +2,7 @@
 consumers assigned to partitions (no group coordination) reading from the earliest offset, the
 latest offset and a timestamp; and an idempotent producer that must not duplicate anything."""
 
+import os
 import time
 import unittest
 
@@ -9,6 +10,7 @@ from broker import BrokerTestCase
 
 try:
     import confluent_kafka as ck
+    import confluent_kafka.admin  # noqa: F401 - ck.admin below
 except ImportError:  # pragma: no cover - reported as a skip
     ck = None
 
@@ -202,6 +204,89 @@ class ConfluentKafkaTest(BrokerTestCase):
             self.assertEqual([(m.key(), m.value()) for m in got], [(b"k1", None), (None, b"")])
             self.assertEqual(got[0].headers(), [("a", b"1"), ("b", None)])
             self.assertEqual(got[1].headers(), [("utf8", "h\u00e9".encode())])
+        finally:
+            c.close()
+
+    def poll_one(self, consumer, timeout=WAIT_S):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None:
+                return m
+        return None
+
+    def test_record_too_large_and_fetch_smaller_than_a_batch(self):
+        topic = self.unique_topic()
+        errors = []
+        p = self.producer(**{"message.max.bytes": 5_000_000})
+        big = os.urandom(900_000)
+        p.produce(topic, value=os.urandom(2_000_000), partition=0,
+                  on_delivery=lambda err, msg: errors.append(err))
+        p.produce(topic, value=big, partition=0, on_delivery=lambda err, msg: errors.append(err))
+        self.assertEqual(p.flush(WAIT_S), 0)
+        # Over message.max.bytes (1048588 by default): refused with MESSAGE_TOO_LARGE.
+        self.assertEqual([e and e.code() for e in errors], [ck.KafkaError.MSG_SIZE_TOO_LARGE, None])
+        # A fetch size far below the batch still returns the whole first batch (KIP-74).
+        c = self.consumer(**{"fetch.message.max.bytes": 1000, "fetch.max.bytes": 1000,
+                             "message.max.bytes": 1000, "receive.message.max.bytes": 3_000_000})
+        try:
+            c.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+            m = self.poll_one(c)
+            self.assertIsNotNone(m)
+            self.assertIsNone(m.error())
+            self.assertEqual((m.offset(), m.value()), (0, big))
+        finally:
+            c.close()
+
+    def test_start_inside_a_compressed_batch(self):
+        topic = self.unique_topic()
+        p = self.producer(**{"compression.codec": "gzip", "linger.ms": 100})
+        produce_all(p, topic, [(None, b"v%d" % i) for i in range(500)], partition=0)
+        self.assertIn(1, self.broker.stored_batch_codecs(topic, 0))
+        c = self.consumer()
+        try:
+            c.assign([ck.TopicPartition(topic, 0, 250)])
+            got = self.consume_n(c, 250)
+            self.assertEqual([(m.offset(), m.value()) for m in got],
+                             [(i, b"v%d" % i) for i in range(250, 500)])
+        finally:
+            c.close()
+
+    def test_offset_out_of_range(self):
+        topic = self.unique_topic()
+        produce_all(self.producer(), topic, self.records(b"oor", 10), partition=0)
+        c = self.consumer(**{"auto.offset.reset": "earliest"})
+        try:
+            c.assign([ck.TopicPartition(topic, 0, 1_000_000)])
+            m = self.poll_one(c)
+            self.assertIsNone(m.error())
+            self.assertEqual(m.offset(), 0, "reset to the earliest offset")
+        finally:
+            c.close()
+        c = self.consumer(**{"auto.offset.reset": "error"})
+        try:
+            c.assign([ck.TopicPartition(topic, 0, 1_000_000)])
+            m = self.poll_one(c)
+            self.assertEqual(m.error().code(), ck.KafkaError._AUTO_OFFSET_RESET)
+        finally:
+            c.close()
+
+    def test_many_partitions(self):
+        topic = self.unique_topic()
+        admin = ck.admin.AdminClient({"bootstrap.servers": self.broker.bootstrap})
+        admin.create_topics([ck.admin.NewTopic(topic, 64, 1)])[topic].result(WAIT_S)
+        del admin
+        recs = [(b"%d" % i, b"w%d" % i) for i in range(64 * 50)]
+        p = self.producer()
+        for i, (k, v) in enumerate(recs):
+            p.produce(topic, key=k, value=v, partition=i % 64)
+        self.assertEqual(p.flush(WAIT_S), 0)
+        c = self.consumer()
+        try:
+            c.assign([ck.TopicPartition(topic, i, 0) for i in range(64)])
+            got = self.consume_n(c, len(recs))
+            self.assertEqual(sorted((m.key(), m.value()) for m in got), sorted(recs))
+            self.assertTrue(all(m.partition() == int(m.key()) % 64 for m in got))
         finally:
             c.close()
 
