@@ -25,6 +25,12 @@ struct located {
     size_t partition = 0;
 };
 
+// Whether `topic` exists in the snapshot with a partition `index`.
+bool partition_exists(const replication::topic_map& snap, const std::string& topic, int32_t index) {
+    auto it = snap.find(topic);
+    return it != snap.end() && index >= 0 && index < it->second.partitions;
+}
+
 int32_t topic_min_isr(server& srv, const std::string& topic) {
     auto snap = srv.metadata().snapshot();
     auto it = snap->find(topic);
@@ -49,7 +55,6 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
         const auto& td = req->topic_data[t];
         protocol::produce_response::topic_produce_response tr;
         tr.name = td.name;
-        auto topic = snap->find(td.name);
         int32_t min_isr = td.partition_data.empty() ? 1 : topic_min_isr(srv, td.name);
         for (size_t p = 0; p < td.partition_data.size(); ++p) {
             const auto& pd = td.partition_data[p];
@@ -58,8 +63,7 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
             pr.base_offset = -1;
             if (!acks_valid) {
                 pr.error_code = code(kafka_error::invalid_required_acks);
-            } else if (topic == snap->end() || pd.index < 0 ||
-                       pd.index >= topic->second.partitions) {
+            } else if (!partition_exists(*snap, td.name, pd.index)) {
                 pr.error_code = code(kafka_error::unknown_topic_or_partition);
             } else if (req->transactional_id) {
                 pr.error_code = code(kafka_error::transactional_id_authorization_failed);
@@ -302,7 +306,6 @@ void handle_list_offsets(context_ptr ctx, protocol::any_request& any) {
         const auto& lt = req->topics[t];
         protocol::list_offsets_response::list_offsets_topic_response tr;
         tr.name = lt.name;
-        auto topic = snap->find(lt.name);
         for (size_t p = 0; p < lt.partitions.size(); ++p) {
             const auto& lp = lt.partitions[p];
             protocol::list_offsets_response::list_offsets_partition_response pr;
@@ -310,8 +313,7 @@ void handle_list_offsets(context_ptr ctx, protocol::any_request& any) {
             pr.offset = -1;
             pr.timestamp = -1;
             pr.leader_epoch = 0;
-            if (topic == snap->end() || lp.partition_index < 0 ||
-                lp.partition_index >= topic->second.partitions) {
+            if (!partition_exists(*snap, lt.name, lp.partition_index)) {
                 pr.error_code = code(kafka_error::unknown_topic_or_partition);
             } else {
                 tps.push_back({lt.name, model::partition_id(lp.partition_index)});
@@ -349,14 +351,13 @@ void handle_offset_for_leader_epoch(context_ptr ctx, protocol::any_request& any)
         const auto& ot = req.topics[t];
         protocol::offset_for_leader_epoch_response::offset_for_leader_topic_result tr;
         tr.topic = ot.topic;
-        auto topic = snap->find(ot.topic);
         for (size_t p = 0; p < ot.partitions.size(); ++p) {
             const auto& op = ot.partitions[p];
             protocol::offset_for_leader_epoch_response::epoch_end_offset eo;
             eo.partition = op.partition;
             eo.leader_epoch = -1;
             eo.end_offset = -1;
-            if (topic == snap->end() || op.partition < 0 || op.partition >= topic->second.partitions) {
+            if (!partition_exists(*snap, ot.topic, op.partition)) {
                 eo.error_code = code(kafka_error::unknown_topic_or_partition);
             } else if (op.current_leader_epoch > 0) {
                 eo.error_code = code(kafka_error::unknown_leader_epoch);
@@ -396,14 +397,12 @@ void handle_delete_records(context_ptr ctx, protocol::any_request& any) {
         const auto& dt = req.topics[t];
         protocol::delete_records_response::delete_records_topic_result tr;
         tr.name = dt.name;
-        auto topic = snap->find(dt.name);
         for (size_t p = 0; p < dt.partitions.size(); ++p) {
             const auto& dp = dt.partitions[p];
             protocol::delete_records_response::delete_records_partition_result pr;
             pr.partition_index = dp.partition_index;
             pr.low_watermark = -1;
-            if (topic == snap->end() || dp.partition_index < 0 ||
-                dp.partition_index >= topic->second.partitions) {
+            if (!partition_exists(*snap, dt.name, dp.partition_index)) {
                 pr.error_code = code(kafka_error::unknown_topic_or_partition);
             } else {
                 tps.push_back({dt.name, model::partition_id(dp.partition_index)});
