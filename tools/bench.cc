@@ -27,12 +27,15 @@ void usage() {
         "         [--record-size 1024] [--batch-size 64KiB] [--acks 0|1|all]\n"
         "         [--compression none|gzip|snappy|lz4|zstd] [--producers 1] [--consumers 1]\n"
         "         [--in-flight 5] [--duration-s 10 | --records N] [--rate R]\n"
-        "         [--fetch-size 8MiB] [--fill-bytes 1GiB] [--json FILE] [--quiet]\n"
+        "         [--fetch-size 8MiB] [--fetch-in-flight 1] [--fill-bytes 1GiB]\n"
+        "         [--consumer-groups 1] [--json FILE] [--quiet]\n"
         "       sluice bench --reference loopback [--duration-s 10] [--fetch-size 8MiB]\n"
         "  --mode consume reads the topic from its earliest offset (pre-filling it with\n"
         "  --fill-bytes, or --records, of records when it holds less), wrapping around at\n"
         "  the end. --mode both consumes what the producers write while they write it.\n"
-        "  --batch-size is per partition per request; --rate is records/s (0 = max).\n");
+        "  --batch-size is per partition per request; --rate is records/s (0 = max).\n"
+        "  --fetch-in-flight N (consume mode, one partition per consumer): after a first\n"
+        "  pass has shown where each fetch of the unchanging log ends, keep N in flight.\n");
 }
 
 struct side_report {
@@ -196,7 +199,14 @@ std::string json_side(const side_report& r) {
         o << "{\"count\": " << r.latency.count() << ", \"p50\": " << ms(r.latency.percentile(50))
           << ", \"p99\": " << ms(r.latency.percentile(99))
           << ", \"p999\": " << ms(r.latency.percentile(99.9)) << ", \"max\": " << ms(r.latency.max())
-          << ", \"mean\": " << ms(static_cast<uint64_t>(r.latency.mean())) << "}";
+          << ", \"mean\": " << ms(static_cast<uint64_t>(r.latency.mean()));
+        // The percentile curve for plots (perf/suite.py): [percentile, ms] pairs.
+        o << ", \"percentiles\": [";
+        const double points[] = {0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100};
+        for (size_t i = 0; i < std::size(points); ++i) {
+            o << (i ? ", [" : "[") << points[i] << ", " << ms(r.latency.percentile(points[i])) << "]";
+        }
+        o << "]}";
     }
     o << "}";
     return o.str();
@@ -229,9 +239,10 @@ std::string json_settings(const settings& s) {
       << "\", \"partitions\": " << s.partitions << ", \"record_size\": " << s.record_bytes
       << ", \"batch_size\": " << s.batch_bytes << ", \"acks\": " << s.acks
       << ", \"compression\": \"" << codec_name(s.codec) << "\", \"producers\": " << s.producers
-      << ", \"consumers\": " << s.consumers << ", \"in_flight\": " << s.in_flight
+      << ", \"consumers\": " << s.consumers << ", \"consumer_groups\": " << s.consumer_groups << ", \"in_flight\": " << s.in_flight
       << ", \"duration_s\": " << s.duration_s << ", \"records\": " << s.records
-      << ", \"rate\": " << s.rate << ", \"fetch_size\": " << s.fetch_bytes << "}";
+      << ", \"rate\": " << s.rate << ", \"fetch_size\": " << s.fetch_bytes << ", \"fetch_in_flight\": " << s.fetch_in_flight
+      << "}";
     return o.str();
 }
 
@@ -269,12 +280,14 @@ result<settings> settings_from(const args& a) {
     auto producers = get("producers", 1, 0, 1024);
     auto connections = get("connections", -1, -1, 1024);
     auto consumers = get("consumers", 1, 0, 1024);
+    auto groups = get("consumer-groups", 1, 1, 64);
     auto in_flight = get("in-flight", 5, 1, 1024);
     auto records = get("records", 0, 0, INT64_MAX / 2);
     auto fetch = get("fetch-size", 8 << 20, 1024, 1 << 30);
+    auto fetch_in_flight = get("fetch-in-flight", 1, 1, 1024);
     auto fill = get("fill-bytes", int64_t{1} << 30, 0, INT64_MAX / 2);
-    for (auto* r : {&partitions, &rf, &record, &batch, &producers, &connections, &consumers,
-                    &in_flight, &records, &fetch, &fill}) {
+    for (auto* r : {&partitions, &rf, &record, &batch, &producers, &connections, &consumers, &groups,
+                    &in_flight, &records, &fetch, &fetch_in_flight, &fill}) {
         if (!*r) return r->error();
     }
     auto duration = a.number("duration-s", 10);
@@ -287,10 +300,12 @@ result<settings> settings_from(const args& a) {
     s.batch_bytes = static_cast<size_t>(*batch);
     s.producers = static_cast<int>(*connections >= 0 ? *connections : *producers);
     s.consumers = static_cast<int>(*consumers);
+    s.consumer_groups = static_cast<int>(*groups);
     s.in_flight = static_cast<int>(*in_flight);
     s.records = static_cast<uint64_t>(*records);
     s.fetch_bytes = static_cast<int32_t>(*fetch);
     s.fill_bytes = static_cast<uint64_t>(*fill);
+    s.fetch_in_flight = static_cast<int>(*fetch_in_flight);
     s.duration_s = *duration;
     s.rate = *rate;
     std::string acks = a.get_or("acks", "1");
@@ -452,7 +467,8 @@ int run_bench(const settings& s) {
     signal_stop = &ctl.stop;
     std::signal(SIGINT, [](int) { signal_stop->store(true); });
     side_stats produced, consumed;
-    start_clock(ctl, s, s.records, s.records);
+    uint64_t consume_records = s.records * static_cast<uint64_t>(s.consumer_groups);
+    start_clock(ctl, s, s.records, consume_records);
     reporter rep(s, ctl);
     bool producing = s.run_mode != mode::consume;
     bool consuming = s.run_mode != mode::produce;
@@ -463,7 +479,12 @@ int run_bench(const settings& s) {
     std::thread consumer_thread;
     if (consuming) {
         consumer_thread = std::thread([&] {
+            std::vector<std::thread> groups;  // --consumer-groups: each set reads everything
+            for (int g = 1; g < s.consumer_groups; ++g) {
+                groups.emplace_back([&] { run_consumers(s, *partitions, plan, ctl, consumed); });
+            }
             run_consumers(s, *partitions, plan, ctl, consumed);
+            for (auto& t : groups) t.join();
             consume_s = elapsed_s(ctl);
         });
     }
@@ -500,7 +521,7 @@ int run_bench(const settings& s) {
         return report("bench", error(errc::io_failed, ctl.first_error));
     }
     bool short_run = s.records > 0 && ((producing && pr.records != s.records) ||
-                                       (consuming && cr.records != s.records));
+                                       (consuming && cr.records != consume_records));
     if (pr.errors > 0 || short_run) {
         std::fprintf(stderr, "sluice bench: not every record was acknowledged / consumed\n");
         return exit_failed;
@@ -514,8 +535,9 @@ int bench_main(int argc, char** argv) {
     auto specs = common_options();
     for (const char* name :
          {"topic", "mode", "partitions", "replication-factor", "record-size", "batch-size", "acks",
-          "compression", "producers", "connections", "consumers", "in-flight", "duration-s",
-          "records", "rate", "fetch-size", "fill-bytes", "json", "reference"}) {
+          "compression", "producers", "connections", "consumers", "consumer-groups", "in-flight",
+          "duration-s",
+          "records", "rate", "fetch-size", "fetch-in-flight", "fill-bytes", "json", "reference"}) {
         specs.push_back({name});
     }
     specs.push_back({"quiet", false});

@@ -35,12 +35,18 @@ struct settings {
     model::compression codec = model::compression::none;
     int producers = 1;
     int consumers = 1;
+    // Independent sets of `consumers` threads, each set reading every partition (a fan-out to
+    // that many consumer groups, without group membership); their counts add up.
+    int consumer_groups = 1;
     int in_flight = 5;               // requests outstanding per producer connection
     double duration_s = 10;          // used when records == 0
     uint64_t records = 0;            // records to produce (and consume); 0: run for duration_s
     double rate = 0;                 // records/s over all producers; 0: as fast as possible
     mode run_mode = mode::produce;
     int32_t fetch_bytes = 8 << 20;   // partition_max_bytes of a fetch; loopback frame size
+    // Consume mode, one partition per consumer: fetches in flight once the first pass over the
+    // pre-filled log has shown where each fetch ends. 1: like Kafka's consumers.
+    int fetch_in_flight = 1;
     uint64_t fill_bytes = 1ull << 30;  // consume mode: pre-fill the topic up to this much
     std::optional<std::string> json_path;
     bool quiet = false;              // no progress line

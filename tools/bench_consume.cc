@@ -20,9 +20,25 @@ struct fetch_lane {
     connection* conn = nullptr;
     int16_t version = -1;
     std::vector<int32_t> partitions;
-    bool finished = false;
+    // Pipelined lanes (one partition, a pre-filled log): the offset of the next fetch to send,
+    // when known without waiting for an answer.
+    bool pipelined = false;
+    bool issue_known = true;
+    int64_t issue = 0;
+    int in_flight = 0;
 };
 
+struct sent_fetch {
+    size_t lane;
+    clock::time_point t0;
+    int64_t offset;  // pipelined lanes: the fetch offset of this request
+};
+
+// A consumer thread. Lanes are its connections to leaders, each with the partitions it reads
+// there. A normal lane has one Fetch in flight (the next offset is known only from the answer).
+// With `fetch_in_flight` > 1 in consume mode, a lane of one partition learns on its first pass
+// over the (unchanging) pre-filled log where each fetch ends, and on later passes keeps that
+// many fetches in flight, asking for offsets it has seen answered before.
 class consumer_worker {
 public:
     consumer_worker(const settings& s, int index, int32_t partitions, const consume_plan& plan,
@@ -38,9 +54,12 @@ public:
 private:
     result<void> setup();
     result<void> loop();
-    result<void> send_fetch(size_t lane);
-    result<void> receive_one(size_t lane);
-    void count(int32_t partition, std::span<const std::byte> records);
+    result<void> send_fetch(size_t lane, int64_t pipelined_offset);
+    result<void> pump(size_t lane);
+    result<void> receive_one(const sent_fetch& f);
+    // Counts the records of one partition's answer; returns the offset after its last batch.
+    int64_t count(std::span<const std::byte> records, int64_t from);
+    int64_t wrapped(int32_t partition, int64_t offset) const;
     bool lane_done(const fetch_lane& lane) const;
 
     const settings& _s;
@@ -53,7 +72,8 @@ private:
     protocol::uuid _topic_id;
     std::vector<fetch_lane> _lanes;
     std::map<int32_t, int64_t> _offsets;
-    std::deque<std::pair<size_t, clock::time_point>> _in_flight;  // (lane, sent at)
+    std::map<int64_t, int64_t> _next_of;  // pipelined: fetch offset -> offset after its answer
+    std::deque<sent_fetch> _in_flight;     // in send order across lanes
 };
 
 result<void> consumer_worker::setup() {
@@ -77,7 +97,13 @@ result<void> consumer_worker::setup() {
         if (_topic_id.is_zero()) lane.version = std::min<int16_t>(lane.version, 12);
         if (lane.version < 0) return error(errc::no_common_version, "Fetch v4+");
         lane.partitions = ps;
+        lane.pipelined = _s.fetch_in_flight > 1 && ps.size() == 1 && !_plan.wrap_at.empty();
+        lane.issue = _offsets[ps.front()];
         _lanes.push_back(std::move(lane));
+    }
+    if (_lanes.size() > 1 && _s.fetch_in_flight > 1) {
+        // One map of fetch boundaries serves one partition.
+        for (auto& lane : _lanes) lane.pipelined = false;
     }
     return ok();
 }
@@ -96,7 +122,7 @@ bool consumer_worker::lane_done(const fetch_lane& lane) const {
     return true;
 }
 
-result<void> consumer_worker::send_fetch(size_t lane_index) {
+result<void> consumer_worker::send_fetch(size_t lane_index, int64_t pipelined_offset) {
     fetch_lane& lane = _lanes[lane_index];
     protocol::fetch_request req;
     req.replica_id = -1;
@@ -110,18 +136,44 @@ result<void> consumer_worker::send_fetch(size_t lane_index) {
     for (int32_t p : lane.partitions) {
         auto& fp = ft.partitions.emplace_back();
         fp.partition = p;
-        fp.fetch_offset = _offsets[p];
+        fp.fetch_offset = lane.pipelined ? pipelined_offset : _offsets[p];
         fp.partition_max_bytes = _s.fetch_bytes;
     }
     auto s = lane.conn->send(protocol::fetch_api::key, lane.version, req);
     if (!s) return s.error();
     _stats.requests.fetch_add(1, std::memory_order_relaxed);
-    _in_flight.emplace_back(lane_index, clock::now());
+    _in_flight.push_back({lane_index, clock::now(), pipelined_offset});
+    ++lane.in_flight;
     return ok();
 }
 
-void consumer_worker::count(int32_t partition, std::span<const std::byte> records) {
-    int64_t& offset = _offsets[partition];
+// Sends what a lane may send now: one fetch for a normal lane with none in flight; for a
+// pipelined lane, fetches at known offsets up to the window.
+result<void> consumer_worker::pump(size_t lane_index) {
+    fetch_lane& lane = _lanes[lane_index];
+    if (!lane.pipelined) {
+        if (lane.in_flight == 0 && !lane_done(lane)) return send_fetch(lane_index, -1);
+        return ok();
+    }
+    while (lane.issue_known && lane.in_flight < _s.fetch_in_flight && !lane_done(lane)) {
+        int64_t at = lane.issue;
+        if (auto s = send_fetch(lane_index, at); !s) return s;
+        auto next = _next_of.find(at);
+        lane.issue_known = next != _next_of.end();
+        if (lane.issue_known) lane.issue = wrapped(lane.partitions.front(), next->second);
+    }
+    return ok();
+}
+
+int64_t consumer_worker::wrapped(int32_t partition, int64_t offset) const {
+    if (!_plan.wrap_at.empty() && offset >= _plan.wrap_at.at(static_cast<size_t>(partition))) {
+        return _plan.wrap_to.at(static_cast<size_t>(partition));
+    }
+    return offset;
+}
+
+int64_t consumer_worker::count(std::span<const std::byte> records, int64_t from) {
+    int64_t offset = from;
     model::batch_iterator it(records);
     model::batch_header h;
     std::span<const std::byte> batch;
@@ -141,14 +193,13 @@ void consumer_worker::count(int32_t partition, std::span<const std::byte> record
     _stats.records.fetch_add(n, std::memory_order_relaxed);
     _stats.wire_bytes.fetch_add(bytes, std::memory_order_relaxed);
     _stats.payload_bytes.fetch_add(n * _s.record_bytes, std::memory_order_relaxed);
-    if (!_plan.wrap_at.empty() && offset >= _plan.wrap_at.at(static_cast<size_t>(partition))) {
-        offset = _plan.wrap_to.at(static_cast<size_t>(partition));
-    }
+    return offset;
 }
 
-result<void> consumer_worker::receive_one(size_t lane_index) {
-    fetch_lane& lane = _lanes[lane_index];
+result<void> consumer_worker::receive_one(const sent_fetch& f) {
+    fetch_lane& lane = _lanes[f.lane];
     auto r = lane.conn->receive();
+    --lane.in_flight;
     if (!r) return r.error();
     protocol::fetch_response resp;
     protocol::reader rd(r->body, connection::response_limits());
@@ -158,33 +209,40 @@ result<void> consumer_worker::receive_one(size_t lane_index) {
     if (resp.error_code != 0) return kafka_failure(resp.error_code, "Fetch");
     for (const auto& t : resp.responses) {
         for (const auto& p : t.partitions) {
+            int32_t part = p.partition_index;
             if (p.error_code != 0) {
                 _stats.errors.fetch_add(1, std::memory_order_relaxed);
                 if (!kafka_error_retriable(p.error_code)) {
-                    return kafka_failure(p.error_code, _s.topic + "-" +
-                                                           std::to_string(p.partition_index));
+                    return kafka_failure(p.error_code, _s.topic + "-" + std::to_string(part));
                 }
                 continue;
             }
-            if (_offsets.contains(p.partition_index)) count(p.partition_index, p.records.memory());
+            if (!_offsets.contains(part)) continue;
+            int64_t from = lane.pipelined ? f.offset : _offsets[part];
+            int64_t end = count(p.records.memory(), from);
+            if (lane.pipelined && end > from) _next_of[from] = end;
+            _offsets[part] = wrapped(part, end);
         }
+    }
+    if (lane.pipelined && !lane.issue_known && lane.in_flight == 0) {
+        // The answer that was awaited: continue from where it ended.
+        lane.issue = _offsets[lane.partitions.front()];
+        lane.issue_known = true;
     }
     return ok();
 }
 
 result<void> consumer_worker::loop() {
     for (size_t l = 0; l < _lanes.size(); ++l) {
-        if (auto s = send_fetch(l); !s) return s;
+        if (auto s = pump(l); !s) return s;
     }
     while (!_in_flight.empty()) {
-        auto [lane, t0] = _in_flight.front();
+        sent_fetch f = _in_flight.front();
         _in_flight.pop_front();
-        if (auto r = receive_one(lane); !r) return r;
+        if (auto r = receive_one(f); !r) return r;
         _stats.record_latency(static_cast<uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0).count()));
-        if (!lane_done(_lanes[lane])) {
-            if (auto s = send_fetch(lane); !s) return s;
-        }
+            std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - f.t0).count()));
+        if (auto s = pump(f.lane); !s) return s;
     }
     return ok();
 }

@@ -397,6 +397,13 @@ TEST_F(cli_test, bench_produces_and_consumes_the_requested_records) {
     ASSERT_EXIT_CODE(consume, 0);
     EXPECT_EQ(python_json(json, "d['consume']['records'], d['settings']['mode']"), "2500 consume");
 
+    // Pipelined fetches on later passes over the log count every record exactly once.
+    auto piped = sluice({"bench", "--topic", "bench1", "--mode", "consume", "--records", "7000",
+                         "--consumers", "2", "--fetch-size", "8KiB", "--fetch-in-flight", "4",
+                         "--json", json.string(), "--quiet"});
+    ASSERT_EXIT_CODE(piped, 0);
+    EXPECT_EQ(python_json(json, "d['consume']['records'], d['consume']['errors']"), "7000 0");
+
     // A topic that does not exist is created and filled first.
     auto fill = sluice({"bench", "--topic", "bench2", "--mode", "consume", "--records", "1000",
                         "--record-size", "64", "--json", json.string(), "--quiet"});
