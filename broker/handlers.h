@@ -78,6 +78,21 @@ void handle_create_partitions(context_ptr ctx, protocol::any_request& req);
 void handle_describe_configs(context_ptr ctx, protocol::any_request& req);
 void handle_alter_configs(context_ptr ctx, protocol::any_request& req);
 void handle_incremental_alter_configs(context_ptr ctx, protocol::any_request& req);
+// Consumer groups (handle_group.cc).
+void handle_find_coordinator(context_ptr ctx, protocol::any_request& req);
+void handle_join_group(context_ptr ctx, protocol::any_request& req);
+void handle_sync_group(context_ptr ctx, protocol::any_request& req);
+void handle_heartbeat(context_ptr ctx, protocol::any_request& req);
+void handle_leave_group(context_ptr ctx, protocol::any_request& req);
+void handle_offset_commit(context_ptr ctx, protocol::any_request& req);
+void handle_offset_fetch(context_ptr ctx, protocol::any_request& req);
+void handle_offset_delete(context_ptr ctx, protocol::any_request& req);
+void handle_list_groups(context_ptr ctx, protocol::any_request& req);
+void handle_describe_groups(context_ptr ctx, protocol::any_request& req);
+void handle_delete_groups(context_ptr ctx, protocol::any_request& req);
+// Creates the shard's group coordinator and starts replaying the __consumer_offsets partitions
+// it owns (called once the shard's partitions are open).
+void start_groups(shard& s);
 
 // The ApiVersions answer to a request at a version Sluice does not serve: v0, UNSUPPORTED_VERSION.
 net::output unsupported_api_versions_response(int32_t correlation_id);

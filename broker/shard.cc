@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "base/log.h"
+#include "broker/handlers.h"
 #include "broker/server.h"
 #include "engine/errc.h"
 #include "engine/retention.h"
@@ -107,6 +108,7 @@ void shard::open_owned_partitions() {
         }
     }
     schedule_retention();
+    start_groups(*this);
 }
 
 void shard::close_partition(const model::tp& tp, bool remove_files, std::function<void()> done) {

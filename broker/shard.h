@@ -28,6 +28,7 @@ class reactor;
 namespace sluice::broker {
 
 class server;
+struct group_services;  // handle_group.cc
 
 // A partition as the broker sees it: its log plus what the broker keeps beside it.
 struct partition {
@@ -107,6 +108,9 @@ public:
     void run_retention();
 
     size_t partition_count() const { return _partitions.size(); }
+
+    // The consumer groups this core coordinates (handle_group.cc), set by start_groups().
+    std::shared_ptr<group_services> groups;
 
 private:
     std::string partition_dir_for(const model::tp& tp) const;

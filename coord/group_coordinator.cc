@@ -335,9 +335,12 @@ void group_coordinator::finish_load(int32_t partition, load_state& st) {
         }
         g->offsets = std::move(offs);
     }
-    log::info("coord", "loaded ", offsets_topic, "-", partition, ": ", st.records, " record(s), ",
-              groups, " group(s)", st.malformed ? ", malformed records skipped: " : "",
-              st.malformed ? std::to_string(st.malformed) : std::string());
+    if (st.records > 0) {
+        log::info("coord", "loaded ", offsets_topic, "-", partition, ": ", st.records,
+                  " record(s), ", groups, " group(s)",
+                  st.malformed ? ", malformed records skipped: " : "",
+                  st.malformed ? std::to_string(st.malformed) : std::string());
+    }
     _loading.erase(partition);
     _loaded.insert(partition);
 }
