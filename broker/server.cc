@@ -58,10 +58,13 @@ unsigned server::owner_of(const model::tp& tp) const {
 void server::run_on(unsigned core, std::function<void(shard&)> fn) {
     core_state& c = *_cores[core];
     if (runtime::reactor::local() == c.reactor) {
-        fn(*c.sh);
+        if (c.sh) fn(*c.sh);
         return;
     }
-    c.reactor->post([&c, fn = std::move(fn)] { fn(*c.sh); });
+    // During shutdown the target may already have dropped its shard; the work is then moot.
+    c.reactor->post([&c, fn = std::move(fn)] {
+        if (c.sh) fn(*c.sh);
+    });
 }
 
 void server::run_on_all(std::function<void(shard&)> fn, std::function<void()> done) {
@@ -198,6 +201,10 @@ result<void> server::start() {
     // Cores start one after another: core 0 binds first (learning the real port when the
     // listener says port 0), and the others join it on the same port with SO_REUSEPORT.
     for (unsigned i = 0; i < n; ++i) {
+        {
+            std::lock_guard lock(_start_mu);
+            ++_launched;
+        }
         _cores[i]->thread = std::thread([this, i] { core_main(i); });
         std::unique_lock lock(_start_mu);
         _start_cv.wait(lock, [&] { return _started > i || _start_error.has_value(); });
@@ -216,8 +223,9 @@ result<void> server::start() {
 void server::core_main(unsigned core) {
     auto r = runtime::reactor::create({.core = core});
     if (!r) {
-        std::lock_guard lock(_start_mu);
+        std::unique_lock lock(_start_mu);
         _start_error = r.error();
+        ++_finished;
         _start_cv.notify_all();
         return;
     }
@@ -239,6 +247,15 @@ void server::core_main(unsigned core) {
     c.sh.reset();
     // Let the last completions (socket closes) drain before the ring goes away.
     c.reactor->run_once(std::chrono::milliseconds(0));
+    // Cores stop one by one, and one still serving a connection may post to this core (a
+    // produce fanned out to a partition it owned). So the reactor outlives every core's run:
+    // work posted now is never run, and it is never posted to a destroyed reactor.
+    {
+        std::unique_lock lock(_start_mu);
+        ++_finished;
+        _start_cv.notify_all();
+        _start_cv.wait(lock, [&] { return _finished == _launched; });
+    }
     c.reactor = nullptr;
 }
 

@@ -102,6 +102,10 @@ private:
     std::condition_variable _start_cv;
     unsigned _started = 0;
     std::optional<error> _start_error;
+    // Shutdown barrier: a core keeps its reactor alive (other cores may still post to it)
+    // until every core thread that was launched has finished running.
+    unsigned _launched = 0;
+    unsigned _finished = 0;
 
     std::mutex _pid_mu;
     int64_t _next_pid = -1;
