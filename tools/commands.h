@@ -20,6 +20,7 @@ int topic_main(int argc, char** argv);
 int produce_main(int argc, char** argv);
 int consume_main(int argc, char** argv);
 int bench_main(int argc, char** argv);
+int group_main(int argc, char** argv);  // group_cli.cc
 
 // Options every client subcommand accepts.
 std::vector<option_spec> common_options();

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
                      "  topic      create | list | describe | alter-config | delete topics\n"
                      "  produce    write records from stdin to a topic\n"
                      "  consume    print records of a topic\n"
-                     "  bench      load generator against any Kafka broker\n");
+                     "  bench      load generator against any Kafka broker\n"
+                     "  group      list | describe | reset-offsets | delete consumer groups\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
