@@ -202,7 +202,7 @@ void handle_join_group(context_ptr ctx, protocol::any_request& any) {
     jr.protocol_type = req.protocol_type;
     for (auto& p : req.protocols) jr.protocols.push_back({p.name, std::move(p.metadata)});
     jr.client_id = client_id_of(ctx);
-    jr.client_host = "/" + ctx->srv.advertised_host();
+    jr.client_host = ctx->client_host;
     jr.require_known_member_id = ctx->version() >= 4;
     std::string group = jr.group_id;
     auto shared = std::make_shared<coord::join_request>(std::move(jr));

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 
 #include "net/connection.h"
 #include "protocol/request.h"
@@ -31,6 +32,7 @@ struct request_context {
     protocol::request_header header;
     net::frame frame;  // keeps the request bytes (and the record views into them) alive
     std::function<void(std::optional<net::output>)> complete;
+    std::string client_host;  // the peer's numeric address, as Kafka reports it ("/127.0.0.1")
 
     request_context(server& s, shard& h, protocol::request_header hdr, net::frame f,
                     std::function<void(std::optional<net::output>)> c)

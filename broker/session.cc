@@ -86,6 +86,7 @@ void session::handle(net::frame f) {
         return;
     }
     auto ctx = std::make_shared<request_context>(_srv, _home, hdr, std::move(f), std::move(complete));
+    ctx->client_host = "/" + _conn->peer_address().host();
     h->fn(std::move(ctx), *req);
 }
 
