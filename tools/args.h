@@ -16,13 +16,13 @@
 namespace sluice::tools {
 
 struct option_spec {
-    std::string name;      // without the leading "--"
+    std::string name;  // without the leading "--"
     bool takes_value = true;
     bool repeatable = false;
 };
 
 class args {
-public:
+  public:
     [[nodiscard]] static result<args> parse(int argc, char** argv,
                                             const std::vector<option_spec>& specs);
 
@@ -39,7 +39,7 @@ public:
                                           int64_t min = INT64_MIN, int64_t max = INT64_MAX) const;
     [[nodiscard]] result<double> number(const std::string& name, double fallback) const;
 
-private:
+  private:
     std::map<std::string, std::vector<std::string>> _values;
     std::vector<std::string> _positional;
 };

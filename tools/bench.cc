@@ -48,12 +48,16 @@ struct side_report {
     histogram latency;
 };
 
-double mib(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
-double ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+double mib(uint64_t bytes) {
+    return static_cast<double>(bytes) / (1 << 20);
+}
+double ms(uint64_t ns) {
+    return static_cast<double>(ns) / 1e6;
+}
 
 // The progress line: once a second, the last second's throughput and latency per side.
 class reporter {
-public:
+  public:
     reporter(const settings& s, run_control& ctl) : _s(s), _ctl(ctl) {}
 
     void add(const char* name, side_stats* stats) { _sides.push_back({name, stats, 0, 0}); }
@@ -66,7 +70,7 @@ public:
         for (auto& side : _sides) fold(side);
     }
 
-private:
+  private:
     struct side {
         const char* name;
         side_stats* stats;
@@ -156,11 +160,12 @@ void print_side(const char* name, const side_report& r, bool latency) {
     }
     std::printf("\n");
     if (latency && r.latency.count() > 0) {
-        std::printf("  request latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f"
-                    "  (%llu requests)\n",
-                    ms(r.latency.percentile(50)), ms(r.latency.percentile(99)),
-                    ms(r.latency.percentile(99.9)), ms(r.latency.max()), ms(r.latency.mean()),
-                    static_cast<unsigned long long>(r.latency.count()));
+        std::printf(
+            "  request latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f"
+            "  (%llu requests)\n",
+            ms(r.latency.percentile(50)), ms(r.latency.percentile(99)),
+            ms(r.latency.percentile(99.9)), ms(r.latency.max()), ms(r.latency.mean()),
+            static_cast<unsigned long long>(r.latency.count()));
     }
     if (r.errors > 0) {
         std::printf("  errors: %llu\n", static_cast<unsigned long long>(r.errors));
@@ -198,13 +203,15 @@ std::string json_side(const side_report& r) {
     } else {
         o << "{\"count\": " << r.latency.count() << ", \"p50\": " << ms(r.latency.percentile(50))
           << ", \"p99\": " << ms(r.latency.percentile(99))
-          << ", \"p999\": " << ms(r.latency.percentile(99.9)) << ", \"max\": " << ms(r.latency.max())
+          << ", \"p999\": " << ms(r.latency.percentile(99.9))
+          << ", \"max\": " << ms(r.latency.max())
           << ", \"mean\": " << ms(static_cast<uint64_t>(r.latency.mean()));
         // The percentile curve for plots (perf/suite.py): [percentile, ms] pairs.
         o << ", \"percentiles\": [";
         const double points[] = {0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100};
         for (size_t i = 0; i < std::size(points); ++i) {
-            o << (i ? ", [" : "[") << points[i] << ", " << ms(r.latency.percentile(points[i])) << "]";
+            o << (i ? ", [" : "[") << points[i] << ", " << ms(r.latency.percentile(points[i]))
+              << "]";
         }
         o << "]}";
     }
@@ -214,20 +221,28 @@ std::string json_side(const side_report& r) {
 
 const char* mode_name(mode m) {
     switch (m) {
-        case mode::produce: return "produce";
-        case mode::consume: return "consume";
-        case mode::both: return "both";
+        case mode::produce:
+            return "produce";
+        case mode::consume:
+            return "consume";
+        case mode::both:
+            return "both";
     }
     return "?";
 }
 
 const char* codec_name(model::compression c) {
     switch (c) {
-        case model::compression::none: return "none";
-        case model::compression::gzip: return "gzip";
-        case model::compression::snappy: return "snappy";
-        case model::compression::lz4: return "lz4";
-        case model::compression::zstd: return "zstd";
+        case model::compression::none:
+            return "none";
+        case model::compression::gzip:
+            return "gzip";
+        case model::compression::snappy:
+            return "snappy";
+        case model::compression::lz4:
+            return "lz4";
+        case model::compression::zstd:
+            return "zstd";
     }
     return "?";
 }
@@ -239,9 +254,10 @@ std::string json_settings(const settings& s) {
       << "\", \"partitions\": " << s.partitions << ", \"record_size\": " << s.record_bytes
       << ", \"batch_size\": " << s.batch_bytes << ", \"acks\": " << s.acks
       << ", \"compression\": \"" << codec_name(s.codec) << "\", \"producers\": " << s.producers
-      << ", \"consumers\": " << s.consumers << ", \"consumer_groups\": " << s.consumer_groups << ", \"in_flight\": " << s.in_flight
-      << ", \"duration_s\": " << s.duration_s << ", \"records\": " << s.records
-      << ", \"rate\": " << s.rate << ", \"fetch_size\": " << s.fetch_bytes << ", \"fetch_in_flight\": " << s.fetch_in_flight
+      << ", \"consumers\": " << s.consumers << ", \"consumer_groups\": " << s.consumer_groups
+      << ", \"in_flight\": " << s.in_flight << ", \"duration_s\": " << s.duration_s
+      << ", \"records\": " << s.records << ", \"rate\": " << s.rate
+      << ", \"fetch_size\": " << s.fetch_bytes << ", \"fetch_in_flight\": " << s.fetch_in_flight
       << "}";
     return o.str();
 }
@@ -286,8 +302,8 @@ result<settings> settings_from(const args& a) {
     auto fetch = get("fetch-size", 8 << 20, 1024, 1 << 30);
     auto fetch_in_flight = get("fetch-in-flight", 1, 1, 1024);
     auto fill = get("fill-bytes", int64_t{1} << 30, 0, INT64_MAX / 2);
-    for (auto* r : {&partitions, &rf, &record, &batch, &producers, &connections, &consumers, &groups,
-                    &in_flight, &records, &fetch, &fetch_in_flight, &fill}) {
+    for (auto* r : {&partitions, &rf, &record, &batch, &producers, &connections, &consumers,
+                    &groups, &in_flight, &records, &fetch, &fetch_in_flight, &fill}) {
         if (!*r) return r->error();
     }
     auto duration = a.number("duration-s", 10);
@@ -351,7 +367,8 @@ result<int32_t> ensure_topic(client& c, const settings& s) {
         }
         return n;
     }
-    if (!t.error().is(errc::kafka) || t.error().detail().rfind("UNKNOWN_TOPIC_OR_PARTITION", 0) != 0) {
+    if (!t.error().is(errc::kafka) ||
+        t.error().detail().rfind("UNKNOWN_TOPIC_OR_PARTITION", 0) != 0) {
         return t.error();
     }
     protocol::create_topics_request req;
@@ -405,7 +422,8 @@ result<consume_plan> prepare_consume(client& c, const settings& s, int32_t parti
     if (!end) return end.error();
     uint64_t have = 0;
     for (int32_t p = 0; p < partitions; ++p) {
-        have += static_cast<uint64_t>((*end)[static_cast<size_t>(p)] - (*first)[static_cast<size_t>(p)]);
+        have += static_cast<uint64_t>((*end)[static_cast<size_t>(p)] -
+                                      (*first)[static_cast<size_t>(p)]);
     }
     uint64_t per_record = s.record_bytes + 10;
     uint64_t want = s.records > 0 ? s.records : s.fill_bytes / std::max<uint64_t>(per_record, 1);
@@ -533,11 +551,17 @@ int run_bench(const settings& s) {
 
 int bench_main(int argc, char** argv) {
     auto specs = common_options();
-    for (const char* name :
-         {"topic", "mode", "partitions", "replication-factor", "record-size", "batch-size", "acks",
-          "compression", "producers", "connections", "consumers", "consumer-groups", "in-flight",
-          "duration-s",
-          "records", "rate", "fetch-size", "fetch-in-flight", "fill-bytes", "json", "reference"}) {
+    for (const char* name : {"topic",       "mode",
+                             "partitions",  "replication-factor",
+                             "record-size", "batch-size",
+                             "acks",        "compression",
+                             "producers",   "connections",
+                             "consumers",   "consumer-groups",
+                             "in-flight",   "duration-s",
+                             "records",     "rate",
+                             "fetch-size",  "fetch-in-flight",
+                             "fill-bytes",  "json",
+                             "reference"}) {
         specs.push_back({name});
     }
     specs.push_back({"quiet", false});

@@ -27,7 +27,7 @@ enum class mode { produce, consume, both };
 struct settings {
     client_options client;
     std::string topic = "sluice-bench";
-    int32_t partitions = 1;          // when the topic is created
+    int32_t partitions = 1;           // when the topic is created
     int16_t replication_factor = -1;  // when the topic is created; -1: the broker's default
     size_t record_bytes = 1024;
     size_t batch_bytes = 64 * 1024;  // per partition per request
@@ -38,18 +38,18 @@ struct settings {
     // Independent sets of `consumers` threads, each set reading every partition (a fan-out to
     // that many consumer groups, without group membership); their counts add up.
     int consumer_groups = 1;
-    int in_flight = 5;               // requests outstanding per producer connection
-    double duration_s = 10;          // used when records == 0
-    uint64_t records = 0;            // records to produce (and consume); 0: run for duration_s
-    double rate = 0;                 // records/s over all producers; 0: as fast as possible
+    int in_flight = 5;       // requests outstanding per producer connection
+    double duration_s = 10;  // used when records == 0
+    uint64_t records = 0;    // records to produce (and consume); 0: run for duration_s
+    double rate = 0;         // records/s over all producers; 0: as fast as possible
     mode run_mode = mode::produce;
-    int32_t fetch_bytes = 8 << 20;   // partition_max_bytes of a fetch; loopback frame size
+    int32_t fetch_bytes = 8 << 20;  // partition_max_bytes of a fetch; loopback frame size
     // Consume mode, one partition per consumer: fetches in flight once the first pass over the
     // pre-filled log has shown where each fetch ends. 1: like Kafka's consumers.
     int fetch_in_flight = 1;
     uint64_t fill_bytes = 1ull << 30;  // consume mode: pre-fill the topic up to this much
     std::optional<std::string> json_path;
-    bool quiet = false;              // no progress line
+    bool quiet = false;  // no progress line
 };
 
 // Counters of one direction, shared by its workers and read by the reporter.
@@ -76,7 +76,7 @@ struct run_control {
     bool by_records = false;
     std::atomic<int64_t> produce_left{0};  // records not yet claimed by a producer
     std::atomic<int64_t> consume_left{0};  // records not yet counted by a consumer
-    std::atomic<bool> stop{false};           // everything stops (error or signal)
+    std::atomic<bool> stop{false};         // everything stops (error or signal)
     std::atomic<bool> producers_done{false};
     std::atomic<int> failed_workers{0};
     std::string first_error;  // under error_mu

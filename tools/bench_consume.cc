@@ -40,7 +40,7 @@ struct sent_fetch {
 // over the (unchanging) pre-filled log where each fetch ends, and on later passes keeps that
 // many fetches in flight, asking for offsets it has seen answered before.
 class consumer_worker {
-public:
+  public:
     consumer_worker(const settings& s, int index, int32_t partitions, const consume_plan& plan,
                     run_control& ctl, side_stats& stats)
         : _s(s), _index(index), _partitions(partitions), _plan(plan), _ctl(ctl), _stats(stats) {}
@@ -51,7 +51,7 @@ public:
         if (!r) _ctl.fail("consumer " + std::to_string(_index) + ": " + user_message(r.error()));
     }
 
-private:
+  private:
     result<void> setup();
     result<void> loop();
     result<void> send_fetch(size_t lane, int64_t pipelined_offset);
@@ -73,7 +73,7 @@ private:
     std::vector<fetch_lane> _lanes;
     std::map<int32_t, int64_t> _offsets;
     std::map<int64_t, int64_t> _next_of;  // pipelined: fetch offset -> offset after its answer
-    std::deque<sent_fetch> _in_flight;     // in send order across lanes
+    std::deque<sent_fetch> _in_flight;    // in send order across lanes
 };
 
 result<void> consumer_worker::setup() {
@@ -254,8 +254,7 @@ void run_consumers(const settings& s, int32_t partitions, const consume_plan& pl
     std::vector<std::thread> threads;
     int n = std::min<int>(s.consumers, partitions);
     for (int i = 0; i < n; ++i) {
-        threads.emplace_back(
-            [&, i] { consumer_worker(s, i, partitions, plan, ctl, stats).run(); });
+        threads.emplace_back([&, i] { consumer_worker(s, i, partitions, plan, ctl, stats).run(); });
     }
     for (auto& t : threads) t.join();
 }

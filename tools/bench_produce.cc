@@ -46,8 +46,8 @@ std::vector<std::byte> make_payload(size_t n, std::mt19937_64& rng) {
 }
 
 result<encoded_request> encode_request(int16_t version, const settings& s,
-                                       const std::vector<int32_t>& partitions,
-                                       uint64_t records_max, std::mt19937_64& rng) {
+                                       const std::vector<int32_t>& partitions, uint64_t records_max,
+                                       std::mt19937_64& rng) {
     encoded_request out;
     std::vector<std::vector<std::byte>> built;
     int64_t ts = now_ms();
@@ -138,10 +138,14 @@ struct sent_request {
 };
 
 class producer_worker {
-public:
+  public:
     producer_worker(const settings& s, int index, int32_t partitions, run_control& ctl,
                     side_stats& stats)
-        : _s(s), _index(index), _partitions(partitions), _ctl(ctl), _stats(stats),
+        : _s(s),
+          _index(index),
+          _partitions(partitions),
+          _ctl(ctl),
+          _stats(stats),
           _rng(0x5eed0000u + static_cast<unsigned>(index)) {}
 
     void run() {
@@ -154,7 +158,7 @@ public:
         }
     }
 
-private:
+  private:
     result<void> setup();
     result<void> loop();
     // Claims up to `want` records of the budget; 0 when the run is over.
@@ -348,7 +352,8 @@ result<offsets> list_offsets(client& c, const std::string& topic, int32_t partit
         req.replica_id = -1;
         auto& rt = req.topics.emplace_back();
         rt.name = topic;
-        for (int32_t p : ps) rt.partitions.push_back({.partition_index = p, .timestamp = timestamp});
+        for (int32_t p : ps)
+            rt.partitions.push_back({.partition_index = p, .timestamp = timestamp});
         auto resp = (*conn)->call<protocol::list_offsets_api>(req);
         if (!resp) return resp.error();
         for (const auto& tr : resp->topics) {

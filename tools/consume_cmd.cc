@@ -54,7 +54,7 @@ struct position {
 };
 
 class consumer {
-public:
+  public:
     consumer(client& c, consume_settings s) : _c(c), _s(std::move(s)) {}
 
     result<void> start();
@@ -63,7 +63,7 @@ public:
     uint64_t printed() const { return _printed; }
     bool done() const { return _s.max_messages >= 0 && _printed >= uint64_t(_s.max_messages); }
 
-private:
+  private:
     result<void> list_offsets(const std::vector<int32_t>& partitions, int64_t timestamp);
     std::map<int32_t, std::vector<int32_t>> by_leader() const;
     result<void> handle_partition(const protocol::fetch_response::partition_data& pd);
@@ -179,8 +179,9 @@ result<void> consumer::handle_partition(const protocol::fetch_response::partitio
     auto it = _offsets.find(p);
     if (it == _offsets.end()) return ok();
     if (pd.error_code == 1) {  // OFFSET_OUT_OF_RANGE: start over at the earliest offset
-        std::fprintf(stderr, "sluice consume: offset %lld of %s-%d is out of range; "
-                             "resetting to the earliest\n",
+        std::fprintf(stderr,
+                     "sluice consume: offset %lld of %s-%d is out of range; "
+                     "resetting to the earliest\n",
                      static_cast<long long>(it->second), _s.topic.c_str(), p);
         return list_offsets({p}, earliest_timestamp);
     }
@@ -199,12 +200,13 @@ result<void> consumer::handle_partition(const protocol::fetch_response::partitio
     while (!done() && batches.next(h, batch)) {
         if (h.last_offset() < it->second) continue;
         if (!h.control()) {
-            auto walked = model::for_each_record(batch, h, _scratch, [&](const model::record_view& r) {
-                if (r.offset(h) < it->second) return true;
-                print(h, r, p);
-                it->second = r.offset(h) + 1;
-                return !done();
-            });
+            auto walked =
+                model::for_each_record(batch, h, _scratch, [&](const model::record_view& r) {
+                    if (r.offset(h) < it->second) return true;
+                    print(h, r, p);
+                    it->second = r.offset(h) + 1;
+                    return !done();
+                });
             if (!walked) {
                 return error(errc::protocol, _s.topic + "-" + std::to_string(p) + " at offset " +
                                                  std::to_string(h.base_offset) + ": " +
@@ -233,7 +235,11 @@ result<uint64_t> consumer::poll() {
         if (v < 0) return error(errc::no_common_version, "Fetch v4+");
         protocol::fetch_request req;
         req.replica_id = -1;
-        req.max_wait_ms = fetch_max_wait_ms;
+        // Never wait in the broker longer than the idle timeout allows.
+        req.max_wait_ms =
+            _s.timeout_ms >= 0
+                ? static_cast<int32_t>(std::clamp<int64_t>(_s.timeout_ms, 1, fetch_max_wait_ms))
+                : fetch_max_wait_ms;
         req.min_bytes = 1;
         req.max_bytes = fetch_max_bytes;
         req.session_epoch = -1;

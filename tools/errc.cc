@@ -7,14 +7,22 @@ namespace sluice::tools {
 
 const char* describe(errc e) {
     switch (e) {
-        case errc::ok: return "ok";
-        case errc::bad_argument: return "bad argument";
-        case errc::connect_failed: return "cannot connect";
-        case errc::io_failed: return "connection failed";
-        case errc::timeout: return "timed out";
-        case errc::protocol: return "protocol error";
-        case errc::no_common_version: return "no common API version";
-        case errc::kafka: return "Kafka error";
+        case errc::ok:
+            return "ok";
+        case errc::bad_argument:
+            return "bad argument";
+        case errc::connect_failed:
+            return "cannot connect";
+        case errc::io_failed:
+            return "connection failed";
+        case errc::timeout:
+            return "timed out";
+        case errc::protocol:
+            return "protocol error";
+        case errc::no_common_version:
+            return "no common API version";
+        case errc::kafka:
+            return "Kafka error";
     }
     return "unknown tools error";
 }

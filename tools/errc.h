@@ -15,13 +15,13 @@ namespace sluice::tools {
 
 enum class errc {
     ok = 0,
-    bad_argument,      // a command line or parameter the user can fix
-    connect_failed,    // no TCP connection to the broker
-    io_failed,         // read/write failed or the broker closed the connection
-    timeout,           // no answer within the deadline
-    protocol,          // an answer that does not parse, or a correlation id out of order
-    no_common_version, // the broker supports no version of an API that we define
-    kafka,             // the broker answered with a Kafka error code
+    bad_argument,       // a command line or parameter the user can fix
+    connect_failed,     // no TCP connection to the broker
+    io_failed,          // read/write failed or the broker closed the connection
+    timeout,            // no answer within the deadline
+    protocol,           // an answer that does not parse, or a correlation id out of order
+    no_common_version,  // the broker supports no version of an API that we define
+    kafka,              // the broker answered with a Kafka error code
 };
 const char* describe(errc e);
 

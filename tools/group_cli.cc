@@ -68,7 +68,8 @@ std::vector<tp_key> parse_assignment(const std::vector<std::byte>& b) {
         std::string name(reinterpret_cast<const char*>(b.data() + pos), static_cast<size_t>(len));
         pos += static_cast<size_t>(len);
         auto parts = static_cast<int32_t>(be(4));
-        for (int32_t p = 0; p < parts && need(4); ++p) out.emplace_back(name, static_cast<int32_t>(be(4)));
+        for (int32_t p = 0; p < parts && need(4); ++p)
+            out.emplace_back(name, static_cast<int32_t>(be(4)));
     }
     return out;
 }
@@ -114,13 +115,15 @@ result<std::map<tp_key, int64_t>> committed_offsets(connection& coord, const std
         for (const auto& rg : resp->groups) {
             if (rg.error_code != 0) return kafka_failure(rg.error_code, group);
             for (const auto& t : rg.topics) {
-                for (const auto& p : t.partitions) out[{t.name, p.partition_index}] = p.committed_offset;
+                for (const auto& p : t.partitions)
+                    out[{t.name, p.partition_index}] = p.committed_offset;
             }
         }
     } else {
         if (resp->error_code != 0) return kafka_failure(resp->error_code, group);
         for (const auto& t : resp->topics) {
-            for (const auto& p : t.partitions) out[{t.name, p.partition_index}] = p.committed_offset;
+            for (const auto& p : t.partitions)
+                out[{t.name, p.partition_index}] = p.committed_offset;
         }
     }
     return out;
@@ -194,7 +197,8 @@ int describe(client& c, const std::string& group) {
 
 int reset_offsets(client& c, const std::string& group, const args& a) {
     auto topic = a.get("topic");
-    if (!topic) return report("group reset-offsets", error(errc::bad_argument, "--topic is required"));
+    if (!topic)
+        return report("group reset-offsets", error(errc::bad_argument, "--topic is required"));
     int64_t ts = 0;
     std::optional<int64_t> fixed;
     if (a.has("to-earliest")) {
@@ -255,7 +259,8 @@ int reset_offsets(client& c, const std::string& group, const args& a) {
         for (const auto& rp : rt.partitions) {
             if (rp.error_code != 0) {
                 return report("group reset-offsets",
-                              kafka_failure(rp.error_code, rt.name + "-" + std::to_string(rp.partition_index)));
+                              kafka_failure(rp.error_code,
+                                            rt.name + "-" + std::to_string(rp.partition_index)));
             }
         }
     }
@@ -270,7 +275,8 @@ int remove(client& c, const std::string& group) {
     auto resp = (*coord)->call<protocol::delete_groups_api>(req);
     if (!resp) return report("group delete", resp.error());
     for (const auto& r : resp->results) {
-        if (r.error_code != 0) return report("group delete", kafka_failure(r.error_code, r.group_id));
+        if (r.error_code != 0)
+            return report("group delete", kafka_failure(r.error_code, r.group_id));
     }
     std::printf("Deleted group %s\n", group.c_str());
     return exit_ok;

@@ -17,11 +17,11 @@
 namespace sluice::tools {
 
 class histogram {
-public:
+  public:
     static constexpr int sub_bucket_bits = 7;
     static constexpr uint64_t sub_bucket_count = uint64_t{1} << sub_bucket_bits;  // 128
-    static constexpr size_t bucket_count = (64 - sub_bucket_bits - 1) * sub_bucket_count +
-                                           2 * sub_bucket_count;
+    static constexpr size_t bucket_count =
+        (64 - sub_bucket_bits - 1) * sub_bucket_count + 2 * sub_bucket_count;
 
     void record(uint64_t value, uint64_t count = 1);
     void merge(const histogram& other);
@@ -40,7 +40,7 @@ public:
     static uint64_t lowest_in(size_t index);
     static uint64_t highest_in(size_t index);
 
-private:
+  private:
     std::vector<uint64_t> _counts = std::vector<uint64_t>(bucket_count, 0);
     uint64_t _count = 0;
     uint64_t _min = UINT64_MAX;

@@ -91,8 +91,8 @@ void set_timeouts(int fd, int timeout_ms) {
 
 // Connects one resolved address with a deadline; returns a blocking socket.
 result<unique_fd> connect_one(const addrinfo* ai, int timeout_ms) {
-    unique_fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                          ai->ai_protocol));
+    unique_fd fd(
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
     if (!fd.valid()) return errno_error(errno, "socket");
     if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
         if (errno != EINPROGRESS) return errno_error(errno, "connect");
@@ -272,8 +272,8 @@ result<void> connection::write_all(std::span<const std::byte> bytes) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 return error(errc::timeout, "writing to " + _addr.to_string());
             }
-            return error(errc::io_failed, "writing to " + _addr.to_string() + ": " +
-                                              std::strerror(errno));
+            return error(errc::io_failed,
+                         "writing to " + _addr.to_string() + ": " + std::strerror(errno));
         }
         bytes = bytes.subspan(static_cast<size_t>(n));
     }
@@ -292,8 +292,8 @@ result<void> connection::read_exact(std::span<std::byte> out) {
                 return error(errc::timeout, "no answer from " + _addr.to_string() + " within " +
                                                 std::to_string(_opts.timeout_ms) + " ms");
             }
-            return error(errc::io_failed, "reading from " + _addr.to_string() + ": " +
-                                              std::strerror(errno));
+            return error(errc::io_failed,
+                         "reading from " + _addr.to_string() + ": " + std::strerror(errno));
         }
         out = out.subspan(static_cast<size_t>(n));
     }
@@ -308,8 +308,8 @@ result<std::span<const std::byte>> connection::read_frame(std::vector<std::byte>
                     (std::to_integer<uint32_t>(size_bytes[2]) << 8) |
                     std::to_integer<uint32_t>(size_bytes[3]);
     if (size > response_frame_bytes_max) {
-        return error(errc::protocol, "frame of " + std::to_string(size) + " bytes from " +
-                                         _addr.to_string());
+        return error(errc::protocol,
+                     "frame of " + std::to_string(size) + " bytes from " + _addr.to_string());
     }
     // resize() without shrinking keeps the capacity, so a steady stream of frames allocates once.
     if (buf.size() < size) buf.resize(size);
@@ -333,7 +333,7 @@ result<std::unique_ptr<client>> client::connect(const client_options& opts) {
             return c;
         }
         why = conn.error().is(errc::connect_failed) ? conn.error().detail()
-                                                     : user_message(conn.error());
+                                                    : user_message(conn.error());
     }
     return error(errc::connect_failed, why);
 }
@@ -383,10 +383,9 @@ topic_info to_topic_info(const protocol::metadata_response::metadata_response_to
         pi.offline = p.offline_replicas;
         ti.partitions.push_back(std::move(pi));
     }
-    std::sort(ti.partitions.begin(), ti.partitions.end(),
-              [](const partition_info& a, const partition_info& b) {
-                  return a.partition < b.partition;
-              });
+    std::sort(
+        ti.partitions.begin(), ti.partitions.end(),
+        [](const partition_info& a, const partition_info& b) { return a.partition < b.partition; });
     return ti;
 }
 
@@ -454,7 +453,8 @@ result<connection*> client::leader_for(const std::string& topic_name, int32_t pa
     for (const auto& p : (*t)->partitions) {
         if (p.partition != partition) continue;
         if (p.leader < 0) {
-            return kafka_failure(5, topic_name + "-" + std::to_string(partition) + " has no leader");
+            return kafka_failure(5,
+                                 topic_name + "-" + std::to_string(partition) + " has no leader");
         }
         return broker(p.leader);
     }
@@ -480,8 +480,12 @@ int32_t murmur2(std::span<const std::byte> data) {
     }
     size_t tail = length & ~size_t{3};
     switch (length % 4) {
-        case 3: h ^= byte(tail + 2) << 16; [[fallthrough]];
-        case 2: h ^= byte(tail + 1) << 8; [[fallthrough]];
+        case 3:
+            h ^= byte(tail + 2) << 16;
+            [[fallthrough]];
+        case 2:
+            h ^= byte(tail + 1) << 8;
+            [[fallthrough]];
         case 1:
             h ^= byte(tail);
             h *= m;

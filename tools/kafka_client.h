@@ -57,13 +57,13 @@ inline constexpr uint32_t response_frame_bytes_max = 1u << 30;
 
 struct connection_options {
     std::string client_id = "sluice";
-    int timeout_ms = 30000;             // connect, and each wait for an answer
+    int timeout_ms = 30000;       // connect, and each wait for an answer
     int socket_buffer_bytes = 0;  // SO_SNDBUF / SO_RCVBUF; 0 keeps the kernel's autotuning
 };
 
 // One TCP connection to one broker. Owned by one thread.
 class connection {
-public:
+  public:
     // A request that was sent and whose answer has not been read yet.
     struct in_flight {
         int32_t correlation_id = 0;
@@ -148,7 +148,7 @@ public:
 
     static protocol::reader_limits response_limits();
 
-private:
+  private:
     [[nodiscard]] result<void> negotiate();
     size_t begin_request(protocol::writer& w, int16_t api_key, int16_t version);
     [[nodiscard]] result<int32_t> finish_request(protocol::writer& w, size_t size_at,
@@ -162,7 +162,7 @@ private:
     connection_options _opts;
     int32_t _next_correlation_id = 1;
     std::deque<in_flight> _in_flight;
-    std::vector<std::byte> _rx;  // the last response frame
+    std::vector<std::byte> _rx;                                // the last response frame
     std::map<int16_t, std::pair<int16_t, int16_t>> _versions;  // api key -> broker's [min, max]
 };
 
@@ -200,7 +200,7 @@ struct client_options {
 // A view of a cluster: one bootstrap connection plus one connection per broker it needed, and
 // the last Metadata answer. Owned by one thread.
 class client {
-public:
+  public:
     [[nodiscard]] static result<std::unique_ptr<client>> connect(const client_options& opts);
 
     // The bootstrap connection: any broker, for requests that need no particular one.
@@ -225,7 +225,7 @@ public:
 
     const client_options& options() const { return _opts; }
 
-private:
+  private:
     explicit client(client_options opts) : _opts(std::move(opts)) {}
 
     client_options _opts;

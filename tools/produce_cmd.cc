@@ -51,7 +51,7 @@ struct pending_batch {
 };
 
 class producer {
-public:
+  public:
     producer(client& c, produce_settings s) : _c(c), _s(std::move(s)) {}
 
     result<void> start();
@@ -64,7 +64,7 @@ public:
     uint64_t sent() const { return _records_added; }
     uint64_t failed() const { return _records_failed; }
 
-private:
+  private:
     int32_t choose_partition(const std::optional<std::string_view>& key);
     void send_batches(std::vector<int32_t> partitions);
     // One attempt for `partitions` (all led by one broker). Returns the partitions to retry.
@@ -98,7 +98,8 @@ result<void> producer::start() {
         if (attempt >= 20 || (!t && !(t.error().is(errc::kafka) &&
                                       (t.error().detail().rfind("LEADER_NOT_AVAILABLE", 0) == 0 ||
                                        t.error().detail().rfind("UNKNOWN_TOPIC", 0) == 0)))) {
-            return t ? error(kafka_failure(5, "topic '" + _s.topic + "' has no leaders")) : t.error();
+            return t ? error(kafka_failure(5, "topic '" + _s.topic + "' has no leaders"))
+                     : t.error();
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -152,9 +153,8 @@ int producer::next_deadline_ms() const {
     for (const auto& [p, b] : _pending) {
         if (b.builder.empty()) continue;
         auto due = b.first_added + std::chrono::milliseconds(_s.linger_ms);
-        int ms = static_cast<int>(
-            std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now)
-                                     .count()));
+        int ms = static_cast<int>(std::max<int64_t>(
+            0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count()));
         best = best < 0 ? ms : std::min(best, ms);
     }
     return best;
@@ -308,8 +308,10 @@ result<produce_settings> settings_from(const args& a) {
     }
     std::string codec = a.get_or("compression", "none");
     static const std::pair<const char*, model::compression> codecs[] = {
-        {"none", model::compression::none}, {"gzip", model::compression::gzip},
-        {"snappy", model::compression::snappy}, {"lz4", model::compression::lz4},
+        {"none", model::compression::none},
+        {"gzip", model::compression::gzip},
+        {"snappy", model::compression::snappy},
+        {"lz4", model::compression::lz4},
         {"zstd", model::compression::zstd}};
     bool known = false;
     for (const auto& [name, c] : codecs) {

@@ -10,14 +10,15 @@
 
 int main(int argc, char** argv) {
     if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-        std::fprintf(stderr,
-                     "usage: sluice <command> [options]\n"
-                     "  serve      run a broker (sluice serve --help)\n"
-                     "  topic      create | list | describe | alter-config | delete topics\n"
-                     "  produce    write records from stdin to a topic\n"
-                     "  consume    print records of a topic\n"
-                     "  bench      load generator against any Kafka broker\n"
-                     "  group      list | describe | reset-offsets | delete consumer groups\n");
+        std::fprintf(
+            stderr,
+            "usage: sluice <command> [options]\n"
+            "  serve      run a broker (sluice serve --help)\n"
+            "  topic      create | list | describe | alter-config | add-partitions | delete\n"
+            "  produce    write records from stdin to a topic\n"
+            "  consume    print records of a topic\n"
+            "  bench      load generator against any Kafka broker\n"
+            "  group      list | describe | reset-offsets | delete consumer groups\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];

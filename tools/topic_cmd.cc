@@ -53,13 +53,20 @@ std::string uuid_text(const protocol::uuid& u) {
 
 const char* config_source_name(int8_t s) {
     switch (s) {
-        case 1: return "DYNAMIC_TOPIC_CONFIG";
-        case 2: return "DYNAMIC_BROKER_CONFIG";
-        case 3: return "DYNAMIC_DEFAULT_BROKER_CONFIG";
-        case 4: return "STATIC_BROKER_CONFIG";
-        case 5: return "DEFAULT_CONFIG";
-        case 6: return "DYNAMIC_BROKER_LOGGER_CONFIG";
-        default: return "UNKNOWN";
+        case 1:
+            return "DYNAMIC_TOPIC_CONFIG";
+        case 2:
+            return "DYNAMIC_BROKER_CONFIG";
+        case 3:
+            return "DYNAMIC_DEFAULT_BROKER_CONFIG";
+        case 4:
+            return "STATIC_BROKER_CONFIG";
+        case 5:
+            return "DEFAULT_CONFIG";
+        case 6:
+            return "DYNAMIC_BROKER_LOGGER_CONFIG";
+        default:
+            return "UNKNOWN";
     }
 }
 
@@ -86,15 +93,16 @@ int create(client& c, const std::string& name, const args& a) {
     // Brokers before CreateTopics v4 need explicit counts; -1 ("broker default") came with v4.
     int16_t v = (*ctl)->version<protocol::create_topics_api>();
     if (v >= 0 && v < 4 && (*partitions < 0 || *rf < 0)) {
-        return report("topic create",
-                      error(errc::bad_argument,
-                            "this broker needs --partitions and --replication-factor"));
+        return report(
+            "topic create",
+            error(errc::bad_argument, "this broker needs --partitions and --replication-factor"));
     }
     auto resp = (*ctl)->call<protocol::create_topics_api>(req);
     if (!resp) return report("topic create", resp.error());
     for (const auto& r : resp->topics) {
         if (r.error_code != 0) {
-            return report("topic create", kafka_failure(r.error_code, r.error_message.value_or("")));
+            return report("topic create",
+                          kafka_failure(r.error_code, r.error_message.value_or("")));
         }
     }
     std::printf("Created topic %s.\n", name.c_str());
@@ -153,8 +161,9 @@ int describe(client& c, const std::string& name) {
     std::printf("Topic: %s\tTopicId: %s\tPartitionCount: %zu\tReplicationFactor: %zu\n",
                 ti.name.c_str(), uuid_text(ti.id).c_str(), ti.partitions.size(), rf);
     for (const auto& p : ti.partitions) {
-        std::printf("\tTopic: %s\tPartition: %d\tLeader: %d\tReplicas: %s\tIsr: %s", ti.name.c_str(),
-                    p.partition, p.leader, join_ids(p.replicas).c_str(), join_ids(p.isr).c_str());
+        std::printf("\tTopic: %s\tPartition: %d\tLeader: %d\tReplicas: %s\tIsr: %s",
+                    ti.name.c_str(), p.partition, p.leader, join_ids(p.replicas).c_str(),
+                    join_ids(p.isr).c_str());
         if (!p.offline.empty()) std::printf("\tOffline: %s", join_ids(p.offline).c_str());
         if (p.error_code != 0) std::printf("\tError: %s", kafka_error_name(p.error_code).c_str());
         std::printf("\n");
@@ -182,8 +191,9 @@ int alter_config(client& c, const std::string& name, const args& a) {
         cfg.value.reset();
     }
     if (res.configs.empty()) {
-        return report("topic alter-config", error(errc::bad_argument, "nothing to change: "
-                                                                      "give --set k=v or --delete k"));
+        return report("topic alter-config", error(errc::bad_argument,
+                                                  "nothing to change: "
+                                                  "give --set k=v or --delete k"));
     }
     auto resp = c.any().call<protocol::incremental_alter_configs_api>(req);
     if (!resp) return report("topic alter-config", resp.error());
@@ -240,8 +250,9 @@ int remove(client& c, const std::string& name) {
     if (!resp) return report("topic delete", resp.error());
     for (const auto& r : resp->responses) {
         if (r.error_code != 0) {
-            return report("topic delete",
-                          kafka_failure(r.error_code, r.error_message.value_or("topic '" + name + "'")));
+            return report(
+                "topic delete",
+                kafka_failure(r.error_code, r.error_message.value_or("topic '" + name + "'")));
         }
     }
     std::printf("Deleted topic %s.\n", name.c_str());

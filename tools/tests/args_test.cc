@@ -17,9 +17,9 @@ const std::vector<option_spec> specs = {
     {"partitions"}, {"config", true, true}, {"print-key", false}};
 
 TEST(args, values_flags_repeats_and_positionals) {
-    auto a = parse({"create", "t1", "--partitions", "3", "--config=a=1", "--config", "b=2",
-                    "--print-key"},
-                   specs);
+    auto a = parse(
+        {"create", "t1", "--partitions", "3", "--config=a=1", "--config", "b=2", "--print-key"},
+        specs);
     ASSERT_TRUE(a) << a.error().describe();
     EXPECT_EQ(a->positional(), (std::vector<std::string>{"create", "t1"}));
     EXPECT_EQ(*a->integer("partitions", 0), 3);
@@ -74,7 +74,9 @@ TEST(addresses, host_port_forms) {
 
 TEST(partitioner, matches_kafka_murmur2) {
     // Values from Kafka's UtilsTest.testMurmur2.
-    auto m = [](std::string_view s) { return murmur2(std::as_bytes(std::span(s.data(), s.size()))); };
+    auto m = [](std::string_view s) {
+        return murmur2(std::as_bytes(std::span(s.data(), s.size())));
+    };
     EXPECT_EQ(m("21"), -973932308);
     EXPECT_EQ(m("foobar"), -790332482);
     EXPECT_EQ(m("a-little-bit-long-string"), -985981536);

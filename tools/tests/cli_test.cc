@@ -4,13 +4,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
@@ -89,7 +88,7 @@ int wait_for(pid_t pid, std::chrono::seconds timeout) {
 }
 
 class cli_test : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() {
         char tmpl[] = "/tmp/sluice-tools-test-XXXXXX";
         ASSERT_NE(::mkdtemp(tmpl), nullptr);
@@ -97,10 +96,10 @@ protected:
         port = free_port();
         fs::create_directories(dir / "data");
         std::ofstream(dir / "empty").close();
-        broker_pid = spawn({SLUICE_BIN, "serve",
-                            "--listeners=PLAINTEXT://127.0.0.1:" + std::to_string(port),
-                            "--log.dirs=" + (dir / "data").string(), "--num.partitions=3"},
-                           dir / "empty", dir / "broker.out", dir / "broker.err");
+        broker_pid =
+            spawn({SLUICE_BIN, "serve", "--listeners=PLAINTEXT://127.0.0.1:" + std::to_string(port),
+                   "--log.dirs=" + (dir / "data").string(), "--num.partitions=3"},
+                  dir / "empty", dir / "broker.out", dir / "broker.err");
         ASSERT_GT(broker_pid, 0);
         // Ready when a connection and ApiVersions succeed.
         for (int i = 0; i < 200; ++i) {
@@ -172,8 +171,8 @@ bool has_line(const std::string& text, const std::string& line) {
     ASSERT_EQ((r).exit_code, code) << "stdout: " << (r).out << "\nstderr: " << (r).err
 
 TEST_F(cli_test, topic_create_list_describe_alter_add_partitions_delete) {
-    auto created = sluice({"topic", "create", "orders", "--partitions", "3", "--config",
-                           "retention.ms=3600000"});
+    auto created = sluice(
+        {"topic", "create", "orders", "--partitions", "3", "--config", "retention.ms=3600000"});
     EXPECT_EXIT_CODE(created, 0);
     EXPECT_NE(created.out.find("Created topic orders"), std::string::npos);
 
@@ -189,8 +188,8 @@ TEST_F(cli_test, topic_create_list_describe_alter_add_partitions_delete) {
     // Configs the topic does not override are listed unmarked.
     EXPECT_NE(described.out.find("    cleanup.policy=delete"), std::string::npos) << described.out;
 
-    auto altered = sluice({"topic", "alter-config", "orders", "--set", "retention.ms=1000",
-                           "--set", "cleanup.policy=compact"});
+    auto altered = sluice({"topic", "alter-config", "orders", "--set", "retention.ms=1000", "--set",
+                           "cleanup.policy=compact"});
     EXPECT_EXIT_CODE(altered, 0);
     described = sluice({"topic", "describe", "orders"});
     EXPECT_NE(described.out.find("* retention.ms=1000"), std::string::npos) << described.out;
@@ -253,9 +252,13 @@ TEST_F(cli_test, topic_errors_name_the_kafka_error_and_fail) {
 }
 
 TEST_F(cli_test, cannot_connect_is_a_clear_failure) {
-    std::vector<std::string> argv{SLUICE_BIN, "topic", "list", "--bootstrap-server",
+    std::vector<std::string> argv{SLUICE_BIN,
+                                  "topic",
+                                  "list",
+                                  "--bootstrap-server",
                                   "127.0.0.1:" + std::to_string(free_port()),
-                                  "--request-timeout-ms", "2000"};
+                                  "--request-timeout-ms",
+                                  "2000"};
     run_result r;
     r.exit_code = wait_for(spawn(argv, dir / "empty", dir / "nc.out", dir / "nc.err"),
                            std::chrono::seconds(30));
@@ -290,7 +293,8 @@ TEST_F(cli_test, produce_and_consume_back_in_every_codec) {
         std::sort(got.begin(), got.end());
         std::sort(expected.begin(), expected.end());
         EXPECT_EQ(got, expected);
-        EXPECT_NE(consumed.err.find("Processed a total of " + std::to_string(n)), std::string::npos);
+        EXPECT_NE(consumed.err.find("Processed a total of " + std::to_string(n)),
+                  std::string::npos);
 
         // Keyed records land where Kafka's default partitioner puts them, in order per key.
         auto with_offsets = sluice({"consume", topic, "--from-beginning", "--max-messages",
@@ -302,7 +306,8 @@ TEST_F(cli_test, produce_and_consume_back_in_every_codec) {
             auto p2 = line.find('|', p1 + 1);
             int partition = std::stoi(line.substr(0, line.find(':')));
             std::string key = line.substr(p1 + 1, p2 - p1 - 1);
-            EXPECT_EQ(partition, partition_for_key(std::as_bytes(std::span(key.data(), key.size())), 3))
+            EXPECT_EQ(partition,
+                      partition_for_key(std::as_bytes(std::span(key.data(), key.size())), 3))
                 << line;
             int index = std::stoi(line.substr(p2 + 7));  // after "value "
             auto it = last_index.find(key);
@@ -327,7 +332,8 @@ TEST_F(cli_test, produce_without_keys_and_empty_lines) {
 
 TEST_F(cli_test, consume_from_offset_and_from_timestamp) {
     ASSERT_EQ(sluice({"topic", "create", "times", "--partitions", "2"}).exit_code, 0);
-    ASSERT_EQ(sluice({"produce", "times", "--partition", "1"}, "a0\na1\na2\na3\na4\n").exit_code, 0);
+    ASSERT_EQ(sluice({"produce", "times", "--partition", "1"}, "a0\na1\na2\na3\na4\n").exit_code,
+              0);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     int64_t between = now_ms();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -349,8 +355,8 @@ TEST_F(cli_test, consume_from_offset_and_from_timestamp) {
     ASSERT_EXIT_CODE(from_offset, 0);
     EXPECT_EQ(from_offset.out, "a3\na4\nb0\n");
 
-    auto other = sluice({"consume", "times", "--partition", "0", "--from-beginning",
-                         "--timeout-ms", "1000"});
+    auto other = sluice(
+        {"consume", "times", "--partition", "0", "--from-beginning", "--timeout-ms", "1000"});
     ASSERT_EXIT_CODE(other, 0);
     EXPECT_EQ(other.out, "");
 }
@@ -376,18 +382,21 @@ std::string python_json(const fs::path& file, const std::string& expr) {
 
 TEST_F(cli_test, bench_produces_and_consumes_the_requested_records) {
     fs::path json = dir / "bench.json";
-    auto both = sluice({"bench", "--topic", "bench1", "--partitions", "2", "--mode", "both",
-                        "--records", "3000", "--record-size", "100", "--batch-size", "4KiB",
-                        "--producers", "2", "--in-flight", "4", "--json", json.string(),
-                        "--quiet"});
+    auto both =
+        sluice({"bench",       "--topic",     "bench1", "--partitions",  "2",   "--mode",
+                "both",        "--records",   "3000",   "--record-size", "100", "--batch-size",
+                "4KiB",        "--producers", "2",      "--in-flight",   "4",   "--json",
+                json.string(), "--quiet"});
     ASSERT_EXIT_CODE(both, 0);
-    EXPECT_EQ(python_json(json, "d['produce']['records'], d['consume']['records'], "
-                                "d['produce']['errors'], d['failed']"),
+    EXPECT_EQ(python_json(json,
+                          "d['produce']['records'], d['consume']['records'], "
+                          "d['produce']['errors'], d['failed']"),
               "3000 3000 0 False");
-    EXPECT_EQ(python_json(json, "d['produce']['latency_ms']['count'] > 0, "
-                                "d['produce']['latency_ms']['p50'] <= "
-                                "d['produce']['latency_ms']['p99'] <= "
-                                "d['produce']['latency_ms']['max']"),
+    EXPECT_EQ(python_json(json,
+                          "d['produce']['latency_ms']['count'] > 0, "
+                          "d['produce']['latency_ms']['p50'] <= "
+                          "d['produce']['latency_ms']['p99'] <= "
+                          "d['produce']['latency_ms']['max']"),
               "True True");
     EXPECT_NE(both.out.find("produce: 3000 records"), std::string::npos) << both.out;
 
@@ -411,9 +420,9 @@ TEST_F(cli_test, bench_produces_and_consumes_the_requested_records) {
     EXPECT_EQ(python_json(json, "d['consume']['records']"), "1000");
 
     // acks=0 and compression, by duration; the progress line goes to stderr.
-    auto timed = sluice({"bench", "--topic", "bench3", "--duration-s", "2", "--acks", "0",
-                         "--compression", "lz4", "--record-size", "200", "--rate", "20000",
-                         "--json", json.string()});
+    auto timed =
+        sluice({"bench", "--topic", "bench3", "--duration-s", "2", "--acks", "0", "--compression",
+                "lz4", "--record-size", "200", "--rate", "20000", "--json", json.string()});
     ASSERT_EXIT_CODE(timed, 0);
     EXPECT_EQ(python_json(json, "d['produce']['records'] > 0, d['produce']['latency_ms']"),
               "True None");
@@ -438,7 +447,8 @@ TEST_F(cli_test, client_pipelines_requests_on_one_connection) {
     for (int i = 0; i < 32; ++i) {
         protocol::metadata_request req;
         req.topics.emplace();
-        auto id = (*conn)->send(protocol::metadata_api::key, v, req, true, static_cast<uint64_t>(i));
+        auto id =
+            (*conn)->send(protocol::metadata_api::key, v, req, true, static_cast<uint64_t>(i));
         ASSERT_TRUE(id);
         ids.push_back(*id);
     }
