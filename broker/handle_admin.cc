@@ -250,7 +250,7 @@ void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
             if (!wanted(k)) return;
             protocol::describe_configs_response::describe_configs_resource_result c;
             c.name = k;
-            c.value = v;
+            if (!v.empty()) c.value = v;  // Kafka reports a config without a value as null
             c.read_only = read_only;
             c.is_default = source == source_default;
             c.config_source = source;
