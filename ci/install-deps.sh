@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  g++ cmake ninja-build ccache pkg-config python3
+  g++ cmake ninja-build ccache pkg-config python3 valgrind
   libgtest-dev libgmock-dev libbenchmark-dev
   liburing-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev
 )
