@@ -173,7 +173,7 @@ class ConfluentAdminTest(BrokerTestCase):
         # The name can be used again, and starts empty.
         self.results(self.admin.create_topics([ck_admin.NewTopic(topic, 1, 1)]))
         c = ck.Consumer({"bootstrap.servers": self.broker.bootstrap, "group.id": "unused",
-                         "log_level": 3})
+                         "enable.auto.commit": False, "log_level": 3})
         try:
             low, high = c.get_watermark_offsets(ck.TopicPartition(topic, 0), timeout=10)
             self.assertEqual((low, high), (0, 0))
