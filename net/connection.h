@@ -56,6 +56,10 @@ struct connection_options {
     // False sends file regions by reading them into memory first (a copy through user space).
     // The stack also falls back to that by itself when a file cannot be spliced.
     bool splice_file_regions = true;
+    // True: regions whose bytes are in the page cache are spliced on the reactor thread
+    // (non-blocking); false: every splice goes through io_uring (run by its worker threads),
+    // which is also the path for bytes that may need the disk.
+    bool inline_file_splice = true;
 };
 
 // What to send: pieces in order. Build it, then hand it to connection::send() (moved).
@@ -102,6 +106,7 @@ struct connection_stats {
     uint64_t sends = 0;                   // send() calls accepted
     size_t recv_buffer_capacity_max = 0;  // largest receive chunk this connection allocated
     uint64_t file_bytes_spliced = 0;      // file-region bytes sent without a user-space copy
+    uint64_t file_bytes_spliced_inline = 0;  // of those, spliced on the reactor thread
     uint64_t file_bytes_copied = 0;       // file-region bytes sent through the copy fallback
 };
 

@@ -1,6 +1,11 @@
 #include "net/posix_connection.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -43,6 +48,10 @@ posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_add
       _on_final(std::move(on_final)) {
     _splice_ok = _options.splice_file_regions;
     SLUICE_ASSERT(_options.recv_buffer_bytes >= 8, "recv_buffer_bytes too small");
+    // Non-blocking, so that the inline splice to the socket can never stall the reactor;
+    // io_uring's recv and send still wait for readiness (they arm an internal poll).
+    int fl = ::fcntl(_fd.get(), F_GETFL);
+    if (fl >= 0) (void)::fcntl(_fd.get(), F_SETFL, fl | O_NONBLOCK);
     _recv_op.self = this;
     _recv_op.on_complete = [](runtime::io_completion* c, int res, uint32_t) {
         auto* self = static_cast<op*>(c)->self;
@@ -69,6 +78,14 @@ posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_add
         auto* self = static_cast<op*>(c)->self;
         guard g = self->op_finished();
         self->on_splice_out(res);
+        self->maybe_finalize();
+    };
+    _pollout_op.self = this;
+    _pollout_op.on_complete = [](runtime::io_completion* c, int, uint32_t) {
+        auto* self = static_cast<op*>(c)->self;
+        guard g = self->op_finished();
+        self->_send_inflight = false;
+        if (!self->_closing) self->pump_send();
         self->maybe_finalize();
     };
     _bounce_op.self = this;
@@ -289,6 +306,17 @@ void posix_connection::send(output out) {
 
 void posix_connection::pump_send() {
     if (_closing || _send_inflight) return;
+    bool file_next = !_sendq.empty() && std::holds_alternative<file_region>(_sendq.front());
+    if (_splice_ok && _options.inline_file_splice && (_pipe_bytes > 0 || file_next)) {
+        _send_inflight = true;  // on_drain handlers may call send(): no re-entrant pumping
+        inline_outcome next = splice_inline();
+        _send_inflight = next == inline_outcome::waiting;
+        if (next == inline_outcome::waiting || _closing) return;
+        if (next == inline_outcome::done) {
+            pump_send();  // memory pieces (or nothing) at the front now
+            return;
+        }
+    }
     if (_pipe_bytes > 0) {
         // Bytes already in the pipe belong to the front of the stream: they go first.
         _send_inflight = true;
@@ -380,12 +408,91 @@ bool posix_connection::open_pipe() {
     }
     _pipe_r.reset(fds[0]);
     _pipe_w.reset(fds[1]);
-    // A bigger pipe means fewer splice round trips per region; the default is 64 KiB and the
-    // unprivileged maximum is /proc/sys/fs/pipe-max-size (1 MiB by default).
-    (void)::fcntl(_pipe_w.get(), F_SETPIPE_SZ, pipe_bytes_wanted);
+    // A bigger pipe means fewer splice round trips per region (each splice is handed to an
+    // io_uring worker thread, which costs CPU). The default is 64 KiB; beyond
+    // /proc/sys/fs/pipe-max-size (1 MiB by default) needs CAP_SYS_RESOURCE, so ask for the
+    // large size first and fall back.
+    if (::fcntl(_pipe_w.get(), F_SETPIPE_SZ, pipe_bytes_wanted) < 0) {
+        (void)::fcntl(_pipe_w.get(), F_SETPIPE_SZ, pipe_bytes_fallback);
+    }
     int size = ::fcntl(_pipe_w.get(), F_GETPIPE_SZ);
     _pipe_capacity = size > 0 ? static_cast<size_t>(size) : 65536;
     return true;
+}
+
+// Whether every page of the region is in the page cache (cachestat(2), Linux 6.5+). Unknown
+// counts as "no", so a read that may wait for the disk is left to an io_uring worker.
+#if !defined(__NR_cachestat) && (defined(__x86_64__) || defined(__aarch64__))
+#define __NR_cachestat 451  // Linux 6.5; glibc headers older than the kernel may lack it
+#endif
+bool posix_connection::region_in_page_cache(const file_region& region) const {
+#ifndef __NR_cachestat
+    (void)region;
+    return false;
+#else
+    struct {
+        uint64_t off, len;
+    } range{region.offset, region.length};
+    struct {
+        uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+    } st{};
+    if (::syscall(__NR_cachestat, region.file->get(), &range, &st, 0) != 0) return false;
+    const uint64_t page = 4096;
+    uint64_t pages = (region.offset + region.length + page - 1) / page - region.offset / page;
+    return st.nr_cache >= pages;
+#endif
+}
+
+// The fast path for file regions whose bytes are in the page cache: splice file -> pipe ->
+// socket right here on the reactor thread, without the io_uring worker hand-offs that the
+// SPLICE operations cost (io_uring always runs splice in a worker). The socket is non-blocking,
+// so when it is full the leftover stays in the pipe and a POLLOUT wait resumes the send.
+// Regions that may need the disk, and any unexpected error, go to the ring path below.
+posix_connection::inline_outcome posix_connection::splice_inline() {
+    for (;;) {
+        if (_closing) return inline_outcome::done;
+        if (_pipe_bytes > 0) {
+            ssize_t n = ::splice(_pipe_r.get(), nullptr, _fd.get(), nullptr, _pipe_bytes,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                _pipe_bytes -= static_cast<size_t>(n);
+                sent_bytes(static_cast<size_t>(n));
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) {
+                arm_pollout();
+                return inline_outcome::waiting;
+            }
+            if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+                begin_close(error(errc::peer_closed, "splice to " + _peer.to_string() + ": " +
+                                                         errno_text(errno)));
+                return inline_outcome::done;
+            }
+            return inline_outcome::use_ring;
+        }
+        if (_sendq.empty() || !std::holds_alternative<file_region>(_sendq.front())) {
+            return inline_outcome::done;
+        }
+        auto& region = std::get<file_region>(_sendq.front());
+        if ((!_pipe_w.valid() && !open_pipe()) || !region_in_page_cache(region)) {
+            return inline_outcome::use_ring;
+        }
+        loff_t off = static_cast<loff_t>(region.offset);
+        size_t want = std::min<size_t>(region.length, _pipe_capacity);
+        ssize_t n = ::splice(region.file->get(), &off, _pipe_w.get(), nullptr, want,
+                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) continue;
+            return inline_outcome::use_ring;  // the ring path reports short files and errors
+        }
+        region.offset += static_cast<uint64_t>(n);
+        region.length -= static_cast<uint32_t>(n);
+        _pipe_bytes += static_cast<size_t>(n);
+        _stats.file_bytes_spliced += static_cast<uint64_t>(n);
+        _stats.file_bytes_spliced_inline += static_cast<uint64_t>(n);
+        if (region.length == 0) _sendq.pop_front();
+    }
 }
 
 // Two linked SQEs: file -> pipe, then pipe -> socket. A short first splice fails the link, so
@@ -445,6 +552,9 @@ void posix_connection::on_splice_out(int res) {
     } else if (!_closing && res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
         errc code = (res == -EPIPE || res == -ECONNRESET) ? errc::peer_closed : errc::io_error;
         begin_close(error(code, "splice to " + _peer.to_string() + ": " + errno_text(-res)));
+    } else if (res == -EAGAIN && !_closing) {
+        // The non-blocking socket is full: wait for room rather than splicing again at once.
+        _wait_writable = true;
     }
     splice_pair_done();
 }
@@ -452,8 +562,21 @@ void posix_connection::on_splice_out(int res) {
 void posix_connection::splice_pair_done() {
     SLUICE_ASSERT(_splice_pending > 0, "unexpected splice completion");
     if (--_splice_pending > 0) return;
+    if (_wait_writable && !_closing) {
+        _wait_writable = false;
+        arm_pollout();  // _send_inflight stays set until the socket is writable
+        return;
+    }
+    _wait_writable = false;
     _send_inflight = false;
     pump_send();
+}
+
+void posix_connection::arm_pollout() {
+    io_uring_sqe* sqe = _reactor.get_sqe();
+    io_uring_prep_poll_add(sqe, _fd.get(), POLLOUT);
+    runtime::reactor::arm(sqe, &_pollout_op);
+    op_started();
 }
 
 // Copy fallback for files that cannot be spliced: read a slice, then send it as memory.

@@ -44,7 +44,8 @@ class posix_connection final : public connection,
 
     // Bounds of the send path, named so they can be reasoned about.
     static constexpr size_t max_iov = 64;                  // pieces per sendmsg
-    static constexpr int pipe_bytes_wanted = 1024 * 1024;  // F_SETPIPE_SZ request
+    static constexpr int pipe_bytes_wanted = 8 * 1024 * 1024;    // F_SETPIPE_SZ request
+    static constexpr int pipe_bytes_fallback = 1024 * 1024;  // the unprivileged default maximum
     static constexpr size_t bounce_bytes = 256 * 1024;     // copy fallback read size
     static constexpr size_t min_recv_room = 4096;          // below this, compact or move
 
@@ -77,6 +78,12 @@ class posix_connection final : public connection,
     void on_splice_out(int res);
     void on_bounce_read(int res);
     void splice_pair_done();
+    // The inline splice path (see send_file): returns what pump_send() should do next.
+    enum class inline_outcome { waiting, done, use_ring };
+    inline_outcome splice_inline();
+    bool region_in_page_cache(const file_region& region) const;
+    // Waits (through the ring) until the socket has room, then pumps the send queue again.
+    void arm_pollout();
     void consume_memory(size_t n);
     void sent_bytes(size_t n);
     bool open_pipe();
@@ -130,6 +137,8 @@ class posix_connection final : public connection,
     size_t _splice_in_requested = 0;
     bool _splice_ok = true;  // false: file regions go through the copy fallback
     op _bounce_op;
+    op _pollout_op;
+    bool _wait_writable = false;  // an io_uring splice found the socket full  // waiting for socket space while bytes sit in the pipe (inline splice)
     std::vector<std::byte> _bounce;
 };
 

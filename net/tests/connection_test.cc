@@ -44,7 +44,11 @@ struct temp_file {
 
 }  // namespace
 
-class connection_test : public net_fixture {};
+class connection_test : public net_fixture {
+protected:
+    // Memory, file regions larger than the pipe and shared buffers, sent as one output.
+    void check_mixed_pieces(bool inline_splice);
+};
 
 TEST_F(connection_test, echo_of_many_sizes_across_recv_boundaries) {
     auto addr = start_echo_server();
@@ -154,6 +158,14 @@ TEST_F(connection_test, negative_and_absurd_size_prefixes_close_without_allocati
 }
 
 TEST_F(connection_test, mixed_pieces_arrive_byte_exact_and_in_order) {
+    check_mixed_pieces(true);
+}
+
+TEST_F(connection_test, mixed_pieces_through_io_uring_splice_workers) {
+    check_mixed_pieces(false);
+}
+
+void connection_test::check_mixed_pieces(bool inline_splice) {
     temp_file file(4 << 20);
     auto tail_buffer = shared_buffer::copy_of(pattern(10, 5));
     std::vector<std::byte> expected;
@@ -165,7 +177,9 @@ TEST_F(connection_test, mixed_pieces_arrive_byte_exact_and_in_order) {
     add(pattern(10, 5));
     add(file.slice(12345, 1'500'000));  // unaligned offset, larger than the pipe too
     add(pattern(7, 6));
-    auto addr = start_server({}, [&](endpoint& ep, std::span<frame>) {
+    listen_options opts;
+    opts.connection.inline_file_splice = inline_splice;
+    auto addr = start_server(opts, [&](endpoint& ep, std::span<frame>) {
         output out;
         out.append(prefix(static_cast<uint32_t>(expected.size())));
         out.append(pattern(100, 1));
@@ -182,6 +196,12 @@ TEST_F(connection_test, mixed_pieces_arrive_byte_exact_and_in_order) {
     EXPECT_EQ(servers[0]->conn->bytes_queued(), 0u);
     EXPECT_EQ(servers[0]->conn->stats().file_bytes_spliced, (3u << 20) + 1'500'000u);
     EXPECT_EQ(servers[0]->conn->stats().file_bytes_copied, 0u);
+    // The temp file is in the page cache, so the inline path carries it when enabled.
+    if (inline_splice) {
+        EXPECT_GT(servers[0]->conn->stats().file_bytes_spliced_inline, 0u);
+    } else {
+        EXPECT_EQ(servers[0]->conn->stats().file_bytes_spliced_inline, 0u);
+    }
 }
 
 TEST_F(connection_test, file_regions_without_splice_use_the_copy_path) {
