@@ -9,6 +9,7 @@ sends SIGKILL, `start()` may be called again to restart on the same data directo
 The binary comes from the SLUICE_BIN environment variable (ctest passes `$<TARGET_FILE:sluice>`).
 """
 
+import ctypes
 import glob
 import os
 import re
@@ -25,6 +26,13 @@ import unittest
 START_TIMEOUT_S = 20
 STOP_TIMEOUT_S = 20
 _PORT_LINE = re.compile(rb"serving on port (\d+)")
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """Runs in the child before exec: if the test process is killed (a ctest timeout), the
+    kernel kills the broker too instead of leaving it running."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def sluice_binary():
@@ -59,7 +67,7 @@ class Broker:
         self._log = open(self._log_path, "ab")
         offset = self._log.tell()
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             with open(self._log_path, "rb") as f:
