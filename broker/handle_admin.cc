@@ -317,6 +317,7 @@ void alter_configs_common(context_ptr ctx, const std::vector<Resource>& resource
     std::vector<std::string> changed;
     for (const auto& res : resources) {
         typename decltype(resp->responses)::value_type r;
+        r.error_message = std::nullopt;  // null on success, as Kafka sends it
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name;
         if (res.resource_type == resource_topic) {
@@ -327,8 +328,9 @@ void alter_configs_common(context_ptr ctx, const std::vector<Resource>& resource
                 r.error_message = "topic '" + res.resource_name + "' does not exist";
             } else {
                 overrides next = it->second.configs;
+                const config_map current = srv.effective_config(it->second);
                 std::string why;
-                if (!apply(res, next, why)) {
+                if (!apply(res, current, next, why)) {
                     r.error_code = code(kafka_error::invalid_config);
                     r.error_message = why;
                 } else {
@@ -358,7 +360,8 @@ void handle_alter_configs(context_ptr ctx, protocol::any_request& any) {
     auto req = std::get<protocol::alter_configs_request>(any);
     // Non-incremental: the request's set replaces the topic's overrides.
     alter_configs_common<protocol::alter_configs_response>(
-        ctx, req.resources, req.validate_only, [](const auto& res, overrides& next, std::string&) {
+        ctx, req.resources, req.validate_only,
+        [](const auto& res, const config_map&, overrides& next, std::string&) {
             next.clear();
             for (const auto& c : res.configs) {
                 if (c.value) next[c.name] = *c.value;
@@ -370,7 +373,8 @@ void handle_alter_configs(context_ptr ctx, protocol::any_request& any) {
 void handle_incremental_alter_configs(context_ptr ctx, protocol::any_request& any) {
     auto req = std::get<protocol::incremental_alter_configs_request>(any);
     alter_configs_common<protocol::incremental_alter_configs_response>(
-        ctx, req.resources, req.validate_only, [](const auto& res, overrides& next, std::string& why) {
+        ctx, req.resources, req.validate_only,
+        [](const auto& res, const config_map& current, overrides& next, std::string& why) {
             for (const auto& c : res.configs) {
                 switch (c.config_operation) {
                     case 0:  // SET
@@ -390,7 +394,9 @@ void handle_incremental_alter_configs(context_ptr ctx, protocol::any_request& an
                             return false;
                         }
                         std::set<std::string> items;
-                        std::stringstream cur(next.contains(c.name) ? next[c.name] : "delete");
+                        // Start from the value in effect (override or broker default).
+                        std::stringstream cur(next.contains(c.name) ? next[c.name]
+                                                                    : current.at(c.name));
                         std::string item;
                         while (std::getline(cur, item, ',')) items.insert(item);
                         if (c.config_operation == 2) {
