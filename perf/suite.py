@@ -324,14 +324,18 @@ def scenarios(opts):
     common = ["--partitions", 16, "--record-size", 1024]
     both = ["--mode", "both"] + common
     rate = opts.rate
+    # Fixed-rate producers keep one request in flight: sluice bench's producer reads answers only
+    # once its window is full, so with more in flight a paced request's latency would include
+    # the pacing sleeps before the next ones. 16 KiB batches: a request every ~12 ms at 20k/s.
+    paced = ["--rate", rate, "--in-flight", 1, "--batch-size", "16KiB"]
     return [
         {"name": "max-1k", "title": "1 KiB records, full speed",
          "what": "1 producer, 1 consumer reading all 16 partitions, acks=1",
          "args": both},
         {"name": "rate-1k", "title": f"1 KiB records at a fixed {rate:.0f} records/s",
-         "what": "1 producer at a fixed rate, 1 consumer group (this is also the fan-out-1 case); "
-                 "latency counts from when each request was due (no coordinated omission)",
-         "args": both + ["--rate", rate]},
+         "what": "1 producer at a fixed rate (16 KiB batches, one request in flight), 1 consumer "
+                 "(this is also the fan-out-to-1 case)",
+         "args": both + paced},
         {"name": "max-100b", "title": "100-byte records, full speed",
          "what": "1 producer, 1 consumer, acks=1",
          "args": ["--mode", "both", "--partitions", 16, "--record-size", 100]},
@@ -346,9 +350,9 @@ def scenarios(opts):
          "args": both + ["--producers", 4]},
         {"name": "fanout-4", "title": f"fan-out to 4 consumer groups at {rate:.0f} records/s",
          "what": "1 producer at a fixed rate; 4 independent consumers each reading every partition "
-                 "(sluice bench --consumer-groups 4: no group membership, Sluice's consumer groups "
-                 "are still being built)",
-         "args": both + ["--rate", rate, "--consumer-groups", 4]},
+                 "(sluice bench --consumer-groups 4: sets of consumers without group membership, "
+                 "since sluice bench has no group client)",
+         "args": both + paced + ["--consumer-groups", 4]},
         {"name": "catchup", "title": f"catch-up read of a {opts.backlog / GiB:.1f} GiB backlog "
                                      "while producers write",
          "what": "the topic is filled first; its files are then dropped from the page cache (when "
@@ -422,7 +426,8 @@ def run_catchup(sc, ctx, topic, bench_common):
     if ctx.broker:
         ctx.broker.evict_page_cache()
     producer = BenchRun(ctx.sluice, bench_common + ["--mode", "produce", "--record-size", 1024,
-                                                    "--rate", ctx.rate, "--duration-s",
+                                                    "--rate", ctx.rate, "--in-flight", 1,
+                                                    "--batch-size", "16KiB", "--duration-s",
                                                     ctx.duration],
                         os.path.join(raw, "catchup_produce.json"), "catchup producer", ctx.progress)
     # The consumer reads the backlog once (--records) and stops: its seconds are the catch-up time.
@@ -493,7 +498,7 @@ def fmt_num(v):
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     if abs(v) >= 10:
-        return f"{v:.0f}"
+        return f"{v:.0f}" if v == round(v) else f"{v:.1f}"
     if abs(v) >= 1:
         return f"{v:.1f}".rstrip("0").rstrip(".")
     return f"{v:.3g}"
