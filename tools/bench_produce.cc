@@ -1,5 +1,7 @@
 // The producers of `sluice bench`: pre-encoded Produce frames, pipelined per connection.
 
+#include <poll.h>
+
 #include <algorithm>
 #include <cstring>
 #include <deque>
@@ -165,7 +167,7 @@ class producer_worker {
     uint64_t claim(uint64_t want);
     result<void> send_one(size_t lane, uint64_t records);
     result<void> receive_one();
-    void pace(uint64_t records);
+    result<void> pace(uint64_t records);
 
     const settings& _s;
     int _index;
@@ -223,11 +225,20 @@ uint64_t producer_worker::claim(uint64_t want) {
     return 0;
 }
 
-void producer_worker::pace(uint64_t records) {
-    if (_rate_per_worker <= 0) return;
+result<void> producer_worker::pace(uint64_t records) {
+    if (_rate_per_worker <= 0) return ok();
+    // Answers that arrive while waiting for the next send time are read as they come, so a
+    // request's latency ends when its answer arrives, not after the pacing sleep.
+    while (!_in_flight.empty() && clock::now() < _next_send) {
+        pollfd p{_lanes[_in_flight.front().lane].conn->fd(), POLLIN, 0};
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(_next_send - clock::now());
+        if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0))) <= 0) break;
+        if (auto r = receive_one(); !r) return r;
+    }
     std::this_thread::sleep_until(_next_send);
     _next_send += std::chrono::nanoseconds(
         static_cast<int64_t>(1e9 * static_cast<double>(records) / _rate_per_worker));
+    return ok();
 }
 
 result<void> producer_worker::send_one(size_t lane_index, uint64_t records) {
@@ -240,7 +251,7 @@ result<void> producer_worker::send_one(size_t lane_index, uint64_t records) {
         partial = std::move(*r);
         req = &partial;
     }
-    pace(req->records);
+    if (auto p = pace(req->records); !p) return p;
     // With a rate, latency counts from when the request was due, so a stall is not hidden
     // (coordinated omission).
     clock::time_point t0 = _rate_per_worker > 0 ? std::min(clock::now(), _next_send) : clock::now();
