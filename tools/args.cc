@@ -120,4 +120,21 @@ result<std::pair<std::string, std::string>> parse_key_value(std::string_view s) 
     return std::pair{std::string(s.substr(0, eq)), std::string(s.substr(eq + 1))};
 }
 
+result<int16_t> parse_acks(std::string_view s) {
+    if (s == "all" || s == "-1") return int16_t{-1};
+    if (s == "0" || s == "1") return static_cast<int16_t>(s[0] - '0');
+    return error(errc::bad_argument, "--acks must be 0, 1 or all");
+}
+
+result<model::compression> parse_compression(std::string_view s) {
+    static const std::pair<std::string_view, model::compression> codecs[] = {
+        {"none", model::compression::none},     {"gzip", model::compression::gzip},
+        {"snappy", model::compression::snappy}, {"lz4", model::compression::lz4},
+        {"zstd", model::compression::zstd}};
+    for (const auto& [name, c] : codecs) {
+        if (s == name) return c;
+    }
+    return error(errc::bad_argument, "unknown --compression '" + std::string(s) + "'");
+}
+
 }  // namespace sluice::tools

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "model/record_batch.h"
 #include "tools/errc.h"
 
 namespace sluice::tools {
@@ -49,5 +50,9 @@ class args {
 
 // Splits "k=v" at the first '='; error when there is none (or the key is empty).
 [[nodiscard]] result<std::pair<std::string, std::string>> parse_key_value(std::string_view s);
+// --acks: "0", "1", "all" or "-1" (as Kafka's producers spell it) -> the request's acks value.
+[[nodiscard]] result<int16_t> parse_acks(std::string_view s);
+// --compression: none | gzip | snappy | lz4 | zstd.
+[[nodiscard]] result<model::compression> parse_compression(std::string_view s);
 
 }  // namespace sluice::tools

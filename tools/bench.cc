@@ -324,24 +324,12 @@ result<settings> settings_from(const args& a) {
     s.fetch_in_flight = static_cast<int>(*fetch_in_flight);
     s.duration_s = *duration;
     s.rate = *rate;
-    std::string acks = a.get_or("acks", "1");
-    if (acks == "all" || acks == "-1") {
-        s.acks = -1;
-    } else if (acks == "0" || acks == "1") {
-        s.acks = static_cast<int16_t>(acks[0] - '0');
-    } else {
-        return error(errc::bad_argument, "--acks must be 0, 1 or all");
-    }
-    std::string codec = a.get_or("compression", "none");
-    bool known = false;
-    for (auto cc : {model::compression::none, model::compression::gzip, model::compression::snappy,
-                    model::compression::lz4, model::compression::zstd}) {
-        if (codec == codec_name(cc)) {
-            s.codec = cc;
-            known = true;
-        }
-    }
-    if (!known) return error(errc::bad_argument, "unknown --compression '" + codec + "'");
+    auto acks = parse_acks(a.get_or("acks", "1"));
+    if (!acks) return acks.error();
+    s.acks = *acks;
+    auto codec = parse_compression(a.get_or("compression", "none"));
+    if (!codec) return codec.error();
+    s.codec = *codec;
     if (auto j = a.get("json")) s.json_path = *j;
     s.quiet = a.has("quiet");
     if (s.duration_s <= 0 && s.records == 0) {

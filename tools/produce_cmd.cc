@@ -298,29 +298,12 @@ result<produce_settings> settings_from(const args& a) {
         if (!kv) return kv.error();
         s.headers.push_back(std::move(*kv));
     }
-    std::string acks = a.get_or("acks", "all");
-    if (acks == "all" || acks == "-1") {
-        s.acks = -1;
-    } else if (acks == "0" || acks == "1") {
-        s.acks = static_cast<int16_t>(acks[0] - '0');
-    } else {
-        return error(errc::bad_argument, "--acks must be 0, 1 or all");
-    }
-    std::string codec = a.get_or("compression", "none");
-    static const std::pair<const char*, model::compression> codecs[] = {
-        {"none", model::compression::none},
-        {"gzip", model::compression::gzip},
-        {"snappy", model::compression::snappy},
-        {"lz4", model::compression::lz4},
-        {"zstd", model::compression::zstd}};
-    bool known = false;
-    for (const auto& [name, c] : codecs) {
-        if (codec == name) {
-            s.codec = c;
-            known = true;
-        }
-    }
-    if (!known) return error(errc::bad_argument, "unknown --compression '" + codec + "'");
+    auto acks = parse_acks(a.get_or("acks", "all"));
+    if (!acks) return acks.error();
+    s.acks = *acks;
+    auto codec = parse_compression(a.get_or("compression", "none"));
+    if (!codec) return codec.error();
+    s.codec = *codec;
     auto linger = a.integer("linger-ms", 5, 0, 60000);
     auto batch = a.integer("batch-size", 16 * 1024, 1, 64 << 20);
     auto retries = a.integer("retries", 5, 0, 1000);

@@ -85,5 +85,21 @@ TEST(partitioner, matches_kafka_murmur2) {
     EXPECT_EQ(m(std::string_view("abc", 3)), 479470107);
 }
 
+TEST(args, acks_and_compression_parse_as_producers_spell_them) {
+    EXPECT_EQ(*parse_acks("all"), -1);
+    EXPECT_EQ(*parse_acks("-1"), -1);
+    EXPECT_EQ(*parse_acks("0"), 0);
+    EXPECT_EQ(*parse_acks("1"), 1);
+    EXPECT_FALSE(parse_acks("2"));
+    EXPECT_FALSE(parse_acks(""));
+    EXPECT_EQ(*parse_compression("none"), model::compression::none);
+    EXPECT_EQ(*parse_compression("zstd"), model::compression::zstd);
+    EXPECT_EQ(*parse_compression("snappy"), model::compression::snappy);
+    auto bad = parse_compression("brotli");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().describe().find("brotli"), std::string::npos);
+}
+
+
 }  // namespace
 }  // namespace sluice::tools
