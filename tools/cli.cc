@@ -26,6 +26,23 @@ int report(const char* what, const error& e) {
     return e.is(errc::bad_argument) ? exit_usage : exit_failed;
 }
 
+std::optional<args> parse_topic_command(const char* what, int argc, char** argv,
+                                       const std::vector<option_spec>& specs, void (*usage)(),
+                                       int& exit_code) {
+    auto a = args::parse(argc, argv, specs);
+    if (!a) {
+        usage();
+        exit_code = report(what, a.error());
+        return std::nullopt;
+    }
+    if (a->has("help") || a->positional().size() != 1) {
+        usage();
+        exit_code = a->has("help") ? exit_ok : exit_usage;
+        return std::nullopt;
+    }
+    return std::move(*a);
+}
+
 int cli_main(const std::string& cmd, int argc, char** argv) {
     // A closed stdout (sluice consume | head) ends the command through write errors, not a signal.
     std::signal(SIGPIPE, SIG_IGN);

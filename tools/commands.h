@@ -3,6 +3,7 @@
 // its command word and returns the process exit code: 0 success, 1 the operation failed (a Kafka
 // error, an unreachable broker, records not acknowledged), 2 a usage error.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,13 @@ int group_main(int argc, char** argv);  // group_cli.cc
 std::vector<option_spec> common_options();
 // Client options from --bootstrap-server, --client-id and --request-timeout-ms.
 [[nodiscard]] result<client_options> client_options_from(const args& a);
+
+// The arguments of a command that names one topic (`sluice produce TOPIC`, `sluice consume
+// TOPIC`): parses them, prints `usage` for --help, a parse error or a missing/extra topic, and
+// then returns nullopt with `exit_code` set.
+[[nodiscard]] std::optional<args> parse_topic_command(const char* what, int argc, char** argv,
+                                                      const std::vector<option_spec>& specs,
+                                                      void (*usage)(), int& exit_code);
 
 // Prints "sluice <what>: <message>" to stderr and returns the exit code for the error
 // (exit_usage for errc::bad_argument, else exit_failed).

@@ -328,19 +328,9 @@ int consume_main(int argc, char** argv) {
                                {"print-headers", false},
                                {"print-timestamp", false},
                                {"key-separator"}});
-    auto a = args::parse(argc, argv, specs);
-    if (!a) {
-        usage();
-        return report("consume", a.error());
-    }
-    if (a->has("help")) {
-        usage();
-        return exit_ok;
-    }
-    if (a->positional().size() != 1) {
-        usage();
-        return exit_usage;
-    }
+    int exit_code = exit_ok;
+    auto a = parse_topic_command("consume", argc, argv, specs, usage, exit_code);
+    if (!a) return exit_code;
     auto s = settings_from(*a);
     if (!s) return report("consume", s.error());
     auto opts = client_options_from(*a);

@@ -359,19 +359,9 @@ int produce_main(int argc, char** argv) {
                                {"linger-ms"},
                                {"batch-size"},
                                {"retries"}});
-    auto a = args::parse(argc, argv, specs);
-    if (!a) {
-        usage();
-        return report("produce", a.error());
-    }
-    if (a->has("help")) {
-        usage();
-        return exit_ok;
-    }
-    if (a->positional().size() != 1) {
-        usage();
-        return exit_usage;
-    }
+    int exit_code = exit_ok;
+    auto a = parse_topic_command("produce", argc, argv, specs, usage, exit_code);
+    if (!a) return exit_code;
     auto s = settings_from(*a);
     if (!s) return report("produce", s.error());
     auto opts = client_options_from(*a);
