@@ -9,6 +9,7 @@
 #include <string>
 
 #include "tools/commands.h"
+#include "tools/group_client.h"
 
 namespace sluice::tools {
 
@@ -24,52 +25,26 @@ void usage() {
                  "  delete GROUP\n");
 }
 
-using tp_key = std::pair<std::string, int32_t>;
+using tp_key = topic_partition;
 
 // The coordinator of `group` (FindCoordinator), as a connection.
 result<connection*> coordinator(client& c, const std::string& group) {
-    protocol::find_coordinator_request req;
-    req.key = group;
-    req.coordinator_keys = {group};
-    auto resp = c.any().call<protocol::find_coordinator_api>(req);
-    if (!resp) return resp.error();
-    int32_t node = resp->node_id;
-    int16_t err = resp->error_code;
-    if (!resp->coordinators.empty()) {
-        node = resp->coordinators[0].node_id;
-        err = resp->coordinators[0].error_code;
-    }
-    if (err != 0) return kafka_failure(err, "finding the coordinator of " + group);
-    if (!c.cluster().brokers.count(node)) {
+    auto found = find_group_coordinator(c.any(), group);
+    if (!found) return found.error();
+    if (!c.cluster().brokers.count(found->node_id)) {
         // The broker list comes from Metadata; ask for it (no topics) before connecting.
         if (auto m = c.metadata(std::vector<std::string>{}); !m) return m.error();
     }
-    return c.broker(node);
+    return c.broker(found->node_id);
 }
 
-// The partitions in a consumer-protocol assignment: version int16, [topic string,
-// [partition int32]], user data bytes.
-std::vector<tp_key> parse_assignment(const std::vector<std::byte>& b) {
+// The partitions in a member's consumer-protocol assignment (none when it does not parse).
+std::vector<tp_key> assigned_partitions(const std::vector<std::byte>& b) {
     std::vector<tp_key> out;
-    size_t pos = 0;
-    auto need = [&](size_t n) { return b.size() - pos >= n; };
-    auto be = [&](int n) {
-        uint64_t v = 0;
-        for (int i = 0; i < n; ++i) v = (v << 8) | std::to_integer<uint8_t>(b[pos++]);
-        return v;
-    };
-    if (!need(6)) return out;
-    pos += 2;
-    auto topics = static_cast<int32_t>(be(4));
-    for (int32_t t = 0; t < topics; ++t) {
-        if (!need(2)) return out;
-        auto len = static_cast<int16_t>(be(2));
-        if (len < 0 || !need(static_cast<size_t>(len) + 4)) return out;
-        std::string name(reinterpret_cast<const char*>(b.data() + pos), static_cast<size_t>(len));
-        pos += static_cast<size_t>(len);
-        auto parts = static_cast<int32_t>(be(4));
-        for (int32_t p = 0; p < parts && need(4); ++p)
-            out.emplace_back(name, static_cast<int32_t>(be(4)));
+    auto a = protocol::decode_assignment(b);
+    if (!a) return out;
+    for (const auto& tp : a->partitions) {
+        for (int32_t p : tp.partitions) out.emplace_back(tp.topic, p);
     }
     return out;
 }
@@ -95,35 +70,6 @@ result<std::map<tp_key, int64_t>> list_offsets_at(client& c, const std::set<tp_k
                 if (rp.error_code != 0) return kafka_failure(rp.error_code, topic);
                 out[{topic, partition}] = rp.offset;
             }
-        }
-    }
-    return out;
-}
-
-result<std::map<tp_key, int64_t>> committed_offsets(connection& coord, const std::string& group) {
-    protocol::offset_fetch_request req;
-    req.group_id = group;
-    req.topics = std::nullopt;
-    auto& g = req.groups.emplace_back();
-    g.group_id = group;
-    g.topics = std::nullopt;
-    int16_t v = coord.pick_version(protocol::offset_fetch_api::key, 2, 8);
-    auto resp = coord.call<protocol::offset_fetch_api>(req, v);
-    if (!resp) return resp.error();
-    std::map<tp_key, int64_t> out;
-    if (v >= 8) {
-        for (const auto& rg : resp->groups) {
-            if (rg.error_code != 0) return kafka_failure(rg.error_code, group);
-            for (const auto& t : rg.topics) {
-                for (const auto& p : t.partitions)
-                    out[{t.name, p.partition_index}] = p.committed_offset;
-            }
-        }
-    } else {
-        if (resp->error_code != 0) return kafka_failure(resp->error_code, group);
-        for (const auto& t : resp->topics) {
-            for (const auto& p : t.partitions)
-                out[{t.name, p.partition_index}] = p.committed_offset;
         }
     }
     return out;
@@ -162,12 +108,12 @@ int describe(client& c, const std::string& group) {
     if (!coord) return report("group describe", coord.error());
     auto g = describe_one(**coord, group);
     if (!g) return report("group describe", g.error());
-    auto committed = committed_offsets(**coord, group);
+    auto committed = fetch_committed_offsets(**coord, group, std::nullopt);
     if (!committed) return report("group describe", committed.error());
     // Who owns what, and every partition the group has a position in or is assigned.
     std::map<tp_key, const protocol::describe_groups_response::described_group_member*> owner;
     for (const auto& m : g->members) {
-        for (const auto& tp : parse_assignment(m.member_assignment)) owner[tp] = &m;
+        for (const auto& tp : assigned_partitions(m.member_assignment)) owner[tp] = &m;
     }
     std::set<tp_key> all;
     for (const auto& [tp, off] : *committed) all.insert(tp);
