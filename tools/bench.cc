@@ -19,6 +19,10 @@ using namespace bench;
 
 std::atomic<bool>* signal_stop = nullptr;
 
+// How long group members may take to get their first assignments (the coordinator's initial
+// rebalance delay, extended while members arrive, is bounded by their rebalance timeout).
+constexpr auto assignment_wait_max = std::chrono::seconds(120);
+
 void usage() {
     std::fprintf(
         stderr,
@@ -28,14 +32,21 @@ void usage() {
         "         [--compression none|gzip|snappy|lz4|zstd] [--producers 1] [--consumers 1]\n"
         "         [--in-flight 5] [--duration-s 10 | --records N] [--rate R]\n"
         "         [--fetch-size 8MiB] [--fetch-in-flight 1] [--fill-bytes 1GiB]\n"
-        "         [--consumer-groups 1] [--json FILE] [--quiet]\n"
+        "         [--consumer-groups 1] [--group NAME] [--commit-interval-ms 1000]\n"
+        "         [--offset-reset earliest|latest] [--json FILE] [--quiet]\n"
         "       sluice bench --reference loopback [--duration-s 10] [--fetch-size 8MiB]\n"
         "  --mode consume reads the topic from its earliest offset (pre-filling it with\n"
         "  --fill-bytes, or --records, of records when it holds less), wrapping around at\n"
         "  the end. --mode both consumes what the producers write while they write it.\n"
         "  --batch-size is per partition per request; --rate is records/s (0 = max).\n"
         "  --fetch-in-flight N (consume mode, one partition per consumer): after a first\n"
-        "  pass has shown where each fetch of the unchanging log ends, keep N in flight.\n");
+        "  pass has shown where each fetch of the unchanging log ends, keep N in flight.\n"
+        "  --consumer-groups G runs G sets of --consumers threads, each set reading every\n"
+        "  partition. Without --group they are independent readers (no group membership);\n"
+        "  with --group NAME each set is a consumer group (NAME, or NAME-0..NAME-(G-1)):\n"
+        "  range assignment, heartbeats, offset commits every --commit-interval-ms, and\n"
+        "  partitions without a committed offset start at --offset-reset (latest = the log\n"
+        "  end when the run starts; the default in mode both, earliest in consume mode).\n");
 }
 
 struct side_report {
@@ -189,6 +200,23 @@ std::string json_escape(const std::string& s) {
     return out;
 }
 
+// A latency histogram (ns) as JSON in ms: count, percentiles, and the curve for plots
+// (perf/suite.py): [percentile, ms] pairs. null when empty.
+std::string json_latency(const histogram& h) {
+    if (h.count() == 0) return "null";
+    std::ostringstream o;
+    o << "{\"count\": " << h.count() << ", \"p50\": " << ms(h.percentile(50))
+      << ", \"p99\": " << ms(h.percentile(99)) << ", \"p999\": " << ms(h.percentile(99.9))
+      << ", \"max\": " << ms(h.max()) << ", \"mean\": " << ms(static_cast<uint64_t>(h.mean()));
+    o << ", \"percentiles\": [";
+    const double points[] = {0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100};
+    for (size_t i = 0; i < std::size(points); ++i) {
+        o << (i ? ", [" : "[") << points[i] << ", " << ms(h.percentile(points[i])) << "]";
+    }
+    o << "]}";
+    return o.str();
+}
+
 std::string json_side(const side_report& r) {
     std::ostringstream o;
     double secs = r.seconds > 0 ? r.seconds : 1;
@@ -197,25 +225,8 @@ std::string json_side(const side_report& r) {
       << ", \"errors\": " << r.errors << ", \"seconds\": " << r.seconds
       << ", \"mib_per_s\": " << mib(r.wire_bytes) / secs
       << ", \"payload_mib_per_s\": " << mib(r.payload_bytes) / secs
-      << ", \"records_per_s\": " << static_cast<double>(r.records) / secs << ", \"latency_ms\": ";
-    if (r.latency.count() == 0) {
-        o << "null";
-    } else {
-        o << "{\"count\": " << r.latency.count() << ", \"p50\": " << ms(r.latency.percentile(50))
-          << ", \"p99\": " << ms(r.latency.percentile(99))
-          << ", \"p999\": " << ms(r.latency.percentile(99.9))
-          << ", \"max\": " << ms(r.latency.max())
-          << ", \"mean\": " << ms(static_cast<uint64_t>(r.latency.mean()));
-        // The percentile curve for plots (perf/suite.py): [percentile, ms] pairs.
-        o << ", \"percentiles\": [";
-        const double points[] = {0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100};
-        for (size_t i = 0; i < std::size(points); ++i) {
-            o << (i ? ", [" : "[") << points[i] << ", " << ms(r.latency.percentile(points[i]))
-              << "]";
-        }
-        o << "]}";
-    }
-    o << "}";
+      << ", \"records_per_s\": " << static_cast<double>(r.records) / secs
+      << ", \"latency_ms\": " << json_latency(r.latency) << "}";
     return o.str();
 }
 
@@ -258,7 +269,9 @@ std::string json_settings(const settings& s) {
       << ", \"in_flight\": " << s.in_flight << ", \"duration_s\": " << s.duration_s
       << ", \"records\": " << s.records << ", \"rate\": " << s.rate
       << ", \"fetch_size\": " << s.fetch_bytes << ", \"fetch_in_flight\": " << s.fetch_in_flight
-      << "}";
+      << ", \"group\": " << (s.group ? "\"" + json_escape(*s.group) + "\"" : std::string("null"))
+      << ", \"commit_interval_ms\": " << s.commit_interval_ms << ", \"offset_reset\": \""
+      << (s.reset == offset_reset::earliest ? "earliest" : "latest") << "\"}";
     return o.str();
 }
 
@@ -267,6 +280,27 @@ result<void> write_file(const std::string& path, const std::string& text) {
     f << text;
     f.close();
     if (!f) return error(errc::io_failed, "cannot write " + path);
+    return ok();
+}
+
+// --group, --commit-interval-ms and --offset-reset (after --mode).
+result<void> group_options(const args& a, settings& s) {
+    if (auto g = a.get("group")) {
+        if (g->empty()) return error(errc::bad_argument, "--group needs a name");
+        if (s.run_mode == mode::produce) {
+            return error(errc::bad_argument, "--group needs --mode consume or both");
+        }
+        s.group = *g;
+    }
+    auto interval = a.integer("commit-interval-ms", s.commit_interval_ms, 0, 3600 * 1000);
+    if (!interval) return interval.error();
+    s.commit_interval_ms = static_cast<int>(*interval);
+    std::string reset =
+        a.get_or("offset-reset", s.run_mode == mode::consume ? "earliest" : "latest");
+    if (reset != "earliest" && reset != "latest") {
+        return error(errc::bad_argument, "--offset-reset must be earliest or latest");
+    }
+    s.reset = reset == "earliest" ? offset_reset::earliest : offset_reset::latest;
     return ok();
 }
 
@@ -330,6 +364,7 @@ result<settings> settings_from(const args& a) {
     auto codec = parse_compression(a.get_or("compression", "none"));
     if (!codec) return codec.error();
     s.codec = *codec;
+    if (auto g = group_options(a, s); !g) return g.error();
     if (auto j = a.get("json")) s.json_path = *j;
     s.quiet = a.has("quiet");
     if (s.duration_s <= 0 && s.records == 0) {
@@ -451,49 +486,205 @@ int run_reference(const settings& s) {
     return exit_ok;
 }
 
+// Where consumers start and stop. Mode both: from the log end before the producers start, to
+// `end` (filled in when they are done). Consume mode: see prepare_consume. Group members start a
+// partition without a committed offset at --offset-reset; in consume mode they read up to the
+// log end at the start, once (committed offsets do not wrap around).
+result<consume_plan> plan_consumers(client& c, const settings& s, int32_t partitions,
+                                    std::vector<std::atomic<int64_t>>& end) {
+    consume_plan plan;
+    if (s.run_mode == mode::consume) {
+        auto p = prepare_consume(c, s, partitions);
+        if (!p) return p.error();
+        plan = std::move(*p);
+    } else if (s.run_mode == mode::both) {
+        auto latest = list_offsets(c, s.topic, partitions, -1);
+        if (!latest) return latest.error();
+        plan.start = *latest;
+        for (auto& e : end) e = INT64_MAX;
+        plan.end = &end;
+    }
+    if (!s.group) return plan;
+    if (s.run_mode == mode::consume) {
+        for (size_t p = 0; p < end.size(); ++p) end[p] = plan.wrap_at[p];
+        if (s.reset == offset_reset::latest) plan.start = plan.wrap_at;
+        plan.wrap_at.clear();
+        plan.wrap_to.clear();
+        plan.end = &end;
+    } else if (s.reset == offset_reset::earliest) {
+        auto first = list_offsets(c, s.topic, partitions, -2);
+        if (!first) return first.error();
+        plan.start = *first;
+    }
+    return plan;
+}
+
+// --group: one group_stats per set of consumers, named NAME, or NAME-0.. with several sets.
+std::vector<std::unique_ptr<group_stats>> make_groups(const settings& s, int32_t partitions) {
+    std::vector<std::unique_ptr<group_stats>> out;
+    if (!s.group) return out;
+    for (int g = 0; g < s.consumer_groups; ++g) {
+        std::string name = s.consumer_groups == 1 ? *s.group : *s.group + "-" + std::to_string(g);
+        out.push_back(std::make_unique<group_stats>(name, partitions, s.consumers));
+        out.back()->consume_left = static_cast<int64_t>(s.records);
+    }
+    return out;
+}
+
+double first_assignment_s(const group_stats& g) {
+    double worst = -1;
+    for (const auto& m : g.members) worst = std::max(worst, m.first_assignment_s);
+    return worst;
+}
+
+void print_group(const group_stats& g, double seconds) {
+    double secs = seconds > 0 ? seconds : 1;
+    std::printf("group %s: %llu records, %.1f MiB: %.1f MiB/s; %zu members (partitions",
+                g.name.c_str(), static_cast<unsigned long long>(g.records.load()),
+                mib(g.wire_bytes), mib(g.wire_bytes) / secs, g.members.size());
+    for (size_t i = 0; i < g.members.size(); ++i) {
+        std::printf("%s", i ? " |" : "");
+        for (int32_t p : g.members[i].partitions) std::printf(" %d", p);
+    }
+    std::printf(")\n  first assignment after %.2f s, %zu rebalance(s), %llu commits",
+                first_assignment_s(g), g.generations.size(),
+                static_cast<unsigned long long>(g.commits.load()));
+    if (g.commit_latency.count() > 0) {
+        std::printf(" (latency ms: p50 %.3f  p99 %.3f  max %.3f)",
+                    ms(g.commit_latency.percentile(50)), ms(g.commit_latency.percentile(99)),
+                    ms(g.commit_latency.max()));
+    }
+    if (g.commit_errors > 0) {
+        std::printf(", %llu failed", static_cast<unsigned long long>(g.commit_errors.load()));
+    }
+    std::printf("\n");
+}
+
+std::string json_group(const group_stats& g, double seconds) {
+    std::ostringstream o;
+    double secs = seconds > 0 ? seconds : 1;
+    o << "{\"group\": \"" << json_escape(g.name) << "\", \"records\": " << g.records
+      << ", \"payload_bytes\": " << g.payload_bytes << ", \"wire_bytes\": " << g.wire_bytes
+      << ", \"seconds\": " << seconds << ", \"mib_per_s\": " << mib(g.wire_bytes) / secs
+      << ", \"records_per_s\": " << static_cast<double>(g.records) / secs
+      << ", \"first_assignment_s\": " << first_assignment_s(g)
+      << ", \"rebalances\": " << g.generations.size() << ", \"generations\": [";
+    size_t i = 0;
+    for (int32_t gen : g.generations) o << (i++ ? ", " : "") << gen;
+    o << "], \"commits\": " << g.commits << ", \"commit_errors\": " << g.commit_errors
+      << ", \"commit_latency_ms\": " << json_latency(g.commit_latency) << ", \"members\": [";
+    for (size_t m = 0; m < g.members.size(); ++m) {
+        const auto& mr = g.members[m];
+        o << (m ? ", " : "") << "{\"member_id\": \"" << json_escape(mr.member_id)
+          << "\", \"leader\": " << (mr.leader ? "true" : "false") << ", \"partitions\": [";
+        for (size_t k = 0; k < mr.partitions.size(); ++k) o << (k ? ", " : "") << mr.partitions[k];
+        o << "], \"joins\": " << mr.joins << ", \"first_assignment_s\": " << mr.first_assignment_s
+          << "}";
+    }
+    o << "]}";
+    return o.str();
+}
+
+std::string json_groups(const std::vector<std::unique_ptr<group_stats>>& groups, double seconds) {
+    std::string out = "[";
+    for (size_t g = 0; g < groups.size(); ++g) {
+        out += (g ? ", " : "") + json_group(*groups[g], seconds);
+    }
+    return out + "]";
+}
+
+// Mode both: every group must have read each record the producers wrote exactly once. Returns
+// false (after saying which group and how) when one did not.
+bool groups_read_everything(const std::vector<std::unique_ptr<group_stats>>& groups,
+                            uint64_t produced) {
+    bool all = true;
+    for (const auto& g : groups) {
+        uint64_t got = g->records.load();
+        if (got < produced) {
+            std::fprintf(stderr,
+                         "sluice bench: group %s consumed %llu of the %llu records produced\n",
+                         g->name.c_str(), static_cast<unsigned long long>(got),
+                         static_cast<unsigned long long>(produced));
+            all = false;
+        } else if (got > produced) {
+            std::fprintf(
+                stderr,
+                "sluice bench: group %s consumed %llu records, %llu more than the %llu "
+                "produced: records read twice (a commit lost in a rebalance), or records that\n"
+                "  were in the topic before the run (--offset-reset earliest)\n",
+                g->name.c_str(), static_cast<unsigned long long>(got),
+                static_cast<unsigned long long>(got - produced),
+                static_cast<unsigned long long>(produced));
+            all = false;
+        }
+    }
+    return all;
+}
+
+// Group runs: waits until every member has its first assignment (or the run failed).
+void wait_for_assignments(const settings& s, run_control& ctl) {
+    int members = s.consumer_groups * s.consumers;
+    auto t0 = clock::now();
+    while (ctl.consumers_assigned.load() < members && !ctl.stop.load()) {
+        if (clock::now() - t0 > assignment_wait_max) {
+            ctl.fail("not every group member was assigned partitions within " +
+                     std::to_string(assignment_wait_max.count()) + " s");
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!s.quiet && !ctl.stop.load()) {
+        std::fprintf(stderr, "sluice bench: %d group member(s) assigned after %.2f s; starting\n",
+                     members, std::chrono::duration<double>(clock::now() - t0).count());
+    }
+}
+
 int run_bench(const settings& s) {
     auto c = client::connect(s.client);
     if (!c) return report("bench", c.error());
     auto partitions = ensure_topic(**c, s);
     if (!partitions) return report("bench", partitions.error());
-    consume_plan plan;
     std::vector<std::atomic<int64_t>> end(static_cast<size_t>(*partitions));
-    if (s.run_mode == mode::consume) {
-        auto p = prepare_consume(**c, s, *partitions);
-        if (!p) return report("bench", p.error());
-        plan = std::move(*p);
-    } else if (s.run_mode == mode::both) {
-        auto latest = list_offsets(**c, s.topic, *partitions, -1);
-        if (!latest) return report("bench", latest.error());
-        plan.start = *latest;
-        for (auto& e : end) e = INT64_MAX;
-        plan.end = &end;
-    }
+    auto planned = plan_consumers(**c, s, *partitions, end);
+    if (!planned) return report("bench", planned.error());
+    const consume_plan& plan = *planned;
+    auto groups = make_groups(s, *partitions);
     run_control ctl;
     signal_stop = &ctl.stop;
     std::signal(SIGINT, [](int) { signal_stop->store(true); });
     side_stats produced, consumed;
-    uint64_t consume_records = s.records * static_cast<uint64_t>(s.consumer_groups);
-    start_clock(ctl, s, s.records, consume_records);
-    reporter rep(s, ctl);
     bool producing = s.run_mode != mode::consume;
     bool consuming = s.run_mode != mode::produce;
+    clock::time_point consumers_end;
+    std::thread consumer_thread;
+    auto start_consumers = [&] {
+        consumer_thread = std::thread([&] {
+            std::vector<std::thread> sets;  // --consumer-groups: each set reads everything
+            for (int g = 0; g < s.consumer_groups; ++g) {
+                group_stats* gs = groups.empty() ? nullptr : groups[static_cast<size_t>(g)].get();
+                sets.emplace_back(
+                    [&, gs] { run_consumers(s, *partitions, plan, ctl, consumed, gs); });
+            }
+            for (auto& t : sets) t.join();
+            consumers_end = clock::now();
+        });
+    };
+    if (consuming && !groups.empty()) {
+        // Group members join before the clock starts and producers write (as OpenMessaging
+        // Benchmark's consumers subscribe first), so a run measures the reading, not the
+        // catch-up after the coordinator's initial rebalance delay.
+        start_consumers();
+        wait_for_assignments(s, ctl);
+    }
+    uint64_t consume_records = s.records * static_cast<uint64_t>(s.consumer_groups);
+    start_clock(ctl, s, s.records, consume_records);
+    ctl.started = true;
+    if (consuming && groups.empty()) start_consumers();
+    reporter rep(s, ctl);
     if (producing) rep.add("produce", &produced);
     if (consuming) rep.add("consume", &consumed);
     rep.start();
     double produce_s = 0, consume_s = 0;
-    std::thread consumer_thread;
-    if (consuming) {
-        consumer_thread = std::thread([&] {
-            std::vector<std::thread> groups;  // --consumer-groups: each set reads everything
-            for (int g = 1; g < s.consumer_groups; ++g) {
-                groups.emplace_back([&] { run_consumers(s, *partitions, plan, ctl, consumed); });
-            }
-            run_consumers(s, *partitions, plan, ctl, consumed);
-            for (auto& t : groups) t.join();
-            consume_s = elapsed_s(ctl);
-        });
-    }
     if (producing) {
         run_producers(s, *partitions, ctl, produced);
         produce_s = elapsed_s(ctl);
@@ -506,8 +697,12 @@ int run_bench(const settings& s) {
             ctl.producers_done = true;
         }
     }
-    if (consumer_thread.joinable()) consumer_thread.join();
+    if (consumer_thread.joinable()) {
+        consumer_thread.join();
+        consume_s = std::max(0.0, std::chrono::duration<double>(consumers_end - ctl.start).count());
+    }
     rep.finish();
+    bool interrupted = ctl.stop && ctl.failed_workers == 0;
     signal_stop = nullptr;
     std::signal(SIGINT, SIG_DFL);
 
@@ -515,16 +710,21 @@ int run_bench(const settings& s) {
     side_report cr = summarize(consumed, consume_s);
     if (producing) print_side("produce", pr, s.acks != 0);
     if (consuming) print_side("consume", cr, true);
+    for (const auto& g : groups) print_group(*g, consume_s);
     if (s.json_path) {
         std::ostringstream o;
         o << "{\"settings\": " << json_settings(s);
         if (producing) o << ", \"produce\": " << json_side(pr);
         if (consuming) o << ", \"consume\": " << json_side(cr);
+        if (!groups.empty()) o << ", \"groups\": " << json_groups(groups, consume_s);
         o << ", \"failed\": " << (ctl.failed_workers > 0 ? "true" : "false") << "}\n";
         if (auto w = write_file(*s.json_path, o.str()); !w) return report("bench", w.error());
     }
     if (ctl.failed_workers > 0) {
         return report("bench", error(errc::io_failed, ctl.first_error));
+    }
+    if (s.run_mode == mode::both && !interrupted && !groups_read_everything(groups, pr.records)) {
+        return exit_failed;
     }
     bool short_run = s.records > 0 && ((producing && pr.records != s.records) ||
                                        (consuming && cr.records != consume_records));
@@ -539,17 +739,30 @@ int run_bench(const settings& s) {
 
 int bench_main(int argc, char** argv) {
     auto specs = common_options();
-    for (const char* name : {"topic",       "mode",
-                             "partitions",  "replication-factor",
-                             "record-size", "batch-size",
-                             "acks",        "compression",
-                             "producers",   "connections",
-                             "consumers",   "consumer-groups",
-                             "in-flight",   "duration-s",
-                             "records",     "rate",
-                             "fetch-size",  "fetch-in-flight",
-                             "fill-bytes",  "json",
-                             "reference"}) {
+    for (const char* name : {"topic",
+                             "mode",
+                             "partitions",
+                             "replication-factor",
+                             "record-size",
+                             "batch-size",
+                             "acks",
+                             "compression",
+                             "producers",
+                             "connections",
+                             "consumers",
+                             "consumer-groups",
+                             "in-flight",
+                             "duration-s",
+                             "records",
+                             "rate",
+                             "fetch-size",
+                             "fetch-in-flight",
+                             "fill-bytes",
+                             "json",
+                             "reference",
+                             "group",
+                             "commit-interval-ms",
+                             "offset-reset"}) {
         specs.push_back({name});
     }
     specs.push_back({"quiet", false});

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,12 @@
 namespace sluice::tools::bench {
 
 enum class mode { produce, consume, both };
+
+// Where a group member starts on a partition its group has no committed offset for.
+enum class offset_reset {
+    earliest,
+    latest,  // the log end when the run started, so nothing produced during the run is missed
+};
 
 struct settings {
     client_options client;
@@ -35,13 +42,20 @@ struct settings {
     model::compression codec = model::compression::none;
     int producers = 1;
     int consumers = 1;
-    // Independent sets of `consumers` threads, each set reading every partition (a fan-out to
-    // that many consumer groups, without group membership); their counts add up.
+    // Sets of `consumers` threads, each set reading every partition (a fan-out to that many
+    // consumer groups); their counts add up. Without `group` the sets are independent readers:
+    // each thread reads a fixed share of the partitions, with no group membership.
     int consumer_groups = 1;
-    int in_flight = 5;       // requests outstanding per producer connection
-    double duration_s = 10;  // used when records == 0
-    uint64_t records = 0;    // records to produce (and consume); 0: run for duration_s
-    double rate = 0;         // records/s over all producers; 0: as fast as possible
+    // Consumers are members of consumer group `group` (`group`-0 .. `group`-(G-1) with G
+    // consumer groups): range assignment, heartbeats, offset commits, LeaveGroup at the end.
+    std::optional<std::string> group;
+    int commit_interval_ms = 1000;  // group members commit this often; 0: only when giving up
+                                    // partitions and at the end
+    offset_reset reset = offset_reset::latest;  // --mode consume: earliest unless told
+    int in_flight = 5;                          // requests outstanding per producer connection
+    double duration_s = 10;                     // used when records == 0
+    uint64_t records = 0;  // records to produce (and consume); 0: run for duration_s
+    double rate = 0;       // records/s over all producers; 0: as fast as possible
     mode run_mode = mode::produce;
     int32_t fetch_bytes = 8 << 20;  // partition_max_bytes of a fetch; loopback frame size
     // Consume mode, one partition per consumer: fetches in flight once the first pass over the
@@ -69,6 +83,40 @@ struct side_stats {
     }
 };
 
+// One consumer group of a `group` run: its members' threads count into it; the report reads it.
+struct group_stats {
+    // What one member reports about itself (under mu).
+    struct member {
+        std::string member_id;
+        bool leader = false;
+        std::vector<int32_t> partitions;  // of the last assignment
+        int joins = 0;                    // assignments received (generations joined)
+        double first_assignment_s = -1;   // from the member's start to its first assignment
+    };
+
+    group_stats(std::string group_name, int32_t partitions, int members)
+        : name(std::move(group_name)),
+          positions(static_cast<size_t>(partitions)),
+          members(static_cast<size_t>(members)) {
+        for (auto& p : positions) p = -1;
+    }
+
+    std::string name;
+    std::atomic<uint64_t> records{0};
+    std::atomic<uint64_t> payload_bytes{0};
+    std::atomic<uint64_t> wire_bytes{0};
+    std::atomic<int64_t> consume_left{0};  // --mode consume with --records: left to count
+    // Per partition: the next offset the group reads (its owner's position), -1 before anyone
+    // owned it. The group is done when every partition reached the end.
+    std::vector<std::atomic<int64_t>> positions;
+    std::atomic<uint64_t> commits{0};
+    std::atomic<uint64_t> commit_errors{0};
+    std::mutex mu;
+    histogram commit_latency;       // ns (under mu)
+    std::set<int32_t> generations;  // generations members were assigned in (under mu)
+    std::vector<member> members;    // by member index (under mu)
+};
+
 // When to stop, shared by all workers.
 struct run_control {
     clock::time_point start;
@@ -78,6 +126,10 @@ struct run_control {
     std::atomic<int64_t> consume_left{0};  // records not yet counted by a consumer
     std::atomic<bool> stop{false};         // everything stops (error or signal)
     std::atomic<bool> producers_done{false};
+    // Group runs: members count themselves once assigned, then wait for `started` before they
+    // read the fields above; the clock starts (and producers write) when all are assigned.
+    std::atomic<int> consumers_assigned{0};
+    std::atomic<bool> started{false};
     std::atomic<int> failed_workers{0};
     std::string first_error;  // under error_mu
     std::mutex error_mu;
@@ -96,15 +148,17 @@ using offsets = std::vector<int64_t>;
 void run_producers(const settings& s, int32_t partitions, run_control& ctl, side_stats& stats);
 // Runs `consumers` threads from `start` offsets. They stop at `ctl`'s deadline or record budget;
 // with `end` given (mode both: filled in once producers are done) they stop when every partition
-// reached it; in consume mode they wrap around to `wrap_to` at `wrap_at`.
+// reached it; in consume mode they wrap around to `wrap_to` at `wrap_at`. With `group`, the
+// threads are its members: `start` is where a partition without a committed offset starts, and
+// in consume mode `end` (the log end at the start) is where they stop, without wrapping.
 struct consume_plan {
     offsets start;
     offsets wrap_at;  // empty: no wrapping
     offsets wrap_to;
-    std::vector<std::atomic<int64_t>>* end = nullptr;  // mode both
+    std::vector<std::atomic<int64_t>>* end = nullptr;  // mode both; groups in consume mode
 };
 void run_consumers(const settings& s, int32_t partitions, const consume_plan& plan,
-                   run_control& ctl, side_stats& stats);
+                   run_control& ctl, side_stats& stats, group_stats* group = nullptr);
 
 // The loopback reference: a server thread pushes frames of `s.fetch_bytes` over a local TCP
 // connection; the client reads them with the same connection::read_frame as fetches.

@@ -1,12 +1,10 @@
 // The consumers of `sluice bench`: one Fetch in flight per leader connection, records counted
 // from the batch headers (no decompression: the generator measures the broker, not the codec).
 
-#include <deque>
-#include <map>
 #include <thread>
 
 #include "model/record_batch.h"
-#include "tools/bench.h"
+#include "tools/bench_consumer.h"
 
 namespace sluice::tools::bench {
 
@@ -15,78 +13,52 @@ namespace {
 constexpr int32_t fetch_max_wait_ms = 100;
 // Mode both: how long consumers may trail the producers' deadline to read what they wrote.
 constexpr auto end_grace = std::chrono::seconds(30);
+// A group member with nothing to fetch checks on its group this often.
+constexpr auto idle_wait = std::chrono::milliseconds(20);
 
-struct fetch_lane {
-    connection* conn = nullptr;
-    int16_t version = -1;
-    std::vector<int32_t> partitions;
-    // Pipelined lanes (one partition, a pre-filled log): the offset of the next fetch to send,
-    // when known without waiting for an answer.
-    bool pipelined = false;
-    bool issue_known = true;
-    int64_t issue = 0;
-    int in_flight = 0;
-};
+}  // namespace
 
-struct sent_fetch {
-    size_t lane;
-    clock::time_point t0;
-    int64_t offset;  // pipelined lanes: the fetch offset of this request
-};
-
-// A consumer thread. Lanes are its connections to leaders, each with the partitions it reads
-// there. A normal lane has one Fetch in flight (the next offset is known only from the answer).
-// With `fetch_in_flight` > 1 in consume mode, a lane of one partition learns on its first pass
-// over the (unchanging) pre-filled log where each fetch ends, and on later passes keeps that
-// many fetches in flight, asking for offsets it has seen answered before.
-class consumer_worker {
-  public:
-    consumer_worker(const settings& s, int index, int32_t partitions, const consume_plan& plan,
-                    run_control& ctl, side_stats& stats)
-        : _s(s), _index(index), _partitions(partitions), _plan(plan), _ctl(ctl), _stats(stats) {}
-
-    void run() {
-        auto r = setup();
-        if (r) r = loop();
-        if (!r) _ctl.fail("consumer " + std::to_string(_index) + ": " + user_message(r.error()));
+void consumer_worker::run() {
+    _started = clock::now();
+    auto r = connect();
+    if (r && _group) {
+        r = join_group();
+        if (r) r = await_start();
+    } else if (r) {
+        std::vector<int32_t> mine;
+        std::map<int32_t, int64_t> start;
+        for (int32_t p = _index; p < _partitions; p += _s.consumers) {
+            mine.push_back(p);
+            start[p] = _plan.start.at(static_cast<size_t>(p));
+        }
+        r = build_lanes(mine, start);
     }
+    if (r) r = loop();
+    if (r && _group) finish_group();
+    if (!r) _ctl.fail("consumer " + std::to_string(_index) + ": " + user_message(r.error()));
+}
 
-  private:
-    result<void> setup();
-    result<void> loop();
-    result<void> send_fetch(size_t lane, int64_t pipelined_offset);
-    result<void> pump(size_t lane);
-    result<void> receive_one(const sent_fetch& f);
-    // Counts the records of one partition's answer; returns the offset after its last batch.
-    int64_t count(std::span<const std::byte> records, int64_t from);
-    int64_t wrapped(int32_t partition, int64_t offset) const;
-    bool lane_done(const fetch_lane& lane) const;
-
-    const settings& _s;
-    int _index;
-    int32_t _partitions;
-    const consume_plan& _plan;
-    run_control& _ctl;
-    side_stats& _stats;
-    std::unique_ptr<client> _client;
-    protocol::uuid _topic_id;
-    std::vector<fetch_lane> _lanes;
-    std::map<int32_t, int64_t> _offsets;
-    std::map<int64_t, int64_t> _next_of;  // pipelined: fetch offset -> offset after its answer
-    std::deque<sent_fetch> _in_flight;    // in send order across lanes
-};
-
-result<void> consumer_worker::setup() {
+result<void> consumer_worker::connect() {
     auto c = client::connect(_s.client);
     if (!c) return c.error();
     _client = std::move(*c);
     auto t = _client->topic(_s.topic, true);
     if (!t) return t.error();
     _topic_id = (*t)->id;
+    return ok();
+}
+
+result<void> consumer_worker::build_lanes(const std::vector<int32_t>& partitions,
+                                          const std::map<int32_t, int64_t>& start) {
+    SLUICE_ASSERT(_in_flight.empty(), "lanes rebuilt with fetches in flight");
+    _lanes.clear();
+    _offsets.clear();
+    auto t = _client->topic(_s.topic);
+    if (!t) return t.error();
     std::map<int32_t, std::vector<int32_t>> by_leader;
-    for (int32_t p = _index; p < _partitions; p += _s.consumers) {
+    for (int32_t p : partitions) {
         by_leader[(*t)->partitions.at(static_cast<size_t>(p)).leader].push_back(p);
-        _offsets[p] = _plan.start.at(static_cast<size_t>(p));
+        _offsets[p] = start.at(p);
     }
     for (auto& [leader, ps] : by_leader) {
         auto conn = _client->broker(leader);
@@ -108,14 +80,30 @@ result<void> consumer_worker::setup() {
     return ok();
 }
 
-bool consumer_worker::lane_done(const fetch_lane& lane) const {
+std::atomic<int64_t>* consumer_worker::budget() const {
+    if (!_ctl.by_records) return nullptr;
+    // A group in mode both reads to the end the producers left and counts every record, so a
+    // record read twice shows; in consume mode each group reads `records` of the pre-filled log.
+    if (_group) return _s.run_mode == mode::consume ? &_group->consume_left : nullptr;
+    return &_ctl.consume_left;
+}
+
+bool consumer_worker::end_known() const {
+    return _s.run_mode == mode::consume || _ctl.producers_done.load();
+}
+
+bool consumer_worker::stopping() const {
     if (_ctl.stop.load(std::memory_order_relaxed)) return true;
-    if (_ctl.by_records && _ctl.consume_left.load(std::memory_order_relaxed) <= 0) return true;
-    if (_plan.end == nullptr) return _ctl.past_deadline();
+    if (auto* left = budget(); left && left->load(std::memory_order_relaxed) <= 0) return true;
+    if (_s.run_mode == mode::consume) return _ctl.past_deadline();
     // Mode both: read until the end the producers left, however long after the deadline that
     // is (within a grace period, in case records went missing).
-    if (!_ctl.producers_done.load()) return false;
-    if (clock::now() > _ctl.deadline + end_grace && _ctl.past_deadline()) return true;
+    return _ctl.past_deadline() && clock::now() > _ctl.deadline + end_grace;
+}
+
+bool consumer_worker::lane_done(const fetch_lane& lane) const {
+    if (stopping()) return true;
+    if (_plan.end == nullptr || !end_known()) return false;
     for (int32_t p : lane.partitions) {
         if (_offsets.at(p) < (*_plan.end)[static_cast<size_t>(p)].load()) return false;
     }
@@ -186,13 +174,18 @@ int64_t consumer_worker::count(std::span<const std::byte> records, int64_t from)
         bytes += batch.size();
         offset = h.last_offset() + 1;
     }
-    if (_ctl.by_records && n > 0) {
-        int64_t left = _ctl.consume_left.fetch_sub(static_cast<int64_t>(n));
+    if (auto* left_of = budget(); left_of && n > 0) {
+        int64_t left = left_of->fetch_sub(static_cast<int64_t>(n));
         n = static_cast<uint64_t>(std::clamp<int64_t>(left, 0, static_cast<int64_t>(n)));
     }
     _stats.records.fetch_add(n, std::memory_order_relaxed);
     _stats.wire_bytes.fetch_add(bytes, std::memory_order_relaxed);
     _stats.payload_bytes.fetch_add(n * _s.record_bytes, std::memory_order_relaxed);
+    if (_group) {
+        _group->records.fetch_add(n, std::memory_order_relaxed);
+        _group->wire_bytes.fetch_add(bytes, std::memory_order_relaxed);
+        _group->payload_bytes.fetch_add(n * _s.record_bytes, std::memory_order_relaxed);
+    }
     return offset;
 }
 
@@ -222,6 +215,7 @@ result<void> consumer_worker::receive_one(const sent_fetch& f) {
             int64_t end = count(p.records.memory(), from);
             if (lane.pipelined && end > from) _next_of[from] = end;
             _offsets[part] = wrapped(part, end);
+            if (_group) _group->positions[static_cast<size_t>(part)] = _offsets[part];
         }
     }
     if (lane.pipelined && !lane.issue_known && lane.in_flight == 0) {
@@ -232,29 +226,54 @@ result<void> consumer_worker::receive_one(const sent_fetch& f) {
     return ok();
 }
 
-result<void> consumer_worker::loop() {
+result<void> consumer_worker::pump_all() {
     for (size_t l = 0; l < _lanes.size(); ++l) {
         if (auto s = pump(l); !s) return s;
-    }
-    while (!_in_flight.empty()) {
-        sent_fetch f = _in_flight.front();
-        _in_flight.pop_front();
-        if (auto r = receive_one(f); !r) return r;
-        _stats.record_latency(static_cast<uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - f.t0).count()));
-        if (auto s = pump(f.lane); !s) return s;
     }
     return ok();
 }
 
-}  // namespace
+result<void> consumer_worker::drain() {
+    while (!_in_flight.empty()) {
+        sent_fetch f = _in_flight.front();
+        _in_flight.pop_front();
+        if (auto r = receive_one(f); !r) return r;
+    }
+    return ok();
+}
+
+result<void> consumer_worker::loop() {
+    if (auto s = pump_all(); !s) return s;
+    while (true) {
+        if (!_in_flight.empty()) {
+            sent_fetch f = _in_flight.front();
+            _in_flight.pop_front();
+            if (auto r = receive_one(f); !r) return r;
+            _stats.record_latency(static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - f.t0).count()));
+            if (auto s = pump(f.lane); !s) return s;
+        } else if (_group == nullptr || group_done()) {
+            return ok();
+        } else {
+            // This member's partitions are done (or it has none): it stays in the group,
+            // heartbeating, until the whole group is done.
+            std::this_thread::sleep_for(idle_wait);
+        }
+        if (_group) {
+            if (auto g = group_tick(); !g) return g;
+        }
+    }
+}
 
 void run_consumers(const settings& s, int32_t partitions, const consume_plan& plan,
-                   run_control& ctl, side_stats& stats) {
+                   run_control& ctl, side_stats& stats, group_stats* group) {
     std::vector<std::thread> threads;
-    int n = std::min<int>(s.consumers, partitions);
+    // Independent readers share the partitions out; every group member joins (one with nothing
+    // assigned is still a member, as in Kafka).
+    int n = group ? s.consumers : std::min<int>(s.consumers, partitions);
     for (int i = 0; i < n; ++i) {
-        threads.emplace_back([&, i] { consumer_worker(s, i, partitions, plan, ctl, stats).run(); });
+        threads.emplace_back(
+            [&, i] { consumer_worker(s, i, partitions, plan, ctl, stats, group).run(); });
     }
     for (auto& t : threads) t.join();
 }

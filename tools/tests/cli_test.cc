@@ -19,6 +19,8 @@
 #include <sstream>
 #include <thread>
 
+#include "tools/bench.h"
+#include "tools/group_client.h"
 #include "tools/kafka_client.h"
 
 namespace sluice::tools {
@@ -433,6 +435,77 @@ TEST_F(cli_test, bench_produces_and_consumes_the_requested_records) {
     ASSERT_EXIT_CODE(loop, 0);
     EXPECT_EQ(python_json(json, "d['reference'], d['bytes'] > 0, d['mib_per_s'] > 0"),
               "loopback True True");
+}
+
+// Two consumer groups of two members each read a 4-partition topic while it is written: each
+// group counts every record once, each member is assigned partitions, and afterwards each
+// group's committed offsets (OffsetFetch on its coordinator) are the log end offsets.
+TEST_F(cli_test, bench_consumer_groups_read_every_record_once_and_commit_the_log_end) {
+    fs::path json = dir / "bench-group.json";
+    auto r = sluice({"bench", "--topic",       "bench-group", "--partitions",
+                     "4",     "--mode",        "both",        "--records",
+                     "4000",  "--record-size", "100",         "--batch-size",
+                     "4KiB",  "--group",       "g",           "--consumer-groups",
+                     "2",     "--consumers",   "2",           "--commit-interval-ms",
+                     "200",   "--json",        json.string(), "--quiet"});
+    ASSERT_EXIT_CODE(r, 0);
+    EXPECT_EQ(python_json(json,
+                          "d['produce']['records'], d['consume']['records'], "
+                          "[(g['group'], g['records']) for g in d['groups']]"),
+              "4000 8000 [('g-0', 4000), ('g-1', 4000)]");
+    // Two members per group, each with a share of the partitions, together all four.
+    EXPECT_EQ(python_json(json,
+                          "[(len(g['members']), all(m['partitions'] for m in g['members']), "
+                          "sorted(p for m in g['members'] for p in m['partitions'])) "
+                          "for g in d['groups']]"),
+              "[(2, True, [0, 1, 2, 3]), (2, True, [0, 1, 2, 3])]");
+    EXPECT_EQ(python_json(json,
+                          "[(g['commits'] > 0, g['commit_errors'], "
+                          "g['commit_latency_ms']['count'] == g['commits'], "
+                          "g['first_assignment_s'] > 0, g['rebalances'] >= 1) "
+                          "for g in d['groups']]"),
+              "[(True, 0, True, True, True), (True, 0, True, True, True)]");
+    EXPECT_NE(r.out.find("group g-0: 4000 records"), std::string::npos) << r.out;
+
+    auto c = client::connect({.bootstrap = bootstrap()});
+    ASSERT_TRUE(c) << c.error().describe();
+    auto end = bench::list_offsets(**c, "bench-group", 4, -1);
+    ASSERT_TRUE(end) << end.error().describe();
+    std::map<topic_partition, int64_t> log_end;
+    for (int32_t p = 0; p < 4; ++p) log_end[{"bench-group", p}] = (*end)[static_cast<size_t>(p)];
+    for (const char* group : {"g-0", "g-1"}) {
+        auto coord = find_group_coordinator((*c)->any(), group);
+        ASSERT_TRUE(coord) << coord.error().describe();
+        auto conn = connection::open(coord->address, {});
+        ASSERT_TRUE(conn) << conn.error().describe();
+        auto committed = fetch_committed_offsets(**conn, group, std::nullopt);
+        ASSERT_TRUE(committed) << committed.error().describe();
+        EXPECT_EQ(*committed, log_end) << group;
+    }
+}
+
+// A group that reads fewer or more records than were produced fails the run and says how.
+TEST_F(cli_test, bench_fails_when_a_group_misses_or_repeats_records) {
+    ASSERT_EXIT_CODE(sluice({"topic", "create", "bench-short", "--partitions", "2"}), 0);
+    // Offsets committed ahead of the start make the group skip the first 10 of each partition.
+    ASSERT_EXIT_CODE(sluice({"group", "reset-offsets", "skips", "--topic", "bench-short",
+                             "--to-offset", "10", "--execute"}),
+                     0);
+    auto fewer =
+        sluice({"bench", "--topic", "bench-short", "--mode", "both", "--records", "1000",
+                "--record-size", "100", "--batch-size", "4KiB", "--group", "skips", "--quiet"});
+    EXPECT_EXIT_CODE(fewer, 1);
+    EXPECT_NE(fewer.err.find("group skips consumed 980 of the 1000 records produced"),
+              std::string::npos)
+        << fewer.err;
+    // Starting at the earliest offset, a new group also reads what was there before the run.
+    auto more = sluice({"bench", "--topic", "bench-short", "--mode", "both", "--records", "500",
+                        "--record-size", "100", "--batch-size", "4KiB", "--group", "rereads",
+                        "--offset-reset", "earliest", "--quiet"});
+    EXPECT_EXIT_CODE(more, 1);
+    EXPECT_NE(more.err.find("group rereads consumed 1500 records, 1000 more than the 500 produced"),
+              std::string::npos)
+        << more.err;
 }
 
 TEST_F(cli_test, client_pipelines_requests_on_one_connection) {
