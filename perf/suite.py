@@ -331,18 +331,20 @@ def scenarios(opts):
     common = ["--partitions", 16, "--record-size", 1024]
     both = ["--mode", "both"] + common
     rate = opts.rate
-    # Fixed-rate producers keep one request in flight: sluice bench's producer reads answers only
-    # once its window is full, so with more in flight a paced request's latency would include
-    # the pacing sleeps before the next ones. 16 KiB batches: a request every ~12 ms at 20k/s.
-    paced = ["--rate", rate, "--in-flight", 1, "--batch-size", "16KiB"]
+    # 16 KiB batches: a request every ~12 ms at 20k/s. The paced producer reads answers while it
+    # waits for the next send time, so the default window (5 in flight) does not add the pacing
+    # sleeps to a request's latency.
+    paced = ["--rate", rate, "--batch-size", "16KiB"]
     return [
         {"name": "max-1k", "title": "1 KiB records, full speed",
          "what": "1 producer, 1 consumer reading all 16 partitions, acks=1",
          "args": both},
         {"name": "rate-1k", "title": f"1 KiB records at a fixed {rate:.0f} records/s",
-         "what": "1 producer at a fixed rate (16 KiB batches, one request in flight), 1 consumer "
-                 "(this is also the fan-out-to-1 case)",
-         "args": both + paced},
+         "what": "1 producer at a fixed rate (16 KiB batches), 1 consumer that is the one member "
+                 "of a consumer group (sluice bench --group: JoinGroup/SyncGroup with the range "
+                 "assignor, heartbeats, offsets committed every second and at the end); this is "
+                 "the fan-out-to-1 case",
+         "args": both + paced, "group": True},
         {"name": "max-100b", "title": "100-byte records, full speed",
          "what": "1 producer, 1 consumer, acks=1",
          "args": ["--mode", "both", "--partitions", 16, "--record-size", 100]},
@@ -356,10 +358,10 @@ def scenarios(opts):
          "what": "4 producer threads (4 connections), 1 consumer",
          "args": both + ["--producers", 4]},
         {"name": "fanout-4", "title": f"fan-out to 4 consumer groups at {rate:.0f} records/s",
-         "what": "1 producer at a fixed rate; 4 independent consumers each reading every partition "
-                 "(sluice bench --consumer-groups 4: sets of consumers without group membership, "
-                 "since sluice bench has no group client)",
-         "args": both + paced + ["--consumer-groups", 4]},
+         "what": "1 producer at a fixed rate; 4 consumer groups of one member each, every group "
+                 "reading every partition and committing its offsets (sluice bench --group "
+                 "--consumer-groups 4)",
+         "args": both + paced + ["--consumer-groups", 4], "group": True},
         {"name": "catchup", "title": f"catch-up read of a {opts.backlog / GiB:.1f} GiB backlog "
                                      "while producers write",
          "what": "the topic is filled first; its files are then dropped from the page cache (when "
@@ -411,7 +413,10 @@ def run_scenario(sc, ctx):
     else:
         if sc.get("fsync"):
             create_topic(ctx.sluice, ctx.bootstrap, topic, 16, ctx.fsync_configs)
-        result = run_bench(ctx.sluice, bench_common + sc["args"] + ["--duration-s", ctx.duration],
+        # A group named after the scenario's topic: new, so it starts from the run's log end.
+        group = ["--group", f"{topic}-group"] if sc.get("group") else []
+        result = run_bench(ctx.sluice, bench_common + sc["args"] + group +
+                           ["--duration-s", ctx.duration],
                            os.path.join(raw, f"{name}.json"), name, ctx.progress)
     wall = time.monotonic() - t0
     if ctx.broker:
@@ -433,9 +438,8 @@ def run_catchup(sc, ctx, topic, bench_common):
     if ctx.broker:
         ctx.broker.evict_page_cache()
     producer = BenchRun(ctx.sluice, bench_common + ["--mode", "produce", "--record-size", 1024,
-                                                    "--rate", ctx.rate, "--in-flight", 1,
-                                                    "--batch-size", "16KiB", "--duration-s",
-                                                    ctx.duration],
+                                                    "--rate", ctx.rate, "--batch-size", "16KiB",
+                                                    "--duration-s", ctx.duration],
                         os.path.join(raw, "catchup_produce.json"), "catchup producer", ctx.progress)
     # The consumer reads the backlog once (--records) and stops: its seconds are the catch-up time.
     consumer = BenchRun(ctx.sluice, bench_common + ["--mode", "consume", "--record-size", 1024,
@@ -602,6 +606,36 @@ def timeline_series(result, side, key):
             if p.get(side) and key in p[side]]
 
 
+def groups_html(summary):
+    """The consumer-group figures of scenarios whose consumers were group members."""
+    rows = []
+    for sc in summary["scenarios"]:
+        r = sc["result"]
+        produced = (r.get("produce") or {}).get("records", 0)
+        for g in r.get("groups") or []:
+            lat = g.get("commit_latency_ms") or {}
+            shares = " | ".join(",".join(str(p) for p in m["partitions"]) or "&ndash;"
+                                for m in g["members"])
+            rows.append(
+                f"<tr><td>{html.escape(sc['name'])}</td><td>{html.escape(g['group'])}</td>"
+                f"<td>{g['records']:,} of {produced:,}</td><td>{g['mib_per_s']:.1f}</td>"
+                f"<td>{g['first_assignment_s']:.2f}</td><td>{g['rebalances']}</td>"
+                f"<td>{g['commits']}</td><td>{g['commit_errors']}</td>"
+                f"<td>{lat.get('p50', 0):.2f}</td><td>{lat.get('p99', 0):.2f}</td>"
+                f"<td>{lat.get('max', 0):.2f}</td><td>{shares}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2>Consumer groups</h2><table><tr><th>scenario</th><th>group</th>"
+            "<th>records read (of produced)</th><th>MiB/s</th><th>first assignment s</th>"
+            "<th>rebalances</th><th>commits</th><th>failed commits</th><th>commit p50 ms</th>"
+            "<th>commit p99 ms</th><th>commit max ms</th><th>partitions per member</th></tr>"
+            + "".join(rows) + "</table><p class=what>First assignment: from a member's start "
+            "to its SyncGroup answer (the slowest member), which includes the coordinator's "
+            "group.initial.rebalance.delay.ms (3 s by default, extended while members arrive). "
+            "Rebalances: generations the group's members were assigned in, the first included. "
+            "Commit latency: OffsetCommit request to answer.</p>")
+
+
 def html_report(summary):
     refs = summary["references"]
     rows = []
@@ -662,6 +696,7 @@ def html_report(summary):
         "sent (or due, with a fixed rate) to acknowledged; consume = fetch request to answer. "
         "Broker CPUs busy = broker CPU seconds / wall seconds (only when the suite started the "
         "broker).</p>",
+        groups_html(summary),
     ]
     curves_p, curves_c = [], []
     for sc in summary["scenarios"]:
@@ -880,6 +915,12 @@ def main(argv=None):
             if s:
                 log(f"  {r['name']:<16} {side:<8} {s['mib_per_s']:8.1f} MiB/s "
                     f"({r['fractions'].get(side + '_vs_loopback', 0):6.1%} of loopback)")
+        for g in r["result"].get("groups") or []:
+            lat = g.get("commit_latency_ms") or {}
+            log(f"  {r['name']:<16} group {g['group']}: {g['records']} records, first assignment "
+                f"{g['first_assignment_s']:.2f} s, {g['rebalances']} rebalance(s), "
+                f"{g['commits']} commits (p50 {lat.get('p50', 0):.2f} ms, "
+                f"p99 {lat.get('p99', 0):.2f} ms)")
     print(f"report: {out}/report.html  summary: {out}/summary.json" +
           (f"  (failed: {', '.join(failed)})" if failed else ""))
     return 1 if failed else 0
