@@ -113,6 +113,10 @@ const key_def broker_keys[] = {
     // false: fetch responses read segment bytes into memory and send them from there (a copying
     // fetch, for measuring what zero-copy saves); true: segment bytes go file -> socket.
     {"sluice.fetch.zero.copy", kind::boolean, "true"},
+    // How page-cached segment bytes leave (with zero copy on): splice moves page references to
+    // the socket; mapped sends from a read-only mapping (one kernel copy, no user-space copy),
+    // which same-host consumers receive faster; auto picks mapped for same-host peers.
+    {"sluice.fetch.cached.send", kind::choice, "auto", 0, 0, "auto,splice,mapped"},
     {"sluice.log.level", kind::choice, "info", 0, 0, "trace,debug,info,warn,error,off"},
 };
 

@@ -273,6 +273,11 @@ result<void> server::start_core(unsigned core) {
         opts.max_connections = static_cast<size_t>(_cfg.int_value("max.connections"));
         opts.connection.max_frame_bytes =
             static_cast<uint32_t>(_cfg.int_value("socket.request.max.bytes"));
+        const std::string cached = _cfg.string_value("sluice.fetch.cached.send");
+        using cs = net::connection_options::cached_send;
+        opts.connection.cached_file_send = cached == "splice"   ? cs::splice
+                                           : cached == "mapped" ? cs::mapped
+                                                                : cs::automatic;
         shard* sh = c.sh.get();
         auto lst = _stack->listen(*c.reactor, *addr, opts,
                                   [this, sh, max_in_flight](net::connection_ptr conn) {

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -39,7 +41,8 @@ const std::byte* memory_data(const output::piece& p) {
 
 posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_address local,
                                    socket_address peer, connection_options options,
-                                   std::function<void()> on_final)
+                                   std::function<void()> on_final,
+                                   std::shared_ptr<mapped_files> mapped)
     : _reactor(r),
       _fd(std::move(fd)),
       _local(local),
@@ -47,6 +50,12 @@ posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_add
       _options(options),
       _on_final(std::move(on_final)) {
     _splice_ok = _options.splice_file_regions;
+    _mapped_files = std::move(mapped);
+    using cs = connection_options::cached_send;
+    bool same_host = _peer.is_loopback() || _peer.same_host(_local);
+    _use_mapped = _options.splice_file_regions && _options.inline_file_splice &&
+                  (_options.cached_file_send == cs::mapped ||
+                   (_options.cached_file_send == cs::automatic && same_host));
     SLUICE_ASSERT(_options.recv_buffer_bytes >= 8, "recv_buffer_bytes too small");
     // Non-blocking, so that the inline splice to the socket can never stall the reactor;
     // io_uring's recv and send still wait for readiness (they arm an internal poll).
@@ -99,6 +108,7 @@ posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_add
 
 posix_connection::~posix_connection() {
     SLUICE_ASSERT(_inflight == 0, "connection freed with operations in flight");
+    unmap();
     if (_rchunk != nullptr) shared_buffer::release(_rchunk);
     // A connection dropped without ever being started still frees its listener slot.
     if (_on_final) _on_final();
@@ -307,6 +317,17 @@ void posix_connection::send(output out) {
 void posix_connection::pump_send() {
     if (_closing || _send_inflight) return;
     bool file_next = !_sendq.empty() && std::holds_alternative<file_region>(_sendq.front());
+    if (_use_mapped && (_map != nullptr || (file_next && _pipe_bytes == 0))) {
+        _send_inflight = true;  // as below: no re-entrant pumping from on_drain
+        inline_outcome next = send_mapped_inline();
+        _send_inflight = next == inline_outcome::waiting;
+        if (next == inline_outcome::waiting || _closing) return;
+        if (next == inline_outcome::done) {
+            pump_send();
+            return;
+        }
+        file_next = true;  // use_ring: this region (not page-cached) goes through the ring
+    }
     if (_splice_ok && _options.inline_file_splice && (_pipe_bytes > 0 || file_next)) {
         _send_inflight = true;  // on_drain handlers may call send(): no re-entrant pumping
         inline_outcome next = splice_inline();
@@ -495,6 +516,87 @@ posix_connection::inline_outcome posix_connection::splice_inline() {
     }
 }
 
+// The mapped path for page-cached regions: the region is mapped read-only and handed to send()
+// with MSG_DONTWAIT, so the kernel copies page cache -> socket buffer and user space never
+// touches the bytes. A full socket waits for POLLOUT with the mapping kept; the mapping goes
+// when the region is sent. A file that shrank under the mapping makes send() fail with EFAULT
+// (never SIGBUS: the kernel's own access faults); the ring path then reports the short file.
+posix_connection::inline_outcome posix_connection::send_mapped_inline() {
+    for (;;) {
+        if (_closing) return inline_outcome::done;
+        if (_map == nullptr) {
+            if (_sendq.empty() || !std::holds_alternative<file_region>(_sendq.front())) {
+                return inline_outcome::done;
+            }
+            auto& region = std::get<file_region>(_sendq.front());
+            if (!region_in_page_cache(region) || !map_front(region)) {
+                return inline_outcome::use_ring;
+            }
+        }
+        auto& region = std::get<file_region>(_sendq.front());
+        ssize_t n = ::send(_fd.get(), _map->at(region.offset - _map_origin), region.length,
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            auto sent = static_cast<size_t>(n);
+            region.offset += sent;
+            region.length -= static_cast<uint32_t>(sent);
+            _stats.file_bytes_mapped += sent;
+            if (region.length == 0) {
+                unmap();
+                _sendq.pop_front();
+            }
+            sent_bytes(sent);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) {
+            arm_pollout();
+            return inline_outcome::waiting;
+        }
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            begin_close(error(errc::peer_closed, "send to " + _peer.to_string() + ": " +
+                                                     errno_text(errno)));
+            return inline_outcome::done;
+        }
+        unmap();  // EFAULT (the file shrank) or anything unexpected: the ring path decides
+        return inline_outcome::use_ring;
+    }
+}
+
+bool posix_connection::map_front(const file_region& region) {
+    static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    // A region past the end of the file would read zeros from the mapping's last page: leave
+    // it to the ring path, which reports the short file.
+    struct stat st {};
+    if (::fstat(region.file->get(), &st) != 0 ||
+        region.offset + region.length > static_cast<uint64_t>(st.st_size)) {
+        return false;
+    }
+    if (_mapped_files) {
+        _map = _mapped_files->map(region);
+        _map_origin = 0;
+    } else {
+        uint64_t start = region.offset / page * page;
+        size_t len = static_cast<size_t>(region.offset - start) + region.length;
+        void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, region.file->get(),
+                         static_cast<off_t>(start));
+        if (p != MAP_FAILED) {
+            _map = std::make_shared<const file_mapping>(static_cast<std::byte*>(p), len);
+            _map_origin = start;
+        }
+    }
+    if (!_map) {
+        // A file system without mmap support: stop trying on this connection.
+        log::info(k_log, "mmap of a file region for ", _peer.to_string(), " failed (",
+                  errno_text(errno), "); page-cached regions go through splice");
+        _use_mapped = false;
+        return false;
+    }
+    return true;
+}
+
+void posix_connection::unmap() { _map.reset(); }
+
 // Two linked SQEs: file -> pipe, then pipe -> socket. A short first splice fails the link, so
 // the second is cancelled and whatever did reach the pipe is drained by the next pump_send().
 void posix_connection::send_file(file_region& region) {
@@ -657,6 +759,7 @@ void posix_connection::maybe_finalize() {
     if (!_closing || _inflight > 0 || _finalized) return;
     if (_delivering) return;  // runs again when the handler's close completes the loop
     _finalized = true;
+    unmap();
     _fd.reset();
     _pipe_r.reset();
     _pipe_w.reset();

@@ -4,8 +4,8 @@
 // Owned by the reactor that created it (always shared_ptr-managed). While any SQE that names
 // it is in flight it holds a reference to itself (`_keepalive`), so a completion never touches
 // freed memory even when the caller has dropped every connection_ptr. Operations in flight at
-// any time: at most one recv, and either one sendmsg, one bounce-buffer read, or one
-// file->pipe->socket splice pair (two linked SQEs). Sends are serialised through that single
+// any time: at most one recv, and either one sendmsg, one bounce-buffer read, one
+// file->pipe->socket splice pair (two linked SQEs), or one POLLOUT wait of an inline send. Sends are serialised through that single
 // slot, which is what keeps the bytes of successive send() calls in order.
 
 #include <sys/uio.h>
@@ -16,6 +16,7 @@
 
 #include "base/fd.h"
 #include "net/connection.h"
+#include "net/mapped_files.h"
 #include "runtime/reactor.h"
 
 namespace sluice::net {
@@ -24,8 +25,10 @@ class posix_connection final : public connection,
                                public std::enable_shared_from_this<posix_connection> {
   public:
     // `on_final` runs once after on_close (the listener uses it to free a connection slot).
+    // `mapped` (optional): the listener's cache of file mappings for the mapped send path.
     posix_connection(runtime::reactor& r, unique_fd fd, socket_address local, socket_address peer,
-                     connection_options options, std::function<void()> on_final);
+                     connection_options options, std::function<void()> on_final,
+                     std::shared_ptr<mapped_files> mapped = nullptr);
     ~posix_connection() override;
 
     void start(connection_handlers handlers) override;
@@ -81,6 +84,11 @@ class posix_connection final : public connection,
     // The inline splice path (see send_file): returns what pump_send() should do next.
     enum class inline_outcome { waiting, done, use_ring };
     inline_outcome splice_inline();
+    // The mapped path (connection_options::cached_send): send() from a mapping of the front
+    // region. Same outcomes as splice_inline().
+    inline_outcome send_mapped_inline();
+    bool map_front(const file_region& region);
+    void unmap();
     bool region_in_page_cache(const file_region& region) const;
     // Waits (through the ring) until the socket has room, then pumps the send queue again.
     void arm_pollout();
@@ -140,6 +148,11 @@ class posix_connection final : public connection,
     op _pollout_op;
     bool _wait_writable = false;  // an io_uring splice found the socket full  // waiting for socket space while bytes sit in the pipe (inline splice)
     std::vector<std::byte> _bounce;
+    // The mapped path: true when page-cached regions go out through send() from a mapping.
+    bool _use_mapped = false;
+    std::shared_ptr<mapped_files> _mapped_files;  // null: a mapping per region
+    std::shared_ptr<const file_mapping> _map;     // covers the front region while it is sent
+    uint64_t _map_origin = 0;                     // file offset of the mapping's first byte
 };
 
 }  // namespace sluice::net

@@ -133,7 +133,7 @@ class listener_state : public runtime::io_completion,
         ++_live;
         auto conn = std::make_shared<posix_connection>(
             _reactor, std::move(fd), local, peer, _options.connection,
-            [self = shared_from_this()] { --self->_live; });
+            [self = shared_from_this()] { --self->_live; }, _mapped);
         if (_on_accept) {
             _on_accept(std::move(conn));
         }
@@ -160,6 +160,8 @@ class listener_state : public runtime::io_completion,
     bool _armed = false;
     bool _closing = false;
     bool _multishot = true;
+    // File mappings shared by this listener's connections (the mapped send path).
+    std::shared_ptr<mapped_files> _mapped = std::make_shared<mapped_files>(_reactor);
 };
 
 class posix_listener final : public listener {

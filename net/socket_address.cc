@@ -74,6 +74,33 @@ std::string socket_address::to_string() const {
     return host() + ":" + std::to_string(port());
 }
 
+bool socket_address::is_loopback() const {
+    if (family() == AF_INET) {
+        auto addr = ntohl(reinterpret_cast<const sockaddr_in*>(&_storage)->sin_addr.s_addr);
+        return (addr >> 24) == 127;
+    }
+    if (family() == AF_INET6) {
+        const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(&_storage)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(&a)) return true;
+        return IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+bool socket_address::same_host(const socket_address& other) const {
+    if (family() != other.family()) return false;
+    if (family() == AF_INET) {
+        return reinterpret_cast<const sockaddr_in*>(&_storage)->sin_addr.s_addr ==
+               reinterpret_cast<const sockaddr_in*>(&other._storage)->sin_addr.s_addr;
+    }
+    if (family() == AF_INET6) {
+        return std::memcmp(&reinterpret_cast<const sockaddr_in6*>(&_storage)->sin6_addr,
+                           &reinterpret_cast<const sockaddr_in6*>(&other._storage)->sin6_addr,
+                           sizeof(in6_addr)) == 0;
+    }
+    return false;
+}
+
 bool operator==(const socket_address& a, const socket_address& b) {
     return a._len == b._len && std::memcmp(&a._storage, &b._storage, a._len) == 0;
 }

@@ -34,6 +34,10 @@ class socket_address {
     // "127.0.0.1:9092" or "[::1]:9092".
     std::string to_string() const;
     bool valid() const { return _len != 0; }
+    // 127.0.0.0/8, ::1 or an IPv4-mapped loopback address.
+    bool is_loopback() const;
+    // Same family and host address (ports ignored).
+    bool same_host(const socket_address& other) const;
 
     const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&_storage); }
     sockaddr* sa() { return reinterpret_cast<sockaddr*>(&_storage); }

@@ -88,3 +88,18 @@ TEST(stack, chosen_by_name) {
     ASSERT_FALSE(u);
     EXPECT_TRUE(u.error().is(net::errc::stack_unknown));
 }
+
+TEST(address, loopback_and_same_host) {
+    auto v4 = [](const char* s) { return net::parse_address(s).value(); };
+    EXPECT_TRUE(v4("127.0.0.1:1").is_loopback());
+    EXPECT_TRUE(v4("127.4.5.6:1").is_loopback());
+    EXPECT_TRUE(v4("[::1]:1").is_loopback());
+    EXPECT_TRUE(v4("[::ffff:127.0.0.1]:1").is_loopback());
+    EXPECT_FALSE(v4("10.0.0.1:1").is_loopback());
+    EXPECT_FALSE(v4("[::ffff:10.0.0.1]:1").is_loopback());
+    EXPECT_FALSE(v4("[2001:db8::1]:1").is_loopback());
+    EXPECT_TRUE(v4("10.0.0.1:1").same_host(v4("10.0.0.1:9092")));
+    EXPECT_FALSE(v4("10.0.0.1:1").same_host(v4("10.0.0.2:1")));
+    EXPECT_FALSE(v4("127.0.0.1:1").same_host(v4("[::1]:1")));
+    EXPECT_TRUE(v4("[2001:db8::1]:1").same_host(v4("[2001:db8::1]:2")));
+}

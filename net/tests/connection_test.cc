@@ -5,6 +5,9 @@
 #include <atomic>
 #include <thread>
 
+#include <cstring>
+
+#include "net/mapped_files.h"
 #include "net/tests/test_util.h"
 
 using namespace sluice;
@@ -47,7 +50,7 @@ struct temp_file {
 class connection_test : public net_fixture {
 protected:
     // Memory, file regions larger than the pipe and shared buffers, sent as one output.
-    void check_mixed_pieces(bool inline_splice);
+    void check_mixed_pieces(bool inline_splice, connection_options::cached_send how);
 };
 
 TEST_F(connection_test, echo_of_many_sizes_across_recv_boundaries) {
@@ -157,15 +160,25 @@ TEST_F(connection_test, negative_and_absurd_size_prefixes_close_without_allocati
     EXPECT_EQ(large, 1);
 }
 
+using cached_send = connection_options::cached_send;
+
 TEST_F(connection_test, mixed_pieces_arrive_byte_exact_and_in_order) {
-    check_mixed_pieces(true);
+    check_mixed_pieces(true, cached_send::splice);
 }
 
 TEST_F(connection_test, mixed_pieces_through_io_uring_splice_workers) {
-    check_mixed_pieces(false);
+    check_mixed_pieces(false, cached_send::automatic);
 }
 
-void connection_test::check_mixed_pieces(bool inline_splice) {
+TEST_F(connection_test, mixed_pieces_sent_from_mappings) {
+    check_mixed_pieces(true, cached_send::mapped);
+}
+
+TEST_F(connection_test, loopback_peers_get_the_mapped_path_by_default) {
+    check_mixed_pieces(true, cached_send::automatic);
+}
+
+void connection_test::check_mixed_pieces(bool inline_splice, cached_send how) {
     temp_file file(4 << 20);
     auto tail_buffer = shared_buffer::copy_of(pattern(10, 5));
     std::vector<std::byte> expected;
@@ -179,6 +192,7 @@ void connection_test::check_mixed_pieces(bool inline_splice) {
     add(pattern(7, 6));
     listen_options opts;
     opts.connection.inline_file_splice = inline_splice;
+    opts.connection.cached_file_send = how;
     auto addr = start_server(opts, [&](endpoint& ep, std::span<frame>) {
         output out;
         out.append(prefix(static_cast<uint32_t>(expected.size())));
@@ -194,13 +208,23 @@ void connection_test::check_mixed_pieces(bool inline_splice) {
     ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == 1; }));
     EXPECT_TRUE(to_vec(client.frames[0]) == expected);
     EXPECT_EQ(servers[0]->conn->bytes_queued(), 0u);
-    EXPECT_EQ(servers[0]->conn->stats().file_bytes_spliced, (3u << 20) + 1'500'000u);
-    EXPECT_EQ(servers[0]->conn->stats().file_bytes_copied, 0u);
-    // The temp file is in the page cache, so the inline path carries it when enabled.
-    if (inline_splice) {
-        EXPECT_GT(servers[0]->conn->stats().file_bytes_spliced_inline, 0u);
+    const auto& st = servers[0]->conn->stats();
+    const uint64_t file_bytes = (3u << 20) + 1'500'000u;
+    EXPECT_EQ(st.file_bytes_copied, 0u);
+    // The temp file is in the page cache, so an inline path carries it when enabled: the
+    // mapped one for this loopback peer unless splice is asked for.
+    bool mapped = inline_splice && how != cached_send::splice;
+    if (mapped) {
+        EXPECT_EQ(st.file_bytes_mapped, file_bytes);
+        EXPECT_EQ(st.file_bytes_spliced, 0u);
     } else {
-        EXPECT_EQ(servers[0]->conn->stats().file_bytes_spliced_inline, 0u);
+        EXPECT_EQ(st.file_bytes_spliced, file_bytes);
+        EXPECT_EQ(st.file_bytes_mapped, 0u);
+        if (inline_splice) {
+            EXPECT_GT(st.file_bytes_spliced_inline, 0u);
+        } else {
+            EXPECT_EQ(st.file_bytes_spliced_inline, 0u);
+        }
     }
 }
 
@@ -224,6 +248,26 @@ TEST_F(connection_test, file_regions_without_splice_use_the_copy_path) {
     EXPECT_TRUE(to_vec(client.frames[0]) == expected);
     EXPECT_EQ(servers[0]->conn->stats().file_bytes_copied, 600'000u);
     EXPECT_EQ(servers[0]->conn->stats().file_bytes_spliced, 0u);
+}
+
+TEST_F(connection_test, mapped_region_past_end_of_file_closes_with_error) {
+    // The region ends inside the file's only page, which is cached: a mapping would read zeros
+    // there instead of failing, so the connection must notice the short file itself.
+    temp_file file(1000);
+    listen_options opts;
+    opts.connection.cached_file_send = cached_send::mapped;
+    auto addr = start_server(opts, [&](endpoint& ep, std::span<frame>) {
+        output out;
+        out.append(prefix(1000));
+        out.append(file.region(500, 1000));
+        ep.conn->send(std::move(out));
+    });
+    auto& client = connect(addr);
+    client.conn->send(one_piece(framed({})));
+    ASSERT_TRUE(run_until(*reactor, [&] { return servers.size() == 1 && servers[0]->closed(); }));
+    EXPECT_TRUE(servers[0]->close_reason.is(errc::file_region_short))
+        << servers[0]->close_reason.describe();
+    EXPECT_EQ(servers[0]->conn->stats().file_bytes_mapped, 0u);
 }
 
 TEST_F(connection_test, region_past_end_of_file_closes_with_error) {
@@ -640,4 +684,28 @@ TEST(reuse_port, two_reactors_on_two_threads_share_one_port) {
     EXPECT_EQ(accepted[0] + accepted[1], n);
     EXPECT_GT(accepted[0].load(), 0);
     EXPECT_GT(accepted[1].load(), 0);
+}
+
+TEST_F(connection_test, mapped_files_reuse_grow_and_release_idle_mappings) {
+    temp_file file(100'000);
+    auto cache = std::make_shared<mapped_files>(*reactor, 50ms);
+    auto first = cache->map(file.region(10, 1000));
+    ASSERT_NE(first, nullptr);
+    EXPECT_EQ(first->length(), mapped_files::growth_step);
+    auto expected = file.slice(10, 1000);
+    EXPECT_EQ(std::memcmp(first->at(10), expected.data(), expected.size()), 0);
+    // A later region of the same file inside the mapping: the same mapping, no new mmap.
+    auto again = cache->map(file.region(90'000, 10'000));
+    EXPECT_EQ(again.get(), first.get());
+    // Past the mapping (a growing active segment): a larger mapping replaces it.
+    ASSERT_EQ(::ftruncate(file.file->get(), static_cast<off_t>(mapped_files::growth_step + 4096)),
+              0);
+    auto grown = cache->map(file.region(mapped_files::growth_step, 4096));
+    ASSERT_NE(grown, nullptr);
+    EXPECT_NE(grown.get(), first.get());
+    EXPECT_EQ(grown->length(), 2 * mapped_files::growth_step);
+    EXPECT_EQ(cache->size(), 1u);
+    // Unused for the idle period: the sweep drops the entry; a holder's mapping stays valid.
+    ASSERT_TRUE(run_until(*reactor, [&] { return cache->size() == 0; }));
+    EXPECT_EQ(std::memcmp(first->at(10), expected.data(), expected.size()), 0);
 }
