@@ -16,6 +16,14 @@ uint32_t offset_index::lookup(int32_t relative_offset) const {
     return std::prev(it)->position;
 }
 
+std::span<const offset_index::entry> offset_index::between_positions(uint64_t from,
+                                                                     uint64_t to) const {
+    auto by_position = [](const entry& e, uint64_t pos) { return e.position < pos; };
+    auto lo = std::lower_bound(_entries.begin(), _entries.end(), from, by_position);
+    auto hi = std::lower_bound(lo, _entries.end(), to, by_position);
+    return {lo, hi};
+}
+
 void offset_index::truncate_to_position(uint32_t position) {
     while (!_entries.empty() && _entries.back().position >= position) _entries.pop_back();
 }

@@ -29,6 +29,8 @@ public:
     bool empty() const { return _entries.empty(); }
     size_t size() const { return _entries.size(); }
     const entry& back() const { return _entries.back(); }
+    // Entries whose position is in [from, to), in position order.
+    std::span<const entry> between_positions(uint64_t from, uint64_t to) const;
 
     std::vector<std::byte> serialize() const;
     // Fails (returns false) unless the bytes are whole entries with strictly increasing offsets

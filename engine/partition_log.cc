@@ -528,6 +528,32 @@ void partition_log::impl::lru_remove(segment& s) {
     s.in_lru = false;
 }
 
+// A fetch of many batches would otherwise read every batch header between its start and its end
+// (one pread each for 64 KiB batches). The offset index knows where batches start: the batches
+// from `from` up to an indexed batch that still ends within `budget` bytes and below `upper`
+// are taken whole, reading only that one batch's header. Returns the position after the last
+// batch taken and its last offset, or {from, -1} when nothing could be skipped.
+std::pair<uint64_t, int64_t> partition_log::impl::skip_whole_batches(segment& s, file& f,
+                                                                      uint64_t from,
+                                                                      size_t budget,
+                                                                      int64_t upper) {
+    constexpr int max_header_reads = 3;
+    const uint64_t end = std::min<uint64_t>(from + budget, s.size);
+    auto candidates = s.oindex.between_positions(from, end);
+    int reads = 0;
+    for (auto it = candidates.rbegin(); it != candidates.rend() && reads < max_header_reads;
+         ++it) {
+        if (s.base + it->relative_offset >= upper) continue;
+        ++reads;
+        batch_scanner probe(f, it->position, s.size, max_scan_batch_bytes);
+        if (probe.next(false) != batch_scanner::outcome::batch) break;
+        const auto& h = probe.header;
+        if (h.last_offset() >= upper) continue;
+        if (probe.next_position() <= end) return {probe.next_position(), h.last_offset()};
+    }
+    return {from, -1};
+}
+
 result<read_result> partition_log::impl::read(model::offset start_o, size_t max_bytes,
                                               model::offset upper_o, bool min_one_batch) {
     if (_failure) return *_failure;
@@ -549,6 +575,7 @@ result<read_result> partition_log::impl::read(model::offset start_o, size_t max_
         uint64_t pos = start > s.base ? s.oindex.lookup(static_cast<int32_t>(start - s.base)) : 0;
         batch_scanner sc(**f, pos, s.size, max_scan_batch_bytes);
         uint64_t region_pos = 0, region_len = 0;
+        bool skipped = false;
         for (;;) {
             auto o = sc.next(false);
             if (o == batch_scanner::outcome::end) break;
@@ -568,6 +595,17 @@ result<read_result> partition_log::impl::read(model::offset start_o, size_t max_
             out.last_offset = model::offset(h.last_offset());
             region_len += h.size_bytes();
             out.total_bytes += h.size_bytes();
+            if (!skipped && out.total_bytes < max_bytes) {
+                skipped = true;
+                auto [to, last] = skip_whole_batches(s, **f, sc.next_position(), max_bytes - out.total_bytes, upper);
+                if (to > sc.next_position()) {
+                    uint64_t n = to - sc.next_position();
+                    region_len += n;
+                    out.total_bytes += n;
+                    out.last_offset = model::offset(last);
+                    sc.seek(to);
+                }
+            }
         }
         if (region_len > 0) {
             out.regions.push_back({(*f)->fd(), region_pos, static_cast<uint32_t>(region_len)});

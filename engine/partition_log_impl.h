@@ -31,6 +31,8 @@ public:
 
     // --- public operations (partition_log.cc) ---
     void append(std::span<std::byte> batches, append_options opts, append_callback cb);
+    std::pair<uint64_t, int64_t> skip_whole_batches(segment& s, file& f, uint64_t from,
+                                                    size_t budget, int64_t upper);
     result<read_result> read(model::offset start, size_t max_bytes, model::offset upper_exclusive,
                              bool min_one_batch);
     result<std::optional<timestamp_lookup>> offset_for_timestamp(int64_t ts);

@@ -31,6 +31,10 @@ public:
     // Moves to the next batch. With `validate`, the whole batch is read and checked
     // (CRC included); otherwise only its header is read.
     outcome next(bool validate);
+    // Continues at `pos`, which must be the start of a batch (from the offset index).
+    void seek(uint64_t pos) { _pos = pos; }
+    // Where the next batch starts.
+    uint64_t next_position() const { return _pos; }
     // Valid after outcome::batch: the batch's bytes (only when validated), else empty.
     std::span<const std::byte> batch_bytes() const { return _batch; }
 
@@ -40,7 +44,8 @@ public:
 
 private:
     // Makes [pos, pos+n) available in the window; returns how many of those bytes exist.
-    result<size_t> fill(uint64_t pos, size_t n);
+    // Reads at least `window` bytes when it has to read.
+    result<size_t> fill(uint64_t pos, size_t n, size_t window);
     std::span<const std::byte> window(uint64_t pos, size_t n) const {
         return {_buf.data() + (pos - _buf_pos), n};
     }

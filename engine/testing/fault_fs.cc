@@ -26,7 +26,7 @@ struct fault_fs::state {
     std::string fail_write, fail_fsync, tear_write;
     bool fail_write_armed = false, fail_fsync_armed = false, tear_armed = false;
     size_t tear_prefix = 0;
-    uint64_t fsyncs = 0, writes = 0;
+    uint64_t fsyncs = 0, writes = 0, reads = 0;
 
     static bool take(bool& armed, const std::string& part, const std::string& path) {
         if (!armed || path.find(part) == std::string::npos) return false;
@@ -90,6 +90,7 @@ public:
     }
 
     result<size_t> pread(uint64_t pos, std::span<std::byte> out) override {
+        ++_st->reads;
         return _inner->pread(pos, out);
     }
     result<void> write_sync(uint64_t pos, std::span<const std::byte> data) override {
@@ -142,6 +143,7 @@ void fault_fs::tear_next_write(std::string part, size_t prefix) {
 }
 uint64_t fault_fs::fsyncs() const { return _state->fsyncs; }
 uint64_t fault_fs::writes() const { return _state->writes; }
+uint64_t fault_fs::reads() const { return _state->reads; }
 
 result<std::unique_ptr<file>> fault_fs::open(const std::string& path, open_mode mode) {
     bool existed = _inner.exists(path);

@@ -36,6 +36,7 @@ public:
 
     uint64_t fsyncs() const;
     uint64_t writes() const;
+    uint64_t reads() const;  // pread calls
 
     result<std::unique_ptr<file>> open(const std::string& path, open_mode mode) override;
     result<void> remove(const std::string& path) override;

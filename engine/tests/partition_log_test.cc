@@ -166,6 +166,88 @@ TEST_F(partition_log_test, read_bounds_max_bytes_upper_offset_and_min_one_batch)
     EXPECT_TRUE(oor.error().is(errc::offset_out_of_range));
 }
 
+TEST_F(partition_log_test, reads_that_skip_by_the_index_match_a_batch_by_batch_walk) {
+    // Batches of varied sizes over several segments (16 KiB each, index every 512 bytes): a
+    // read takes the batches between its first one and an indexed one without reading their
+    // headers, and must still end exactly where walking every batch ends.
+    open();
+    struct info {
+        int64_t base, last;
+        size_t size;
+    };
+    std::vector<info> batches;
+    for (int i = 0; i < 120; ++i) {
+        auto b = batch(1 + (i * 7) % 23, 1000 + i, std::string(1 + (i * 13) % 90, 'x'));
+        size_t size = b.size();
+        auto r = append(std::move(b));
+        ASSERT_TRUE(r.has_value()) << r.error().describe();
+        batches.push_back({r->base_offset(), r->last_offset(), size});
+    }
+    ASSERT_GT(log->closed_segments().size(), 1u);
+    const int64_t end = batches.back().last + 1;
+    const size_t sizes[] = {1, 700, 3000, 9000, 30'000, 100'000, 1 << 20};
+    const int64_t uppers[] = {end / 3, end - 5, INT64_MAX};
+    int compared = 0;
+    for (int64_t start = 0; start < end; start += 3) {
+        for (size_t max_bytes : sizes) {
+            for (int64_t upper : uppers) {
+                for (bool min_one : {false, true}) {
+                    // The walk: whole batches from the one holding `start`, per segment rules
+                    // are the same because a read never splits a batch.
+                    size_t total = 0;
+                    int64_t first = -1, last = -1;
+                    for (const auto& b : batches) {
+                        if (b.last < start) continue;
+                        if (b.last >= std::min(upper, end)) break;
+                        if (total + b.size > max_bytes && !(min_one && total == 0)) break;
+                        if (first < 0) first = b.base;
+                        last = b.last;
+                        total += b.size;
+                    }
+                    auto rr = log->read(model::offset(start), max_bytes, model::offset(upper),
+                                        min_one);
+                    ASSERT_TRUE(rr.has_value()) << rr.error().describe();
+                    SCOPED_TRACE("start " + std::to_string(start) + " max " +
+                                 std::to_string(max_bytes) + " upper " + std::to_string(upper) +
+                                 " min_one " + std::to_string(min_one));
+                    ASSERT_EQ(rr->total_bytes, total);
+                    size_t in_regions = 0;
+                    for (const auto& region : rr->regions) in_regions += region.length;
+                    ASSERT_EQ(in_regions, total);
+                    if (total > 0) {
+                        ASSERT_EQ(rr->first_offset(), first);
+                        ASSERT_EQ(rr->last_offset(), last);
+                    }
+                    ++compared;
+                }
+            }
+        }
+    }
+    EXPECT_GT(compared, 1000);
+}
+
+TEST_F(partition_log_test, a_large_read_does_not_read_every_batch_header) {
+    cfg.segment_bytes = 8 << 20;
+    open();
+    for (int i = 0; i < 64; ++i) {
+        ASSERT_TRUE(append(batch(16, 1000, std::string(500, 'a' + i % 26))).has_value());
+    }
+    const uint64_t before = fs.reads();
+    auto all = log->read(model::offset(0), 8 << 20, model::offset(INT64_MAX), false);
+    ASSERT_TRUE(all.has_value());
+    EXPECT_EQ(all->last_offset(), 64 * 16 - 1);
+    EXPECT_EQ(all->regions.size(), 1u);
+    // The first batch's header, the indexed last batch's header, the end: not 64 reads.
+    EXPECT_LE(fs.reads() - before, 4u);
+    // Half the log: still a handful of reads, and whole batches only.
+    const uint64_t mid = fs.reads();
+    auto half = log->read(model::offset(100), all->total_bytes / 2, model::offset(INT64_MAX), false);
+    ASSERT_TRUE(half.has_value());
+    EXPECT_LE(half->total_bytes, all->total_bytes / 2);
+    EXPECT_EQ((half->last_offset() + 1) % 16, 0);
+    EXPECT_LE(fs.reads() - mid, 6u);
+}
+
 TEST_F(partition_log_test, unwritten_appends_are_not_visible) {
     open();
     ASSERT_TRUE(append(batch(1)).has_value());
