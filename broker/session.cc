@@ -26,6 +26,16 @@ void session::start() {
         self->_conn.reset();  // breaks the connection <-> session cycle
     };
     h.on_drain = [self] { self->update_backpressure(); };
+    // An unreadable frame (bad size prefix): the requests before it still get their answers,
+    // then the connection closes, as a broker reading the stream in order would do.
+    h.on_bad_frame = [self](const error& why) {
+        if (self->_conn) {
+            log::warn("broker", "closing connection from ", self->_conn->peer_address().to_string(),
+                      " once its earlier requests are answered: ", why.describe());
+        }
+        self->_close_when_answered = true;
+        self->close_if_answered();
+    };
     _conn->start(std::move(h));
 }
 
@@ -104,6 +114,13 @@ void session::send_ready() {
         if (node.mapped() && _conn && _conn->is_open()) _conn->send(std::move(*node.mapped()));
     }
     update_backpressure();
+    close_if_answered();
+}
+
+void session::close_if_answered() {
+    if (_close_when_answered && _in_flight == 0 && _conn && _conn->is_open()) {
+        _conn->close_after_send();
+    }
 }
 
 void session::update_backpressure() {

@@ -36,6 +36,7 @@ private:
     void send_ready();
     void update_backpressure();
     void close_with(const char* why);
+    void close_if_answered();
 
     server& _srv;
     shard& _home;
@@ -46,6 +47,7 @@ private:
     std::map<uint64_t, std::optional<net::output>> _done;  // finished, waiting for their turn
     size_t _in_flight = 0;
     bool _closed = false;
+    bool _close_when_answered = false;  // the stream had an unreadable frame
 };
 
 }  // namespace sluice::broker

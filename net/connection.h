@@ -108,6 +108,12 @@ struct connection_handlers {
     std::function<void(const error& reason)> on_close;
     // Optional: the send queue became empty (bytes_queued() == 0) after holding data.
     std::function<void()> on_drain;
+    // Optional: the stream reached a frame that cannot be read (a size prefix over
+    // max_frame_bytes, or negative). The frames before it were delivered; receiving has stopped
+    // for good. Without this handler the connection closes at once (dropping whatever answers
+    // are still queued); with it, the owner decides, typically: answer what was delivered, then
+    // close_after_send().
+    std::function<void(const error& reason)> on_bad_frame;
 };
 
 struct connection_stats {

@@ -262,7 +262,16 @@ void posix_connection::process_frames() {
         _batch.clear();
     }
     if (!ok) {
-        begin_close(std::move(failure));
+        if (!_handlers.on_bad_frame || _closing) {
+            begin_close(std::move(failure));
+            return;
+        }
+        log::warn(k_log, "connection ", _local.to_string(), " <-> ", _peer.to_string(),
+                  " stops receiving: ", failure.describe());
+        _receive_dead = true;
+        _paused = true;
+        auto on_bad = _handlers.on_bad_frame;
+        on_bad(failure);
         return;
     }
     // Everything delivered and released: reuse the chunk from the top. Not while a recv is
@@ -280,7 +289,7 @@ void posix_connection::pause_receive() {
 
 void posix_connection::resume_receive() {
     assert_owner_thread();
-    if (!_paused) return;
+    if (!_paused || _receive_dead) return;
     _paused = false;
     if (_closing || !_started) return;
     // Deliver what is already buffered, then read again; from the loop, never from inside the

@@ -124,6 +124,7 @@ class posix_connection final : public connection,
     size_t _rneed = 0;  // bytes from _rstart the pending frame needs (prefix included); 0: unknown
     bool _recv_inflight = false;
     bool _paused = false;
+    bool _receive_dead = false;  // an unreadable frame: receiving never resumes
     bool _delivering = false;
     std::vector<frame> _batch;
 

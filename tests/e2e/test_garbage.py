@@ -229,6 +229,21 @@ class GarbageTest(BrokerTestCase):
                 self.send_and_expect_close(struct.pack(">i", length) + b"\x00" * 64,
                                            "length prefix %d" % length)
 
+    def test_requests_before_a_bad_prefix_are_answered_then_closed(self):
+        # Three good requests pipelined in one write with an absurd length prefix behind them:
+        # the broker answers the three, in order, and then closes (nothing after the bad
+        # prefix is read).
+        good = b"".join(request_frame(METADATA, 1, 100 + i, metadata_v1([])) for i in range(2))
+        good += request_frame(API_VERSIONS, 0, 102, b"")
+        for bad in (struct.pack(">i", 0x7FFFFFFF), struct.pack(">i", -5)):
+            with self.subTest(prefix=bad.hex()):
+                with self.connect() as s:
+                    s.sendall(good + bad + b"\x00" * 32)
+                    ids = [read_response(s, WAIT_S)[0] for _ in range(3)]
+                    self.assertEqual(ids, [100, 101, 102])
+                    self.assertTrue(wait_closed(s, WAIT_S),
+                                    "broker kept the connection after a bad prefix")
+
     def test_zero_length_and_tiny_frames(self):
         for body in (b"", b"\x00", b"\x00\x03", b"\x00\x03\x00\x01"):
             self.send_and_hang_up(struct.pack(">i", len(body)) + body, linger_s=0.1)
