@@ -1,6 +1,7 @@
 // The consumers of `sluice bench`: one Fetch in flight per leader connection, records counted
 // from the batch headers (no decompression: the generator measures the broker, not the codec).
 
+#include <chrono>
 #include <thread>
 
 #include "model/record_batch.h"
@@ -205,9 +206,18 @@ result<void> consumer_worker::receive_one(const sent_fetch& f) {
             int32_t part = p.partition_index;
             if (p.error_code != 0) {
                 _stats.errors.fetch_add(1, std::memory_order_relaxed);
-                if (!kafka_error_retriable(p.error_code)) {
+                // A start past the log end (a group's committed offset ahead of what was
+                // written) becomes readable once the producers of a both-mode run reach it:
+                // keep asking while they write, rather than failing on the first early fetch.
+                constexpr int16_t offset_out_of_range = 1;
+                bool ahead_of_log = p.error_code == offset_out_of_range &&
+                                    _offsets.contains(part) && p.high_watermark >= 0 &&
+                                    _offsets[part] > p.high_watermark &&
+                                    _s.run_mode == mode::both && !_ctl.producers_done.load();
+                if (!ahead_of_log && !kafka_error_retriable(p.error_code)) {
                     return kafka_failure(p.error_code, _s.topic + "-" + std::to_string(part));
                 }
+                if (ahead_of_log) std::this_thread::sleep_for(std::chrono::milliseconds(1));
                 continue;
             }
             if (!_offsets.contains(part)) continue;
