@@ -473,6 +473,24 @@ bool posix_connection::region_in_page_cache(const file_region& region) const {
 #endif
 }
 
+// After a non-blocking send or splice to the socket failed (errno set): nullopt to retry at
+// once (EINTR), else what the inline path returns: waiting for POLLOUT when the socket is full,
+// done when the peer is gone (the connection is closing), use_ring for anything else.
+std::optional<posix_connection::inline_outcome> posix_connection::after_inline_send_error(
+    const char* what) {
+    if (errno == EINTR) return std::nullopt;
+    if (errno == EAGAIN) {
+        arm_pollout();
+        return inline_outcome::waiting;
+    }
+    if (errno == EPIPE || errno == ECONNRESET) {
+        begin_close(error(errc::peer_closed,
+                          std::string(what) + " to " + _peer.to_string() + ": " + errno_text(errno)));
+        return inline_outcome::done;
+    }
+    return inline_outcome::use_ring;
+}
+
 // The fast path for file regions whose bytes are in the page cache: splice file -> pipe ->
 // socket right here on the reactor thread, without the io_uring worker hand-offs that the
 // SPLICE operations cost (io_uring always runs splice in a worker). The socket is non-blocking,
@@ -489,17 +507,9 @@ posix_connection::inline_outcome posix_connection::splice_inline() {
                 sent_bytes(static_cast<size_t>(n));
                 continue;
             }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && errno == EAGAIN) {
-                arm_pollout();
-                return inline_outcome::waiting;
-            }
-            if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-                begin_close(error(errc::peer_closed, "splice to " + _peer.to_string() + ": " +
-                                                         errno_text(errno)));
-                return inline_outcome::done;
-            }
-            return inline_outcome::use_ring;
+            if (n == 0) return inline_outcome::use_ring;
+            if (auto next = after_inline_send_error("splice"); next) return *next;
+            continue;
         }
         if (_sendq.empty() || !std::holds_alternative<file_region>(_sendq.front())) {
             return inline_outcome::done;
@@ -557,18 +567,13 @@ posix_connection::inline_outcome posix_connection::send_mapped_inline() {
             sent_bytes(sent);
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) {
-            arm_pollout();
-            return inline_outcome::waiting;
-        }
-        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-            begin_close(error(errc::peer_closed, "send to " + _peer.to_string() + ": " +
-                                                     errno_text(errno)));
-            return inline_outcome::done;
-        }
-        unmap();  // EFAULT (the file shrank) or anything unexpected: the ring path decides
-        return inline_outcome::use_ring;
+        auto next = n == 0 ? std::optional(inline_outcome::use_ring)
+                           : after_inline_send_error("send");
+        if (!next) continue;
+        // EFAULT (the file shrank under the mapping) or anything unexpected: the ring path
+        // decides; a full socket keeps the mapping for the rest of the region.
+        if (*next == inline_outcome::use_ring) unmap();
+        return *next;
     }
 }
 

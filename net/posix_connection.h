@@ -13,6 +13,7 @@
 #include <array>
 #include <deque>
 #include <memory>
+#include <optional>
 
 #include "base/fd.h"
 #include "net/connection.h"
@@ -87,6 +88,7 @@ class posix_connection final : public connection,
     // The mapped path (connection_options::cached_send): send() from a mapping of the front
     // region. Same outcomes as splice_inline().
     inline_outcome send_mapped_inline();
+    std::optional<inline_outcome> after_inline_send_error(const char* what);
     bool map_front(const file_region& region);
     void unmap();
     bool region_in_page_cache(const file_region& region) const;
