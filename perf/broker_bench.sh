@@ -90,6 +90,13 @@ consume() {  # name depth
     echo $((t1 - t0)) >"$dir/$1.ticks"
 }
 
+# A loopback reference, then the consume at 1 and PIPELINE fetches in flight.
+consume_pair() {  # loopback-name key round
+    loopback "$1_$3"
+    consume "${2}1_$3" 1
+    consume "${2}${pipeline}_$3" "$pipeline"
+}
+
 start_broker
 # Fill the consume topic outside the measurements; it stays in the page cache.
 bench --mode consume --topic consume-bench --partitions 1 --record-size 1024 \
@@ -101,25 +108,19 @@ for r in $(seq "$rounds"); do
     bench --mode produce --topic produce-bench --partitions "$partitions" --record-size 1024 \
         --batch-size "$batch" --acks 1 --producers "$producers" --in-flight "$in_flight" \
         --duration-s "$duration" --json "$dir/produce_$r.json"
-    loopback "loop_zc2_$r"
-    consume "zc1_$r" 1
-    consume "zc${pipeline}_$r" "$pipeline"
+    consume_pair loop_zc2 zc "$r"
 done
 stop_broker
 start_broker --sluice.fetch.cached.send=splice
 for r in $(seq "$rounds"); do
     echo "== round $r/$rounds: loopback, spliced fetch (sluice.fetch.cached.send=splice) with 1 and $pipeline in flight" >&2
-    loopback "loop_sp_$r"
-    consume "sp1_$r" 1
-    consume "sp${pipeline}_$r" "$pipeline"
+    consume_pair loop_sp sp "$r"
 done
 stop_broker
 start_broker --sluice.fetch.zero.copy=false
 for r in $(seq "$rounds"); do
     echo "== round $r/$rounds: loopback, copying fetch (sluice.fetch.zero.copy=false) with 1 and $pipeline in flight, page-cache write reference" >&2
-    loopback "loop_cp_$r"
-    consume "cp1_$r" 1
-    consume "cp${pipeline}_$r" "$pipeline"
+    consume_pair loop_cp cp "$r"
     # Fresh pages into the page cache, as an append with fsync=never takes them (no fsync).
     t0=$(date +%s.%N)
     dd if=/dev/zero of="$dir/dd_$r" bs=1M count=1024 status=none
