@@ -2,6 +2,7 @@
 # Installs every Debian package Sluice needs to build and test. Idempotent: packages already
 # present are skipped, and apt-get update runs once only when something is missing.
 set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(
   g++ cmake ninja-build ccache pkg-config python3 valgrind
@@ -9,11 +10,16 @@ packages=(
   liburing-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev
 )
 # Real Kafka clients used by the end-to-end tests (tests/e2e): kcat, kafka-python with the
-# codecs it can use (snappy, lz4, zstd), confluent-kafka, and Go's sarama built with Debian's go.
+# codecs it can use (snappy, lz4, zstd), confluent-kafka, Go's sarama built with Debian's go,
+# and Node.js with npm for kafkajs (installed from the npm registry below). Node and npm are
+# asked for only when their commands are missing: a machine may have them from another source
+# (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
 if [[ "${SLUICE_CLIENT_DEPS:-1}" == 1 ]]; then
   packages+=(kcat librdkafka-dev python3-kafka python3-confluent-kafka
              python3-snappy python3-lz4 python3-zstandard
              golang-go golang-github-shopify-sarama-dev)
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
 fi
 
 missing=()
@@ -26,4 +32,30 @@ if ((${#missing[@]})); then
   echo "ci/install-deps: installing ${missing[*]}"
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# kafkajs for tests/e2e/test_kafkajs.py: `npm ci` installs exactly what package-lock.json pins
+# into tests/e2e/kafkajs/node_modules (ignored by git). It runs again only when the lock file
+# differs from the copy kept after the last good install. The npm registry may be unreachable:
+# then the install is reported and left out, CI goes on, and test_kafkajs.py prints E2E-SKIP.
+install_kafkajs() {
+  local harness="$here/tests/e2e/kafkajs"
+  local stamp="$harness/node_modules/.sluice-package-lock.json"
+  if ! command -v npm >/dev/null; then
+    echo "ci/install-deps: npm is missing; the kafkajs tests will be skipped" >&2
+    return 0
+  fi
+  cmp -s "$harness/package-lock.json" "$stamp" && return 0
+  echo "ci/install-deps: npm ci in tests/e2e/kafkajs"
+  if (cd "$harness" && timeout 300 npm ci --no-audit --no-fund --fetch-retries=1 \
+        --fetch-timeout=60000); then
+    cp "$harness/package-lock.json" "$stamp"
+  else
+    rm -rf "$harness/node_modules"
+    echo "ci/install-deps: npm ci failed (is the npm registry reachable?);" \
+         "the kafkajs tests will be skipped" >&2
+  fi
+}
+if [[ "${SLUICE_CLIENT_DEPS:-1}" == 1 ]]; then
+  install_kafkajs
 fi
