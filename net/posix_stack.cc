@@ -176,12 +176,24 @@ class posix_listener final : public listener {
     std::shared_ptr<listener_state> _st;
 };
 
-result<unique_fd> open_listen_socket(const socket_address& address, const listen_options& o) {
+result<unique_fd> open_listen_socket(const socket_address& requested, const listen_options& o) {
+    socket_address address = requested;
     unique_fd fd(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid() && errno == EAFNOSUPPORT && address.is_ipv6_any()) {
+        // "Every interface" on a kernel without IPv6 is every IPv4 interface.
+        address = socket_address::ipv4_any(requested.port());
+        fd = unique_fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    }
     if (!fd.valid())
         return error(errc::listen_failed, std::string("socket: ") + std::strerror(errno));
     int one = 1;
+    int zero = 0;
     (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // The IPv6 wildcard takes IPv4 connections too, whatever net.ipv6.bindv6only says.
+    if (address.is_ipv6_any() &&
+        ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) {
+        return error(errc::listen_failed, std::string("IPV6_V6ONLY: ") + std::strerror(errno));
+    }
     if (o.reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
         return error(errc::listen_failed, std::string("SO_REUSEPORT: ") + std::strerror(errno));
     }

@@ -10,11 +10,31 @@
 namespace sluice::net {
 
 socket_address::socket_address(const sockaddr* sa, socklen_t len) {
-    if (len > 0 && static_cast<size_t>(len) <= sizeof _storage &&
-        (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
+    if (len <= 0 || static_cast<size_t>(len) > sizeof _storage) return;
+    if (sa->sa_family == AF_INET6 && static_cast<size_t>(len) >= sizeof(sockaddr_in6)) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            sockaddr_in in{};
+            in.sin_family = AF_INET;
+            in.sin_port = in6->sin6_port;
+            std::memcpy(&in.sin_addr, &in6->sin6_addr.s6_addr[12], sizeof in.sin_addr);
+            std::memcpy(&_storage, &in, sizeof in);
+            _len = sizeof in;
+            return;
+        }
+    }
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
         std::memcpy(&_storage, sa, len);
         _len = len;
     }
+}
+
+socket_address socket_address::any(uint16_t port) {
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    in6.sin6_addr = in6addr_any;
+    in6.sin6_port = htons(port);
+    return socket_address(reinterpret_cast<const sockaddr*>(&in6), sizeof in6);
 }
 
 socket_address socket_address::ipv4_any(uint16_t port) {
@@ -74,6 +94,11 @@ std::string socket_address::to_string() const {
     return host() + ":" + std::to_string(port());
 }
 
+bool socket_address::is_ipv6_any() const {
+    return family() == AF_INET6 &&
+           IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&_storage)->sin6_addr);
+}
+
 bool socket_address::is_loopback() const {
     if (family() == AF_INET) {
         auto addr = ntohl(reinterpret_cast<const sockaddr_in*>(&_storage)->sin_addr.s_addr);
@@ -81,8 +106,7 @@ bool socket_address::is_loopback() const {
     }
     if (family() == AF_INET6) {
         const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(&_storage)->sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(&a)) return true;
-        return IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127;
+        return IN6_IS_ADDR_LOOPBACK(&a);
     }
     return false;
 }
@@ -156,7 +180,8 @@ result<host_port> split_host_port(std::string_view s) {
 }
 
 result<socket_address> resolve(const host_port& hp) {
-    if (hp.host.empty() || hp.host == "0.0.0.0") return socket_address::ipv4_any(hp.port);
+    if (hp.host.empty()) return socket_address::any(hp.port);
+    if (hp.host == "0.0.0.0") return socket_address::ipv4_any(hp.port);
     if (hp.host == "localhost") return socket_address::ipv4_loopback(hp.port);
     sockaddr_in in{};
     if (inet_pton(AF_INET, hp.host.c_str(), &in.sin_addr) == 1) {

@@ -20,8 +20,13 @@ namespace sluice::net {
 class socket_address {
   public:
     socket_address() = default;
-    // From a sockaddr of `len` bytes (AF_INET or AF_INET6).
+    // From a sockaddr of `len` bytes (AF_INET or AF_INET6). An IPv4-mapped IPv6 address
+    // (::ffff:a.b.c.d, what a dual-stack listener reports for IPv4 peers) is kept as the IPv4
+    // address it maps, as Java does, so an IPv4 client looks the same on either listener.
     socket_address(const sockaddr* sa, socklen_t len);
+    // Every interface, IPv6 and IPv4: the IPv6 wildcard "::", which a listener binds
+    // dual-stack (IPV6_V6ONLY off). What an empty listener host means, as in Kafka.
+    static socket_address any(uint16_t port);
     static socket_address ipv4_any(uint16_t port);
     static socket_address ipv4_loopback(uint16_t port);
     static socket_address ipv6_loopback(uint16_t port);
@@ -34,7 +39,9 @@ class socket_address {
     // "127.0.0.1:9092" or "[::1]:9092".
     std::string to_string() const;
     bool valid() const { return _len != 0; }
-    // 127.0.0.0/8, ::1 or an IPv4-mapped loopback address.
+    // The IPv6 wildcard "::" (any()).
+    bool is_ipv6_any() const;
+    // 127.0.0.0/8 or ::1 (IPv4-mapped addresses are stored as IPv4).
     bool is_loopback() const;
     // Same family and host address (ports ignored).
     bool same_host(const socket_address& other) const;
@@ -50,8 +57,11 @@ class socket_address {
     socklen_t _len = 0;
 };
 
-// Parses "host:port". An empty host or "0.0.0.0" means every IPv4 interface, "[::]" every IPv6
-// one; "localhost" is 127.0.0.1; "[v6]" is an IPv6 literal; other names go through getaddrinfo.
+// Parses "host:port". An empty host means every interface, IPv6 and IPv4 (any()): Kafka's
+// `listeners=PLAINTEXT://:9092` binds the JVM's dual-stack wildcard, and clients that resolve
+// "localhost" to ::1 first (Node.js 17+ on a stock /etc/hosts) must reach it. "0.0.0.0" means
+// every IPv4 interface only; "[::]" is the IPv6 wildcard (dual-stack as well); "localhost" is
+// 127.0.0.1; "[v6]" is an IPv6 literal; other names go through getaddrinfo.
 [[nodiscard]] result<socket_address> parse_address(std::string_view host_port);
 
 // One Kafka listener entry, "NAME://host:port".

@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include "net/errc.h"
@@ -14,14 +15,42 @@ TEST(address, host_port_ipv4) {
     EXPECT_EQ(a->to_string(), "127.0.0.1:9092");
 }
 
-TEST(address, empty_host_and_any_mean_all_interfaces) {
+TEST(address, empty_host_means_every_interface_ipv6_and_ipv4) {
+    // Kafka's `listeners=PLAINTEXT://:9092` binds the JVM's dual-stack wildcard; so does ours.
     auto a = net::parse_address(":9092");
     ASSERT_TRUE(a);
-    EXPECT_EQ(a->host(), "0.0.0.0");
+    EXPECT_EQ(a->family(), AF_INET6);
+    EXPECT_EQ(a->host(), "::");
+    EXPECT_TRUE(a->is_ipv6_any());
+    EXPECT_EQ(*a, net::socket_address::any(9092));
+    EXPECT_EQ(a->to_string(), "[::]:9092");
+    auto v6 = net::parse_address("[::]:9092");
+    ASSERT_TRUE(v6);
+    EXPECT_TRUE(v6->is_ipv6_any());
+}
+
+TEST(address, zero_address_means_every_ipv4_interface) {
     auto b = net::parse_address("0.0.0.0:1");
     ASSERT_TRUE(b);
-    EXPECT_EQ(*a == *b, false);  // ports differ
+    EXPECT_EQ(b->family(), AF_INET);
     EXPECT_EQ(b->host(), "0.0.0.0");
+    EXPECT_FALSE(b->is_ipv6_any());
+    EXPECT_FALSE(net::parse_address("[::1]:1")->is_ipv6_any());
+}
+
+TEST(address, ipv4_mapped_addresses_are_kept_as_ipv4) {
+    // What a dual-stack listener's accept reports for an IPv4 client.
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(4321);
+    ASSERT_EQ(inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6.sin6_addr), 1);
+    net::socket_address a(reinterpret_cast<const sockaddr*>(&in6), sizeof in6);
+    ASSERT_TRUE(a.valid());
+    EXPECT_EQ(a.family(), AF_INET);
+    EXPECT_EQ(a.length(), sizeof(sockaddr_in));
+    EXPECT_EQ(a.to_string(), "127.0.0.1:4321");
+    EXPECT_EQ(a, net::parse_address("127.0.0.1:4321").value());
+    EXPECT_EQ(net::parse_address("[::ffff:10.1.2.3]:9").value().to_string(), "10.1.2.3:9");
 }
 
 TEST(address, localhost_and_ipv6_brackets) {
@@ -54,7 +83,8 @@ TEST(address, kafka_listener_strings) {
     auto any = net::parse_listener("PLAINTEXT://:9092");
     ASSERT_TRUE(any);
     EXPECT_EQ(any->host, "");
-    EXPECT_EQ(any->address.host(), "0.0.0.0");
+    EXPECT_TRUE(any->address.is_ipv6_any());
+    EXPECT_EQ(any->address.port(), 9092);
 
     auto v6 = net::parse_listener("INTERNAL://[::1]:9093");
     ASSERT_TRUE(v6);
@@ -97,6 +127,7 @@ TEST(address, loopback_and_same_host) {
     EXPECT_TRUE(v4("[::ffff:127.0.0.1]:1").is_loopback());
     EXPECT_FALSE(v4("10.0.0.1:1").is_loopback());
     EXPECT_FALSE(v4("[::ffff:10.0.0.1]:1").is_loopback());
+    EXPECT_TRUE(v4("[::ffff:127.0.0.1]:1").same_host(v4("127.0.0.1:2")));
     EXPECT_FALSE(v4("[2001:db8::1]:1").is_loopback());
     EXPECT_TRUE(v4("10.0.0.1:1").same_host(v4("10.0.0.1:9092")));
     EXPECT_FALSE(v4("10.0.0.1:1").same_host(v4("10.0.0.2:1")));

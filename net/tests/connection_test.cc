@@ -600,6 +600,54 @@ TEST_F(connection_test, ipv6_loopback_echo) {
     EXPECT_EQ(to_vec(client.frames[0]), pattern(77, 1));
 }
 
+// A listener on every interface (an empty listener host) takes IPv4 and IPv6 clients alike,
+// and reports an IPv4 client's address as IPv4, not as ::ffff:a.b.c.d.
+TEST_F(connection_test, every_interface_listener_accepts_ipv4_and_ipv6_clients) {
+    std::vector<socket_address> peers;
+    auto l = stack->listen(*reactor, parse_address(":0").value(), {}, [&](connection_ptr c) {
+        peers.push_back(c->peer_address());
+        auto ep = std::make_unique<endpoint>();
+        ep->conn = std::move(c);
+        ep->on_frames = [](endpoint& e, std::span<frame> fs) {
+            for (auto& f : fs) {
+                output out;
+                out.append(prefix(static_cast<uint32_t>(f.size())));
+                out.append(std::move(f));
+                e.conn->send(std::move(out));
+            }
+        };
+        ep->start();
+        servers.push_back(std::move(ep));
+    });
+    ASSERT_TRUE(l) << l.error().describe();
+    uint16_t port = (*l)->local_address().port();
+    bool dual = (*l)->local_address().is_ipv6_any();
+    listeners.push_back(std::move(*l));
+    int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+        EXPECT_EQ(errno, EAFNOSUPPORT);
+        EXPECT_FALSE(dual);
+        GTEST_SKIP() << "no IPv6 here: the listener fell back to every IPv4 interface";
+    }
+    ::close(probe);
+    ASSERT_TRUE(dual) << "listening on " << listeners.back()->local_address().to_string();
+
+    auto& v4 = connect(socket_address::ipv4_loopback(port));
+    v4.conn->send(one_piece(framed(pattern(40, 4))));
+    ASSERT_TRUE(run_until(*reactor, [&] { return v4.frames.size() == 1; }));
+    EXPECT_EQ(to_vec(v4.frames[0]), pattern(40, 4));
+    auto& v6 = connect(socket_address::ipv6_loopback(port));
+    v6.conn->send(one_piece(framed(pattern(60, 6))));
+    ASSERT_TRUE(run_until(*reactor, [&] { return v6.frames.size() == 1; }));
+    EXPECT_EQ(to_vec(v6.frames[0]), pattern(60, 6));
+
+    ASSERT_EQ(peers.size(), 2u);
+    EXPECT_EQ(peers[0].family(), AF_INET);
+    EXPECT_EQ(peers[0].host(), "127.0.0.1");
+    EXPECT_EQ(peers[1].family(), AF_INET6);
+    EXPECT_EQ(peers[1].host(), "::1");
+}
+
 // Two reactors on two threads listen on one port with SO_REUSEPORT; the kernel spreads the
 // connections, and both cores accept and serve.
 TEST(reuse_port, two_reactors_on_two_threads_share_one_port) {
