@@ -11,10 +11,11 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import unittest
 
-from broker import BrokerTestCase
+from broker import BrokerTestCase, read_response, request_frame
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HARNESS = os.path.join(HERE, "kafkajs")
@@ -74,16 +75,19 @@ def hexs(b):
     return None if b is None else b.hex()
 
 
-@unittest.skipIf(NODE is None or not os.path.isfile(KAFKAJS),
-                 "node or kafkajs is not installed (ci/install-deps.sh)")
-class KafkaJsTest(BrokerTestCase):
+class KafkaJsCase(BrokerTestCase):
+    """Runs driver scenarios against this class's broker (no tests of its own)."""
+
     broker_config = {"group_initial_rebalance_delay_ms": 0}
+    bootstrap_host = "127.0.0.1"
+    driver_options = {}
 
     def drive(self, scenario, spec, timeout=RUN_TIMEOUT_S):
         """Runs one driver scenario and returns its RESULT; fails with the driver's output and
         the broker's log tail when it does not produce one."""
-        spec = dict(spec, timeout_ms=(timeout - 10) * 1000)
-        r = subprocess.run([NODE, DRIVER, scenario, self.broker.bootstrap],
+        spec = dict(spec, timeout_ms=(timeout - 10) * 1000, **self.driver_options)
+        bootstrap = "%s:%d" % (self.bootstrap_host, self.broker.port)
+        r = subprocess.run([NODE, DRIVER, scenario, bootstrap],
                            input=json.dumps(spec).encode(), capture_output=True, timeout=timeout,
                            cwd=HARNESS)
         out = r.stdout.decode(errors="replace")
@@ -107,6 +111,10 @@ class KafkaJsTest(BrokerTestCase):
         spec.update(extra)
         return self.drive("consume", spec)
 
+
+@unittest.skipIf(NODE is None or not os.path.isfile(KAFKAJS),
+                 "node or kafkajs is not installed (ci/install-deps.sh)")
+class KafkaJsTest(KafkaJsCase):
     # Admin ----------------------------------------------------------------------------------
 
     def test_admin_topic_lifecycle(self):
@@ -374,6 +382,36 @@ class KafkaJsTest(BrokerTestCase):
         self.assertEqual(offsets, list(range(10, 30)) + list(range(17, 30)))
         for rec in got:
             self.assertEqual(rec["value"], hexs(b"r%d" % rec["offset"]))
+        self.assertBrokerAlive()
+
+
+@unittest.skipIf(NODE is None or not os.path.isfile(KAFKAJS),
+                 "node or kafkajs is not installed (ci/install-deps.sh)")
+class KafkaJsLocalhostIpv6Test(KafkaJsCase):
+    """A broker with Kafka's default kind of listener, `PLAINTEXT://:PORT` (every interface),
+    reached the way kafkajs on Node.js 18 reaches "localhost" where /etc/hosts lists ::1 first
+    (Debian's default): over IPv6 only. Kafka's JVM binds that listener dual-stack; so must we."""
+
+    broker_config = {"group_initial_rebalance_delay_ms": 0, "listeners": "PLAINTEXT://:0",
+                     "advertised_listeners": "PLAINTEXT://localhost:0"}
+    bootstrap_host = "localhost"
+    driver_options = {"localhost_ipv6": True}
+
+    def test_raw_ipv4_and_ipv6_clients(self):
+        for host in ("127.0.0.1", "::1"):
+            with socket.create_connection((host, self.broker.port), timeout=5) as s:
+                s.sendall(request_frame(18, 0, 1, b""))
+                corr, body = read_response(s)
+                self.assertEqual((corr, body[:2]), (1, b"\0\0"), host)
+
+    def test_produce_and_consume_over_ipv6(self):
+        topic = self.unique_topic("kjs6")
+        self.create(topic, 2)
+        records = [{"key": hexs(b"k%d" % i), "value": hexs(b"v%d" % i)} for i in range(50)]
+        answer = self.drive("produce", {"topic": topic, "sends": [{"acks": -1, "records": records}]})
+        self.assertTrue(all(m["errorCode"] == 0 for m in answer[0]), answer)
+        got = self.read_all(topic, 50)
+        self.assertEqual(sorted(rec["value"] for rec in got), sorted(r["value"] for r in records))
         self.assertBrokerAlive()
 
 

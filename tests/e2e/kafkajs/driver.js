@@ -14,7 +14,21 @@
 const { Kafka, AssignerProtocol, CompressionTypes, ConfigResourceTypes, Partitioners, logLevel } =
   require('kafkajs')
 
+const net = require('net')
+
 const WAIT_STEP_MS = 20
+const KEEP_ALIVE_DELAY_MS = 60000
+
+// With spec.localhost_ipv6, "localhost" is reached at ::1, as it is where /etc/hosts lists
+// "::1 localhost" (Debian's default) and Node.js 17+ takes the resolver's first answer
+// (Node.js 18, Debian 12's, does not fall back to 127.0.0.1). Set once from the spec.
+let localhostIpv6 = false
+
+function socketFactory({ host, port, onConnect }) {
+  const socket = net.connect({ host: host === 'localhost' ? '::1' : host, port }, onConnect)
+  socket.setKeepAlive(true, KEEP_ALIVE_DELAY_MS)
+  return socket
+}
 
 function stderrLogger() {
   return ({ namespace, level, label, log }) => {
@@ -32,6 +46,7 @@ function client(bootstrap, clientId) {
     retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2000 },
     logLevel: logLevel.WARN,
     logCreator: stderrLogger,
+    ...(localhostIpv6 ? { socketFactory } : {}),
   })
 }
 
@@ -430,6 +445,7 @@ async function main() {
   const chunks = []
   for await (const c of process.stdin) chunks.push(c)
   const spec = JSON.parse(Buffer.concat(chunks).toString() || '{}')
+  localhostIpv6 = spec.localhost_ipv6 === true
   const timer = setTimeout(() => {
     process.stdout.write(`FAIL ${scenario} did not finish within ${spec.timeout_ms || 60000} ms\n`)
     process.exit(1)
