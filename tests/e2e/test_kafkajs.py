@@ -188,7 +188,8 @@ class KafkaJsTest(KafkaJsCase):
                     else:
                         rec["key"] = hexs(b"key-%d" % (i % 9))
                     if i % 3 == 0:
-                        rec["headers"] = [["trace", hexs(b"t-%d" % n)], ["bin", hexs(bytes([0, 255, n % 256]))],
+                        rec["headers"] = [["trace", hexs(b"t-%d" % n)],
+                                          ["bin", hexs(bytes([0, 255, n % 256]))],
                                           ["trace", hexs(b"again")], ["empty", ""]]
                     if i % 10 == 5:
                         rec["value"] = None  # a tombstone
@@ -220,7 +221,8 @@ class KafkaJsTest(KafkaJsCase):
             if send["acks"] == 0:
                 self.assertEqual(answer, [], "acks=0 has no answer")
                 continue
-            self.assertEqual(sorted((m["partition"], m["errorCode"], m["baseOffset"]) for m in answer),
+            self.assertEqual(sorted((m["partition"], m["errorCode"], m["baseOffset"])
+                                    for m in answer),
                              sorted((p, 0, off) for p, off in starts.items()),
                              "acks=%d %s" % (send["acks"], send["compression"]))
 
@@ -344,9 +346,12 @@ class KafkaJsTest(KafkaJsCase):
         # The first record at or after each timestamp; none after the last, which kafkajs
         # turns (from Kafka's -1) into the log end.
         self.assertEqual(r["by_timestamp"], {
-            "1000000": [{"partition": 0, "offset": 0}], "1004500": [{"partition": 0, "offset": 5}],
-            "1009000": [{"partition": 0, "offset": 9}], "2000000": [{"partition": 0, "offset": 10}]})
-        self.assertEqual(r["committed"], [{"partition": 0, "offset": 3, "metadata": "checkpoint-3"}])
+            "1000000": [{"partition": 0, "offset": 0}],
+            "1004500": [{"partition": 0, "offset": 5}],
+            "1009000": [{"partition": 0, "offset": 9}],
+            "2000000": [{"partition": 0, "offset": 10}]})
+        self.assertEqual(r["committed"],
+                         [{"partition": 0, "offset": 3, "metadata": "checkpoint-3"}])
         self.assertEqual(r["after_delete"], [{"partition": 0, "low": 6, "high": 10}])
         # Offset 3 is gone: OFFSET_OUT_OF_RANGE, and kafkajs (fromBeginning) restarts at 6.
         self.assertEqual(r["resumed"], [6, 7, 8, 9])
@@ -374,7 +379,8 @@ class KafkaJsTest(KafkaJsCase):
         self.drive("produce", {"topic": topic, "sends": [{"acks": 1, "records": records[:15]},
                                                          {"acks": 1, "compression": "gzip",
                                                           "records": records[15:]}]})
-        got = self.read_all(topic, 20, seeks_before=[{"topic": topic, "partition": 0, "offset": "10"}],
+        got = self.read_all(topic, 20,
+                            seeks_before=[{"topic": topic, "partition": 0, "offset": "10"}],
                             seek_after={"topic": topic, "partition": 0, "offset": "17"},
                             count_after=13)
         offsets = [rec["offset"] for rec in got]
@@ -408,7 +414,8 @@ class KafkaJsLocalhostIpv6Test(KafkaJsCase):
         topic = self.unique_topic("kjs6")
         self.create(topic, 2)
         records = [{"key": hexs(b"k%d" % i), "value": hexs(b"v%d" % i)} for i in range(50)]
-        answer = self.drive("produce", {"topic": topic, "sends": [{"acks": -1, "records": records}]})
+        answer = self.drive("produce", {"topic": topic,
+                                        "sends": [{"acks": -1, "records": records}]})
         self.assertTrue(all(m["errorCode"] == 0 for m in answer[0]), answer)
         got = self.read_all(topic, 50)
         self.assertEqual(sorted(rec["value"] for rec in got), sorted(r["value"] for r in records))

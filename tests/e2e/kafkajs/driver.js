@@ -98,10 +98,14 @@ function recordOut(partition, message) {
 async function waitFor(what, predicate, timeoutMs) {
   const deadline = Date.now() + timeoutMs
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    }
     await new Promise(r => setTimeout(r, WAIT_STEP_MS))
   }
 }
+
+const configEntries = configs => Object.entries(configs).map(([name, value]) => ({ name, value }))
 
 const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP }
 
@@ -118,7 +122,7 @@ async function admin(bootstrap, spec) {
       waitForLeaders: true,
       timeout: 10000,
       topics: [{ topic, numPartitions: spec.partitions, replicationFactor: 1,
-                 configEntries: Object.entries(spec.configs).map(([name, value]) => ({ name, value })) }],
+                 configEntries: configEntries(spec.configs) }],
     })
     // A second create of the same topic is answered TOPIC_ALREADY_EXISTS, which kafkajs turns
     // into `false` rather than an error.
@@ -142,7 +146,7 @@ async function admin(bootstrap, spec) {
     await a.alterConfigs({
       validateOnly: false,
       resources: [{ type: ConfigResourceTypes.TOPIC, name: topic,
-                    configEntries: Object.entries(spec.altered_configs).map(([name, value]) => ({ name, value })) }],
+                    configEntries: configEntries(spec.altered_configs) }],
     })
     out.configs_after_alter = await describe()
 
@@ -178,7 +182,7 @@ async function create(bootstrap, spec) {
       waitForLeaders: true,
       timeout: 10000,
       topics: spec.topics.map(t => ({ topic: t.topic, numPartitions: t.partitions,
-        configEntries: Object.entries(t.configs || {}).map(([name, value]) => ({ name, value })) })),
+        configEntries: configEntries(t.configs || {}) })),
     })
   } finally {
     await a.disconnect()
@@ -190,7 +194,8 @@ async function create(bootstrap, spec) {
 // producer.send() call (one request per partition leader). Returns kafkajs's RecordMetadata.
 async function produce(bootstrap, spec) {
   const kafka = client(bootstrap, 'sluice-e2e-kafkajs-producer')
-  const options = { allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner }
+  const options = { allowAutoTopicCreation: false,
+                    createPartitioner: Partitioners.DefaultPartitioner }
   if (spec.idempotent) {
     options.idempotent = true
     options.maxInFlightRequests = spec.max_in_flight
@@ -239,7 +244,9 @@ async function consume(bootstrap, spec) {
     await consumer.subscribe({ topics: [spec.topic], fromBeginning: spec.from_beginning !== false })
     await consumer.run({
       autoCommit: spec.auto_commit !== false,
-      eachMessage: async ({ partition, message }) => { records.push(recordOut(partition, message)) },
+      eachMessage: async ({ partition, message }) => {
+        records.push(recordOut(partition, message))
+      },
     })
     for (const s of spec.seeks_before || []) consumer.seek(s)
     await waitFor(`${spec.count} records`, () => crashed || records.length >= spec.count,
@@ -250,7 +257,8 @@ async function consume(bootstrap, spec) {
       const before = records.length
       consumer.seek(spec.seek_after)
       await waitFor(`${spec.count_after} records after the seek`,
-                    () => crashed || records.length >= before + spec.count_after, spec.wait_ms || 30000)
+                    () => crashed || records.length >= before + spec.count_after,
+                    spec.wait_ms || 30000)
       if (crashed) throw crashed
     }
     // Anything more that arrives within a short grace period is reported too (it would be a
@@ -291,7 +299,9 @@ async function offsets(bootstrap, spec) {
       await c.connect()
       await c.subscribe({ topics: [topic], fromBeginning: true })
       await c.run({ autoCommit: options.autoCommit,
-                    eachMessage: async ({ partition, message }) => { records.push(recordOut(partition, message)) } })
+                    eachMessage: async ({ partition, message }) => {
+                      records.push(recordOut(partition, message))
+                    } })
       await waitFor(`${count} records`, () => crashed || records.length >= count, 30000)
       if (crashed) throw crashed
       return { c, records }
@@ -303,7 +313,8 @@ async function offsets(bootstrap, spec) {
     out.committed = (await a.fetchOffsets({ groupId: spec.group, topics: [topic] }))[0].partitions
       .map(p => ({ partition: p.partition, offset: Number(p.offset), metadata: p.metadata }))
 
-    await a.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: String(spec.delete_before) }] })
+    const deleteBefore = String(spec.delete_before)
+    await a.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: deleteBefore }] })
     out.after_delete = (await a.fetchTopicOffsets(topic)).map(p => ({ partition: p.partition,
       low: Number(p.low), high: Number(p.high) }))
     const second = await member({ autoCommit: true }, spec.records.length - spec.delete_before)
@@ -336,7 +347,8 @@ async function latest(bootstrap, spec) {
     } })
     await waitFor('the first fetch', () => fetches > 0, 30000)
     await producer.send({ topic: spec.topic, acks: -1, messages: spec.records.map(toMessage) })
-    await waitFor(`${spec.records.length} new records`, () => records.length >= spec.records.length, 30000)
+    await waitFor(`${spec.records.length} new records`,
+                  () => records.length >= spec.records.length, 30000)
     await new Promise(r => setTimeout(r, 500))
   } finally {
     await Promise.all([consumer.disconnect(), producer.disconnect()])
@@ -360,8 +372,9 @@ async function group(bootstrap, spec) {
   const out = { members: {} }
   try {
     const member = name => {
-      const c = kafka.consumer({ groupId: spec.group, sessionTimeout: 10000, rebalanceTimeout: 20000,
-                                 heartbeatInterval: 500, maxWaitTimeInMs: 200 })
+      const c = kafka.consumer({ groupId: spec.group, sessionTimeout: 10000,
+                                 rebalanceTimeout: 20000, heartbeatInterval: 500,
+                                 maxWaitTimeInMs: 200 })
       const m = { consumer: c, assignment: [], records: [], crashed: null, joins: 0 }
       c.on(c.events.GROUP_JOIN, e => {
         m.assignment = (e.payload.memberAssignment[spec.topic] || []).slice().sort((x, y) => x - y)
@@ -439,7 +452,8 @@ async function main() {
   const [scenario, bootstrap] = process.argv.slice(2)
   const fn = SCENARIOS[scenario]
   if (!fn || !bootstrap) {
-    process.stdout.write(`FAIL usage: node driver.js {${Object.keys(SCENARIOS).join('|')}} HOST:PORT < spec.json\n`)
+    const names = Object.keys(SCENARIOS).join('|')
+    process.stdout.write(`FAIL usage: node driver.js {${names}} HOST:PORT < spec.json\n`)
     process.exit(2)
   }
   const chunks = []
