@@ -58,6 +58,7 @@ void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
     for (const auto& t : req.topics) {
         protocol::create_topics_response::creatable_topic_result r;
         r.name = t.name;
+        r.error_message = std::nullopt;  // null on success, as Kafka sends it
         r.num_partitions = -1;
         r.replication_factor = -1;
         auto fail = [&](kafka_error e, std::string msg) {

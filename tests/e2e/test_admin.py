@@ -252,6 +252,9 @@ class KafkaPythonAdminTest(BrokerTestCase):
                                topic_configs={"retention.bytes": "1048576"})],
             timeout_ms=10_000)
         self.assertEqual([e[1] for e in resp.topic_errors], [0])
+        # CreateTopics v1+ carries an error message: null on success, as Kafka sends it.
+        self.assertEqual([e[2] for e in resp.topic_errors if len(e) > 2],
+                         [None] * sum(1 for e in resp.topic_errors if len(e) > 2))
         self.assertIn(topic, self.admin.list_topics())
         self.assertEqual(self.partitions(topic), 3)
         with self.assertRaises(kp_errors.TopicAlreadyExistsError):
