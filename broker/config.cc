@@ -355,6 +355,50 @@ std::map<std::string, std::string> broker_config::topic_defaults() const {
     return out;
 }
 
+std::vector<broker_config::synonym> broker_config::broker_key_synonyms(
+    const std::string& key) const {
+    std::vector<synonym> out;
+    const key_def* d = find(broker_keys, key);
+    if (d == nullptr) return out;
+    if (!is_default(key)) out.push_back({key, get(key), true});
+    if (d->default_value != nullptr) out.push_back({key, std::string(d->default_value), false});
+    return out;
+}
+
+std::vector<broker_config::synonym> broker_config::topic_key_synonyms(
+    const std::string& topic_key) const {
+    // The broker keys that supply a topic key, most specific first (as topic_defaults() reads
+    // them).
+    std::vector<std::string> keys;
+    if (topic_key == "retention.ms") {
+        keys = {"log.retention.ms", "log.retention.minutes", "log.retention.hours"};
+    } else if (topic_key == "segment.ms") {
+        keys = {"log.roll.ms", "log.roll.hours"};
+    } else if (topic_key == "flush.ms") {
+        keys = {"log.flush.interval.ms"};
+    } else {
+        for (const auto& d : broker_keys) {
+            if (d.topic_key != nullptr && topic_key == d.topic_key) keys.emplace_back(d.name);
+        }
+    }
+    std::vector<synonym> out;
+    for (const auto& k : keys) {
+        if (!is_default(k)) out.push_back({k, get(k), true});
+    }
+    // The default: the first supplying broker key that has one, else the topic key's own.
+    for (const auto& k : keys) {
+        const key_def* d = find(broker_keys, k);
+        if (d != nullptr && d->default_value != nullptr) {
+            out.push_back({k, std::string(d->default_value), false});
+            return out;
+        }
+    }
+    if (const key_def* d = find(topic_keys, topic_key); d != nullptr && d->default_value) {
+        out.push_back({topic_key, std::string(d->default_value), false});
+    }
+    return out;
+}
+
 bool is_topic_config_key(const std::string& key) { return find(topic_keys, key) != nullptr; }
 
 result<void> validate_topic_config(const std::string& key, const std::string& value) {

@@ -53,6 +53,18 @@ public:
     // (segment.bytes, retention.ms, cleanup.policy, ...).
     std::map<std::string, std::string> topic_defaults() const;
 
+    // DescribeConfigs synonyms of a topic key at broker level, in Kafka's order of precedence:
+    // the broker keys that supply it which are set explicitly (STATIC_BROKER_CONFIG), then the
+    // default (DEFAULT_CONFIG) under the broker key's name, or the topic key's own name when
+    // no broker key supplies it. Of a broker key: itself if set, then its default.
+    struct synonym {
+        std::string name;
+        std::optional<std::string> value;
+        bool is_static = false;  // false: the default
+    };
+    std::vector<synonym> topic_key_synonyms(const std::string& topic_key) const;
+    std::vector<synonym> broker_key_synonyms(const std::string& key) const;
+
     // Typed accessors for what the broker needs at start-up.
     int32_t broker_id() const { return static_cast<int32_t>(int_value("broker.id")); }
     std::vector<listener_config> listeners() const;

@@ -247,7 +247,10 @@ void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
             }
             return false;
         };
-        auto add = [&](const std::string& k, const std::string& v, int8_t source, bool read_only) {
+        const bool synonyms = ctx->version() >= 1 && req.include_synonyms;
+        using synonym_list = std::vector<broker_config::synonym>;
+        auto add = [&](const std::string& k, const std::string& v, int8_t source, bool read_only,
+                       const synonym_list& broker_level) {
             if (!wanted(k)) return;
             protocol::describe_configs_response::describe_configs_resource_result c;
             c.name = k;
@@ -255,6 +258,14 @@ void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
             c.read_only = read_only;
             c.is_default = source == source_default;
             c.config_source = source;
+            if (synonyms) {
+                // Kafka's order: the value in effect first, then what it overrides.
+                if (source == source_topic) c.synonyms.push_back({k, c.value, source_topic, {}});
+                for (const auto& s : broker_level) {
+                    c.synonyms.push_back({s.name, s.value,
+                                          s.is_static ? source_static_broker : source_default, {}});
+                }
+            }
             r.configs.push_back(std::move(c));
         };
         if (res.resource_type == resource_topic) {
@@ -267,7 +278,13 @@ void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
                 auto eff = srv.effective_config(it->second);
                 for (const auto& [k, v] : eff) {
                     int8_t source = it->second.configs.contains(k) ? source_topic : source_default;
-                    add(k, v, source, false);
+                    auto broker_level = srv.config().topic_key_synonyms(k);
+                    // A topic key supplied by an explicit broker setting is a broker config.
+                    if (source == source_default && !broker_level.empty() &&
+                        broker_level.front().is_static) {
+                        source = source_static_broker;
+                    }
+                    add(k, v, source, false, synonyms ? broker_level : synonym_list{});
                 }
             }
         } else if (res.resource_type == resource_broker) {
@@ -276,7 +293,8 @@ void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
                 r.error_message = "this is broker " + std::to_string(srv.node_id());
             } else {
                 for (const auto& [k, v] : srv.config().all()) {
-                    add(k, v, srv.config().is_default(k) ? source_default : source_static_broker, true);
+                    add(k, v, srv.config().is_default(k) ? source_default : source_static_broker,
+                        true, synonyms ? srv.config().broker_key_synonyms(k) : synonym_list{});
                 }
             }
         } else {

@@ -95,3 +95,30 @@ TEST(config, topic_keys_validated) {
     EXPECT_TRUE(is_topic_config_key("segment.bytes"));
     EXPECT_FALSE(is_topic_config_key("broker.id"));
 }
+
+TEST(config, describe_configs_synonyms_follow_kafkas_precedence) {
+    auto c = broker_config::load(std::nullopt, {{"log.retention.minutes", "30"},
+                                                {"log.segment.bytes", "1048576"}});
+    ASSERT_TRUE(c) << c.error().describe();
+    auto text = [](const std::vector<broker_config::synonym>& syns) {
+        std::string out;
+        for (const auto& s : syns) {
+            out += s.name + "=" + s.value.value_or("null") +
+                   (s.is_static ? " static;" : " default;");
+        }
+        return out;
+    };
+    // Set explicitly first, then the default of the broker key that has one.
+    EXPECT_EQ(text(c->topic_key_synonyms("retention.ms")),
+              "log.retention.minutes=30 static;log.retention.hours=168 default;");
+    EXPECT_EQ(text(c->topic_key_synonyms("segment.bytes")),
+              "log.segment.bytes=1048576 static;log.segment.bytes=1073741824 default;");
+    EXPECT_EQ(text(c->topic_key_synonyms("cleanup.policy")), "log.cleanup.policy=delete default;");
+    // A topic key no broker key supplies: its own default.
+    EXPECT_EQ(text(c->topic_key_synonyms("max.compaction.lag.ms")),
+              "max.compaction.lag.ms=9223372036854775807 default;");
+    EXPECT_EQ(text(c->broker_key_synonyms("log.segment.bytes")),
+              "log.segment.bytes=1048576 static;log.segment.bytes=1073741824 default;");
+    EXPECT_EQ(text(c->broker_key_synonyms("num.partitions")), "num.partitions=1 default;");
+    EXPECT_TRUE(c->broker_key_synonyms("no.such.key").empty());
+}
