@@ -117,6 +117,8 @@ const key_def broker_keys[] = {
     // the socket; mapped sends from a read-only mapping (one kernel copy, no user-space copy),
     // which same-host consumers receive faster; auto picks mapped for same-host peers.
     {"sluice.fetch.cached.send", kind::choice, "auto", 0, 0, "auto,splice,mapped"},
+    // TCP congestion control towards peers on this host ("" keeps the system's default).
+    {"sluice.tcp.congestion.local", kind::string, "cubic"},
     {"sluice.log.level", kind::choice, "info", 0, 0, "trace,debug,info,warn,error,off"},
 };
 

@@ -278,6 +278,8 @@ result<void> server::start_core(unsigned core) {
         opts.connection.cached_file_send = cached == "splice"   ? cs::splice
                                            : cached == "mapped" ? cs::mapped
                                                                 : cs::automatic;
+        opts.connection.same_host_tcp_congestion =
+            _cfg.string_value("sluice.tcp.congestion.local");
         shard* sh = c.sh.get();
         auto lst = _stack->listen(*c.reactor, *addr, opts,
                                   [this, sh, max_in_flight](net::connection_ptr conn) {

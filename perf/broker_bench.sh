@@ -7,13 +7,15 @@
 #   2. produce: 1 KiB records, acks=1,
 #   3. consume: one partition read back from the page cache (pre-filled, wrapping around), with
 #      one fetch in flight and with PIPELINE in flight,
-#   4. the same consumes against the broker restarted with sluice.fetch.cached.send=splice (page
-#      references spliced to the socket instead of sent from a mapping, the default for a
-#      same-host consumer), and restarted with sluice.fetch.zero.copy=false (a copying fetch),
+#   4. the same consumes against the broker restarted with sluice.fetch.cached.send=mapped (sent
+#      from a read-only mapping instead of spliced), and restarted with
+#      sluice.fetch.zero.copy=false (a copying fetch),
 #      with the broker's CPU time (utime + stime from /proc/<pid>/stat) per GiB consumed,
 #   5. a page-cache write reference: dd writing 1 GiB to a new file (no fsync), the rate at
 #      which this machine takes fresh pages into the page cache, which bounds produce,
-# and prints a table. Kills only the broker it started and removes its directory.
+# and prints a table. Every socket uses the cubic congestion control (sluice bench's default
+# --tcp-congestion, and the broker's sluice.tcp.congestion.local for same-host peers).
+# Kills only the broker it started and removes its directory.
 #
 # usage: perf/broker_bench.sh [BUILD_DIR]          (default: /work/build-tools, a Release build)
 # env:   DURATION=5 (seconds per run)  ROUNDS=3  DATA_PARENT=/var/tmp  FILL=1GiB  PRODUCERS=2
@@ -111,9 +113,9 @@ for r in $(seq "$rounds"); do
     consume_pair loop_zc2 zc "$r"
 done
 stop_broker
-start_broker --sluice.fetch.cached.send=splice
+start_broker --sluice.fetch.cached.send=mapped
 for r in $(seq "$rounds"); do
-    echo "== round $r/$rounds: loopback, spliced fetch (sluice.fetch.cached.send=splice) with 1 and $pipeline in flight" >&2
+    echo "== round $r/$rounds: loopback, fetch sent from mappings (sluice.fetch.cached.send=mapped) with 1 and $pipeline in flight" >&2
     consume_pair loop_sp sp "$r"
 done
 stop_broker
@@ -156,8 +158,8 @@ p_ratio = show("produce 1 KiB, acks=1", [f"produce_{r}" for r in range(1, rounds
                f"latency p50 {lat.get('p50', 0):.2f} p99 {lat.get('p99', 0):.2f} "
                f"p99.9 {lat.get('p999', 0):.2f} max {lat.get('max', 0):.0f} ms")
 best = 0
-for label, key, loop_key in (("zero-copy (auto: mapped)", "zc", "loop_zc2"),
-                             ("zero-copy (splice)", "sp", "loop_sp"), ("copying", "cp", "loop_cp")):
+for label, key, loop_key in (("zero-copy (default: splice)", "zc", "loop_zc2"),
+                             ("zero-copy (mapped)", "sp", "loop_sp"), ("copying", "cp", "loop_cp")):
     for depth in ("1", pipeline):
         names = [f"{key}{depth}_{r}" for r in range(1, rounds + 1)]
         ticks = sum(int(open(os.path.join(d, n + ".ticks")).read()) for n in names)

@@ -34,6 +34,7 @@ void usage() {
         "         [--fetch-size 8MiB] [--fetch-in-flight 1] [--fill-bytes 1GiB]\n"
         "         [--consumer-groups 1] [--group NAME] [--commit-interval-ms 1000]\n"
         "         [--offset-reset earliest|latest] [--json FILE] [--quiet]\n"
+        "         [--tcp-congestion cubic|default|NAME]\n"
         "       sluice bench --reference loopback [--duration-s 10] [--fetch-size 8MiB]\n"
         "  --mode consume reads the topic from its earliest offset (pre-filling it with\n"
         "  --fill-bytes, or --records, of records when it holds less), wrapping around at\n"
@@ -46,7 +47,9 @@ void usage() {
         "  with --group NAME each set is a consumer group (NAME, or NAME-0..NAME-(G-1)):\n"
         "  range assignment, heartbeats, offset commits every --commit-interval-ms, and\n"
         "  partitions without a committed offset start at --offset-reset (latest = the log\n"
-        "  end when the run starts; the default in mode both, earliest in consume mode).\n");
+        "  end when the run starts; the default in mode both, earliest in consume mode).\n"
+        "  --tcp-congestion sets the congestion control of the bench's sockets (and of the\n"
+        "  loopback reference's sender); default cubic, as Sluice uses for same-host peers.\n");
 }
 
 struct side_report {
@@ -309,6 +312,12 @@ result<settings> settings_from(const args& a) {
     auto c = client_options_from(a);
     if (!c) return c.error();
     s.client = *c;
+    // The congestion control of every socket the bench sends from, the loopback reference's
+    // included, so that a reference and a broker run compare like with like. cubic: the one
+    // Sluice uses towards same-host peers (sluice.tcp.congestion.local); "default": the
+    // system's (a pacing algorithm such as bbr throttles loopback bursts).
+    std::string cc = a.get_or("tcp-congestion", "cubic");
+    s.client.conn.tcp_congestion = cc == "default" ? "" : cc;
     s.topic = a.get_or("topic", s.topic);
     std::string m = a.get_or("mode", "produce");
     if (m == "produce") {
@@ -762,7 +771,8 @@ int bench_main(int argc, char** argv) {
                              "reference",
                              "group",
                              "commit-interval-ms",
-                             "offset-reset"}) {
+                             "offset-reset",
+                             "tcp-congestion"}) {
         specs.push_back({name});
     }
     specs.push_back({"quiet", false});

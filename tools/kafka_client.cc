@@ -121,6 +121,11 @@ connection::connection(unique_fd fd, broker_address addr, connection_options opt
         ::setsockopt(_fd.get(), SOL_SOCKET, SO_SNDBUF, &b, sizeof b);
         ::setsockopt(_fd.get(), SOL_SOCKET, SO_RCVBUF, &b, sizeof b);
     }
+    if (!_opts.tcp_congestion.empty()) {
+        // Best effort: an unknown algorithm leaves the system's default in place.
+        (void)::setsockopt(_fd.get(), IPPROTO_TCP, TCP_CONGESTION, _opts.tcp_congestion.data(),
+                           static_cast<socklen_t>(_opts.tcp_congestion.size()));
+    }
     set_timeouts(_fd.get(), _opts.timeout_ms);
 }
 

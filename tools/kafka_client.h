@@ -59,6 +59,7 @@ struct connection_options {
     std::string client_id = "sluice";
     int timeout_ms = 30000;       // connect, and each wait for an answer
     int socket_buffer_bytes = 0;  // SO_SNDBUF / SO_RCVBUF; 0 keeps the kernel's autotuning
+    std::string tcp_congestion;   // TCP_CONGESTION ("cubic", ...); empty: the system's default
 };
 
 // One TCP connection to one broker. Owned by one thread.

@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,7 +51,8 @@ struct temp_file {
 class connection_test : public net_fixture {
 protected:
     // Memory, file regions larger than the pipe and shared buffers, sent as one output.
-    void check_mixed_pieces(bool inline_splice, connection_options::cached_send how);
+    void check_mixed_pieces(bool inline_splice, connection_options::cached_send how,
+                            const std::string& congestion = "cubic");
     void check_region_past_end(listen_options opts, uint64_t offset, uint32_t length);
 };
 
@@ -175,11 +177,21 @@ TEST_F(connection_test, mixed_pieces_sent_from_mappings) {
     check_mixed_pieces(true, cached_send::mapped);
 }
 
-TEST_F(connection_test, loopback_peers_get_the_mapped_path_by_default) {
-    check_mixed_pieces(true, cached_send::automatic);
+TEST_F(connection_test, automatic_splices_to_a_same_host_peer_without_pacing) {
+    check_mixed_pieces(true, cached_send::automatic, "cubic");
 }
 
-void connection_test::check_mixed_pieces(bool inline_splice, cached_send how) {
+TEST_F(connection_test, automatic_maps_for_a_same_host_peer_whose_socket_paces) {
+    // Needs the bbr module; the kernel loads it on first use where modules are allowed.
+    int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+    bool has_bbr = ::setsockopt(probe, IPPROTO_TCP, TCP_CONGESTION, "bbr", 3) == 0;
+    ::close(probe);
+    if (!has_bbr) GTEST_SKIP() << "no bbr congestion control on this kernel";
+    check_mixed_pieces(true, cached_send::automatic, "bbr");
+}
+
+void connection_test::check_mixed_pieces(bool inline_splice, cached_send how,
+                                         const std::string& congestion) {
     temp_file file(4 << 20);
     auto tail_buffer = shared_buffer::copy_of(pattern(10, 5));
     std::vector<std::byte> expected;
@@ -194,6 +206,7 @@ void connection_test::check_mixed_pieces(bool inline_splice, cached_send how) {
     listen_options opts;
     opts.connection.inline_file_splice = inline_splice;
     opts.connection.cached_file_send = how;
+    opts.connection.same_host_tcp_congestion = congestion;
     auto addr = start_server(opts, [&](endpoint& ep, std::span<frame>) {
         output out;
         out.append(prefix(static_cast<uint32_t>(expected.size())));
@@ -213,8 +226,9 @@ void connection_test::check_mixed_pieces(bool inline_splice, cached_send how) {
     const uint64_t file_bytes = (3u << 20) + 1'500'000u;
     EXPECT_EQ(st.file_bytes_copied, 0u);
     // The temp file is in the page cache, so an inline path carries it when enabled: the
-    // mapped one for this loopback peer unless splice is asked for.
-    bool mapped = inline_splice && how != cached_send::splice;
+    // mapped one when asked for, or by default for this loopback peer when its socket paces.
+    bool mapped = inline_splice && (how == cached_send::mapped ||
+                                    (how == cached_send::automatic && congestion == "bbr"));
     if (mapped) {
         EXPECT_EQ(st.file_bytes_mapped, file_bytes);
         EXPECT_EQ(st.file_bytes_spliced, 0u);
