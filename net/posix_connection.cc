@@ -284,8 +284,7 @@ void posix_connection::process_frames() {
             begin_close(std::move(failure));
             return;
         }
-        log::warn(k_log, "connection ", _local.to_string(), " <-> ", _peer.to_string(),
-                  " stops receiving: ", failure.describe());
+        // The owner logs it with what it does about it.
         _receive_dead = true;
         _paused = true;
         auto on_bad = _handlers.on_bad_frame;

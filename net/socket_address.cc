@@ -29,37 +29,30 @@ socket_address::socket_address(const sockaddr* sa, socklen_t len) {
     }
 }
 
-socket_address socket_address::any(uint16_t port) {
-    sockaddr_in6 in6{};
-    in6.sin6_family = AF_INET6;
-    in6.sin6_addr = in6addr_any;
-    in6.sin6_port = htons(port);
-    return socket_address(reinterpret_cast<const sockaddr*>(&in6), sizeof in6);
-}
+namespace {
 
-socket_address socket_address::ipv4_any(uint16_t port) {
+socket_address ipv4(uint32_t host_order, uint16_t port) {
     sockaddr_in in{};
     in.sin_family = AF_INET;
-    in.sin_addr.s_addr = htonl(INADDR_ANY);
+    in.sin_addr.s_addr = htonl(host_order);
     in.sin_port = htons(port);
     return socket_address(reinterpret_cast<const sockaddr*>(&in), sizeof in);
 }
 
-socket_address socket_address::ipv4_loopback(uint16_t port) {
-    sockaddr_in in{};
-    in.sin_family = AF_INET;
-    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    in.sin_port = htons(port);
-    return socket_address(reinterpret_cast<const sockaddr*>(&in), sizeof in);
-}
-
-socket_address socket_address::ipv6_loopback(uint16_t port) {
+socket_address ipv6(const in6_addr& a, uint16_t port) {
     sockaddr_in6 in6{};
     in6.sin6_family = AF_INET6;
-    in6.sin6_addr = in6addr_loopback;
+    in6.sin6_addr = a;
     in6.sin6_port = htons(port);
     return socket_address(reinterpret_cast<const sockaddr*>(&in6), sizeof in6);
 }
+
+}  // namespace
+
+socket_address socket_address::any(uint16_t port) { return ipv6(in6addr_any, port); }
+socket_address socket_address::ipv4_any(uint16_t port) { return ipv4(INADDR_ANY, port); }
+socket_address socket_address::ipv4_loopback(uint16_t port) { return ipv4(INADDR_LOOPBACK, port); }
+socket_address socket_address::ipv6_loopback(uint16_t port) { return ipv6(in6addr_loopback, port); }
 
 uint16_t socket_address::port() const {
     if (family() == AF_INET)

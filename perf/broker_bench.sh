@@ -4,15 +4,15 @@
 # on the real disk, then runs with `sluice bench`:
 # in ROUNDS rounds, each with its own loopback reference run right before:
 #   1. the loopback reference (a socket pair pushing fetch-sized frames through the kernel),
-#   2. produce: 1 KiB records, acks=1,
+#   2. produce: 1 KiB records, acks=1, then a page-cache write reference: dd writing 1 GiB to a
+#      new file (no fsync), the rate at which this machine takes fresh pages into the page
+#      cache, which bounds produce,
 #   3. consume: one partition read back from the page cache (pre-filled, wrapping around), with
 #      one fetch in flight and with PIPELINE in flight,
 #   4. the same consumes against the broker restarted with sluice.fetch.cached.send=mapped (sent
 #      from a read-only mapping instead of spliced), and restarted with
 #      sluice.fetch.zero.copy=false (a copying fetch),
 #      with the broker's CPU time (utime + stime from /proc/<pid>/stat) per GiB consumed,
-#   5. a page-cache write reference: dd writing 1 GiB to a new file (no fsync), the rate at
-#      which this machine takes fresh pages into the page cache, which bounds produce,
 # and prints a table. Every socket uses the cubic congestion control (sluice bench's default
 # --tcp-congestion, and the broker's sluice.tcp.congestion.local for same-host peers).
 # Kills only the broker it started and removes its directory.
@@ -104,33 +104,36 @@ start_broker
 bench --mode consume --topic consume-bench --partitions 1 --record-size 1024 \
     --batch-size "$batch" --fill-bytes "$fill" --producers "$producers" --in-flight "$in_flight" \
     --duration-s 0.001 --fetch-size "$fetch" >/dev/null
+# Fresh pages into the page cache, as an append with fsync=never takes them (no fsync).
+pagecache_reference() {  # round
+    local t0 t1
+    t0=$(date +%s.%N)
+    dd if=/dev/zero of="$dir/dd_$1" bs=1M count=1024 status=none
+    t1=$(date +%s.%N)
+    rm -f "$dir/dd_$1"
+    python3 -c "import json,sys; print(json.dumps({'mib_per_s': 1024 / (float(sys.argv[2]) - float(sys.argv[1]))}))" "$t0" "$t1" >"$dir/pagecache_$1.json"
+}
 for r in $(seq "$rounds"); do
-    echo "== round $r/$rounds: loopback, produce (1 KiB, acks=1, $producers producers x $in_flight in flight, $partitions partitions), consume 1 partition from the page cache with 1 and $pipeline fetches in flight (${duration}s each)" >&2
+    echo "== round $r/$rounds: loopback, produce (1 KiB, acks=1, $producers producers x $in_flight in flight, $partitions partitions), page-cache write reference, consume 1 partition from the page cache with 1 and $pipeline fetches in flight (${duration}s each)" >&2
     loopback "loop_zc_$r"
     bench --mode produce --topic produce-bench --partitions "$partitions" --record-size 1024 \
         --batch-size "$batch" --acks 1 --producers "$producers" --in-flight "$in_flight" \
         --duration-s "$duration" --json "$dir/produce_$r.json"
+    pagecache_reference "$r"
     consume_pair loop_zc2 zc "$r"
 done
 stop_broker
-start_broker --sluice.fetch.cached.send=mapped
-for r in $(seq "$rounds"); do
-    echo "== round $r/$rounds: loopback, fetch sent from mappings (sluice.fetch.cached.send=mapped) with 1 and $pipeline in flight" >&2
-    consume_pair loop_sp sp "$r"
-done
-stop_broker
-start_broker --sluice.fetch.zero.copy=false
-for r in $(seq "$rounds"); do
-    echo "== round $r/$rounds: loopback, copying fetch (sluice.fetch.zero.copy=false) with 1 and $pipeline in flight, page-cache write reference" >&2
-    consume_pair loop_cp cp "$r"
-    # Fresh pages into the page cache, as an append with fsync=never takes them (no fsync).
-    t0=$(date +%s.%N)
-    dd if=/dev/zero of="$dir/dd_$r" bs=1M count=1024 status=none
-    t1=$(date +%s.%N)
-    rm -f "$dir/dd_$r"
-    python3 -c "import json,sys; print(json.dumps({'mib_per_s': 1024 / (float(sys.argv[2]) - float(sys.argv[1]))}))" "$t0" "$t1" >"$dir/pagecache_$r.json"
-done
-stop_broker
+# The same consumes against the broker restarted with one fetch setting changed.
+fetch_mode_rounds() {  # key broker-flag
+    start_broker "$2"
+    for r in $(seq "$rounds"); do
+        echo "== round $r/$rounds: loopback, consume with $2 at 1 and $pipeline in flight" >&2
+        consume_pair "loop_$1" "$1" "$r"
+    done
+    stop_broker
+}
+fetch_mode_rounds mp --sluice.fetch.cached.send=mapped
+fetch_mode_rounds cp --sluice.fetch.zero.copy=false
 
 python3 - "$dir" "$(getconf CLK_TCK)" "$pipeline" "$rounds" <<'EOF'
 import json, sys, os, statistics
@@ -139,7 +142,7 @@ load = lambda n: json.load(open(os.path.join(d, n + ".json")))
 med = statistics.median
 def rate(name, side):
     return load(name)[side]["mib_per_s"] if side else load(name)["mib_per_s"]
-loops = [rate(f"{k}_{r}", None) for r in range(1, rounds + 1) for k in ("loop_zc", "loop_zc2", "loop_sp", "loop_cp")]
+loops = [rate(f"{k}_{r}", None) for r in range(1, rounds + 1) for k in ("loop_zc", "loop_zc2", "loop_mp", "loop_cp")]
 pcache = [rate(f"pagecache_{r}", None) for r in range(1, rounds + 1)]
 print(f"| run | MiB/s (median) | vs loopback (median of per-round ratios) | notes |")
 print(f"|---|---:|---:|---|")
@@ -159,7 +162,7 @@ p_ratio = show("produce 1 KiB, acks=1", [f"produce_{r}" for r in range(1, rounds
                f"p99.9 {lat.get('p999', 0):.2f} max {lat.get('max', 0):.0f} ms")
 best = 0
 for label, key, loop_key in (("zero-copy (default: splice)", "zc", "loop_zc2"),
-                             ("zero-copy (mapped)", "sp", "loop_sp"), ("copying", "cp", "loop_cp")):
+                             ("zero-copy (mapped)", "mp", "loop_mp"), ("copying", "cp", "loop_cp")):
     for depth in ("1", pipeline):
         names = [f"{key}{depth}_{r}" for r in range(1, rounds + 1)]
         ticks = sum(int(open(os.path.join(d, n + ".ticks")).read()) for n in names)

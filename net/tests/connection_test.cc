@@ -589,26 +589,10 @@ TEST_F(connection_test, connect_times_out_when_the_peer_never_answers) {
 }
 
 TEST_F(connection_test, ipv6_loopback_echo) {
-    auto l =
-        stack->listen(*reactor, socket_address::ipv6_loopback(0), {}, [this](connection_ptr c) {
-            auto ep = std::make_unique<endpoint>();
-            ep->conn = std::move(c);
-            ep->on_frames = [](endpoint& e, std::span<frame> fs) {
-                for (auto& f : fs) {
-                    output out;
-                    out.append(prefix(static_cast<uint32_t>(f.size())));
-                    out.append(std::move(f));
-                    e.conn->send(std::move(out));
-                }
-            };
-            ep->start();
-            servers.push_back(std::move(ep));
-        });
-    if (!l) GTEST_SKIP() << "no IPv6 loopback: " << l.error().describe();
-    auto addr = (*l)->local_address();
-    listeners.push_back(std::move(*l));
-    EXPECT_EQ(addr.family(), AF_INET6);
-    auto& client = connect(addr);
+    auto addr = listen_on(socket_address::ipv6_loopback(0), {}, echo_frames);
+    if (!addr) GTEST_SKIP() << "no IPv6 loopback: " << addr.error().describe();
+    EXPECT_EQ(addr->family(), AF_INET6);
+    auto& client = connect(*addr);
     client.conn->send(one_piece(framed(pattern(77, 1))));
     ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == 1; }));
     EXPECT_EQ(to_vec(client.frames[0]), pattern(77, 1));
@@ -617,26 +601,10 @@ TEST_F(connection_test, ipv6_loopback_echo) {
 // A listener on every interface (an empty listener host) takes IPv4 and IPv6 clients alike,
 // and reports an IPv4 client's address as IPv4, not as ::ffff:a.b.c.d.
 TEST_F(connection_test, every_interface_listener_accepts_ipv4_and_ipv6_clients) {
-    std::vector<socket_address> peers;
-    auto l = stack->listen(*reactor, parse_address(":0").value(), {}, [&](connection_ptr c) {
-        peers.push_back(c->peer_address());
-        auto ep = std::make_unique<endpoint>();
-        ep->conn = std::move(c);
-        ep->on_frames = [](endpoint& e, std::span<frame> fs) {
-            for (auto& f : fs) {
-                output out;
-                out.append(prefix(static_cast<uint32_t>(f.size())));
-                out.append(std::move(f));
-                e.conn->send(std::move(out));
-            }
-        };
-        ep->start();
-        servers.push_back(std::move(ep));
-    });
-    ASSERT_TRUE(l) << l.error().describe();
-    uint16_t port = (*l)->local_address().port();
-    bool dual = (*l)->local_address().is_ipv6_any();
-    listeners.push_back(std::move(*l));
+    auto addr = listen_on(parse_address(":0").value(), {}, echo_frames);
+    ASSERT_TRUE(addr) << addr.error().describe();
+    uint16_t port = addr->port();
+    bool dual = addr->is_ipv6_any();
     int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (probe < 0) {
         EXPECT_EQ(errno, EAFNOSUPPORT);
@@ -655,11 +623,11 @@ TEST_F(connection_test, every_interface_listener_accepts_ipv4_and_ipv6_clients) 
     ASSERT_TRUE(run_until(*reactor, [&] { return v6.frames.size() == 1; }));
     EXPECT_EQ(to_vec(v6.frames[0]), pattern(60, 6));
 
-    ASSERT_EQ(peers.size(), 2u);
-    EXPECT_EQ(peers[0].family(), AF_INET);
-    EXPECT_EQ(peers[0].host(), "127.0.0.1");
-    EXPECT_EQ(peers[1].family(), AF_INET6);
-    EXPECT_EQ(peers[1].host(), "::1");
+    ASSERT_EQ(servers.size(), 2u);
+    EXPECT_EQ(servers[0]->conn->peer_address().family(), AF_INET);
+    EXPECT_EQ(servers[0]->conn->peer_address().host(), "127.0.0.1");
+    EXPECT_EQ(servers[1]->conn->peer_address().family(), AF_INET6);
+    EXPECT_EQ(servers[1]->conn->peer_address().host(), "::1");
 }
 
 // Two reactors on two threads listen on one port with SO_REUSEPORT; the kernel spreads the

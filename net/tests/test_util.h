@@ -128,28 +128,39 @@ class net_fixture : public ::testing::Test {
     }
 
     // An echo server: each frame comes back framed, sent from the received buffer itself.
+    // Answers every frame with the same bytes.
+    static void echo_frames(endpoint& ep, std::span<frame> fs) {
+        for (auto& f : fs) {
+            output out;
+            out.append(prefix(static_cast<uint32_t>(f.size())));
+            out.append(std::move(f));
+            ep.conn->send(std::move(out));
+        }
+    }
+
     socket_address start_echo_server(listen_options opts = {}) {
-        return start_server(opts, [](endpoint& ep, std::span<frame> fs) {
-            for (auto& f : fs) {
-                output out;
-                out.append(prefix(static_cast<uint32_t>(f.size())));
-                out.append(std::move(f));
-                ep.conn->send(std::move(out));
-            }
-        });
+        return start_server(opts, echo_frames);
     }
 
     socket_address start_server(listen_options opts,
                                 std::function<void(endpoint&, std::span<frame>)> handler) {
-        auto l = stack->listen(*reactor, socket_address::ipv4_loopback(0), opts,
-                               [this, handler](connection_ptr c) {
-                                   auto ep = std::make_unique<endpoint>();
-                                   ep->conn = std::move(c);
-                                   ep->on_frames = handler;
-                                   ep->start();
-                                   servers.push_back(std::move(ep));
-                               });
-        EXPECT_TRUE(l) << l.error().describe();
+        auto addr = listen_on(socket_address::ipv4_loopback(0), opts, std::move(handler));
+        EXPECT_TRUE(addr) << addr.error().describe();
+        return *addr;
+    }
+
+    // A listener at `where` whose connections become `servers` running `handler`; the address
+    // it is bound to, or why it could not listen.
+    result<socket_address> listen_on(const socket_address& where, listen_options opts,
+                                     std::function<void(endpoint&, std::span<frame>)> handler) {
+        auto l = stack->listen(*reactor, where, opts, [this, handler](connection_ptr c) {
+            auto ep = std::make_unique<endpoint>();
+            ep->conn = std::move(c);
+            ep->on_frames = handler;
+            ep->start();
+            servers.push_back(std::move(ep));
+        });
+        if (!l) return l.error();
         auto addr = (*l)->local_address();
         listeners.push_back(std::move(*l));
         return addr;
