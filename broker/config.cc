@@ -119,6 +119,8 @@ const key_def broker_keys[] = {
     {"sluice.fetch.cached.send", kind::choice, "auto", 0, 0, "auto,splice,mapped"},
     // TCP congestion control towards peers on this host ("" keeps the system's default).
     {"sluice.tcp.congestion.local", kind::string, "cubic"},
+    // Bytes a partition accepts ahead of its disk writes; past it produces wait (never fail).
+    {"sluice.append.buffer.bytes", kind::int64, "33554432", 4096, long_max},
     {"sluice.log.level", kind::choice, "info", 0, 0, "trace,debug,info,warn,error,off"},
 };
 

@@ -85,11 +85,23 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
     }
     bool no_response = req->acks == 0;
     if (no_response) ctx->respond_none();
+    runtime::reactor* origin = runtime::reactor::local();
     fan_out<produce_part_result>(
         srv, tps,
-        [ctx, req, payloads = std::move(payloads), tps](shard& s, size_t i,
-                                                       std::function<void(produce_part_result)> reply) {
-            s.produce(tps[i], payloads[i], std::move(reply));
+        [ctx, req, payloads = std::move(payloads), tps, origin](
+            shard& s, size_t i, std::function<void(produce_part_result)> reply) {
+            // The session pauses reading while a part waits (it runs on the connection's core).
+            hold_notifier notify = [ctx, origin](bool held) {
+                auto tell = [ctx, held] {
+                    if (ctx->hold_changed) ctx->hold_changed(held);
+                };
+                if (runtime::reactor::local() == origin) {
+                    tell();
+                } else {
+                    origin->post(tell);
+                }
+            };
+            s.produce(tps[i], payloads[i], std::move(reply), std::move(notify));
         },
         [ctx, req, resp, where = std::move(where), no_response](std::vector<produce_part_result> results) {
             for (size_t i = 0; i < results.size(); ++i) {

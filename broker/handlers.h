@@ -33,6 +33,10 @@ struct request_context {
     net::frame frame;  // keeps the request bytes (and the record views into them) alive
     std::function<void(std::optional<net::output>)> complete;
     std::string client_host;  // the peer's numeric address, as Kafka reports it ("/127.0.0.1")
+    // Set by the session: a part of this request waits for room in a partition (true) or no
+    // longer does (false). Called on the connection's core; the session stops reading while
+    // any of its requests waits, so a busy partition bounds the memory its producers use.
+    std::function<void(bool held)> hold_changed;
 
     request_context(server& s, shard& h, protocol::request_header hdr, net::frame f,
                     std::function<void(std::optional<net::output>)> c)

@@ -20,7 +20,6 @@ kafka_error to_kafka_error(const error& e) {
             case engine::errc::invalid_batch: return kafka_error::corrupt_message;
             case engine::errc::batch_too_large: return kafka_error::message_too_large;
             case engine::errc::offset_out_of_range: return kafka_error::offset_out_of_range;
-            case engine::errc::backpressure:
             case engine::errc::busy: return kafka_error::request_timed_out;
             case engine::errc::closed: return kafka_error::not_leader_or_follower;
             case engine::errc::io_error:

@@ -97,6 +97,14 @@ void session::handle(net::frame f) {
     }
     auto ctx = std::make_shared<request_context>(_srv, _home, hdr, std::move(f), std::move(complete));
     ctx->client_host = "/" + _conn->peer_address().host();
+    ctx->hold_changed = [self](bool held) {
+        if (held) {
+            ++self->_held;
+        } else if (self->_held > 0) {
+            --self->_held;
+        }
+        self->update_backpressure();
+    };
     h->fn(std::move(ctx), *req);
 }
 
@@ -125,7 +133,8 @@ void session::close_if_answered() {
 
 void session::update_backpressure() {
     if (!_conn || !_conn->is_open()) return;
-    bool over = _in_flight >= _max_in_flight || _conn->bytes_queued() > max_queued_bytes;
+    bool over = _in_flight >= _max_in_flight || _held > 0 ||
+                _conn->bytes_queued() > max_queued_bytes;
     if (over && !_conn->receive_paused()) {
         _conn->pause_receive();
     } else if (!over && _conn->receive_paused()) {

@@ -4,7 +4,8 @@
 // clients rely on it), whatever order their handlers finish in.
 //
 // Bounds: at most `max_in_flight` requests per connection and `max_queued_bytes` of responses
-// waiting in the socket; beyond either, the session stops reading the socket until they drain
+// waiting in the socket; beyond either, and while any of its produce requests waits for room in
+// a partition's append buffer, the session stops reading the socket until they drain
 // (back-pressure, never unbounded memory).
 //
 // Lifecycle: created for an accepted connection; kept alive by the connection's handlers and by
@@ -46,6 +47,7 @@ private:
     uint64_t _next_to_send = 0;
     std::map<uint64_t, std::optional<net::output>> _done;  // finished, waiting for their turn
     size_t _in_flight = 0;
+    size_t _held = 0;  // request parts waiting for append-buffer room (read paused meanwhile)
     bool _closed = false;
     bool _close_when_answered = false;  // the stream had an unreadable frame
 };

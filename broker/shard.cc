@@ -43,8 +43,11 @@ std::string shard::partition_dir_for(const model::tp& tp) const {
 
 result<partition*> shard::open_partition(const model::tp& tp, const config_map& effective) {
     if (auto* p = find(tp)) return p;
+    engine::log_config cfg = make_log_config(effective);
+    cfg.append_buffer_max_bytes =
+        static_cast<uint64_t>(_srv.config().int_value("sluice.append.buffer.bytes"));
     auto log = engine::partition_log::open(_reactor, engine::posix_file_system::instance(),
-                                           partition_dir_for(tp), tp, make_log_config(effective),
+                                           partition_dir_for(tp), tp, cfg,
                                            runtime::system_clock::instance());
     if (!log) return log.error();
     auto p = std::make_unique<partition>();
@@ -120,6 +123,13 @@ void shard::close_partition(const model::tp& tp, bool remove_files, std::functio
     std::shared_ptr<partition> p(std::move(it->second));
     _partitions.erase(it);
     p->notify_waiters();
+    // Produces still waiting for room were never appended: the client retries them against
+    // the partition's new home (or learns that it is gone).
+    for (auto& h : p->held) {
+        if (h.notify) h.notify(false);
+        h.done({kafka_error::not_leader_or_follower, p->tp.dir_name() + " closed while waiting"});
+    }
+    p->held.clear();
     p->log->close([p, remove_files, done = std::move(done)](result<void> r) {
         if (!r) log::warn("broker", "closing ", p->tp.dir_name(), ": ", r.error().describe());
         std::string dir = p->log->dir();
@@ -182,12 +192,50 @@ void shard::close_all(std::function<void()> done) {
 }
 
 void shard::produce(const model::tp& tp, std::span<std::byte> batches,
-                    std::function<void(produce_part_result)> done) {
+                    std::function<void(produce_part_result)> done, hold_notifier notify) {
     partition* p = find(tp);
     if (p == nullptr) {
         done({kafka_error::unknown_topic_or_partition, "unknown partition " + tp.dir_name()});
         return;
     }
+    if (!p->held.empty() || !p->log->has_room(batches.size())) {
+        if (p->produces_held++ == 0) {
+            log::info("broker", "produces to ", tp.dir_name(),
+                      " wait for room in the append buffer (sluice.append.buffer.bytes=",
+                      p->log->config().append_buffer_max_bytes, "); logged once per partition");
+        }
+        if (notify) notify(true);
+        p->held.push_back({batches, std::move(done), std::move(notify)});
+        if (p->held.size() == 1) wait_for_room(*p);
+        return;
+    }
+    append_now(*p, batches, std::move(done));
+}
+
+void shard::wait_for_room(partition& p) {
+    p.log->when_room(p.held.front().batches.size(), [this, tp = p.tp] { admit_held(tp); });
+}
+
+void shard::admit_held(const model::tp& tp) {
+    partition* p = find(tp);
+    if (p == nullptr) return;  // closed: close_partition answered what waited
+    while (!p->held.empty()) {
+        auto& front = p->held.front();
+        if (!p->log->failed() && !p->log->has_room(front.batches.size())) {
+            wait_for_room(*p);
+            return;
+        }
+        held_produce h = std::move(front);
+        p->held.pop_front();
+        if (h.notify) h.notify(false);
+        // A failed or closing log answers through append's callback with its error.
+        append_now(*p, h.batches, std::move(h.done));
+    }
+}
+
+void shard::append_now(partition& p_ref, std::span<std::byte> batches,
+                       std::function<void(produce_part_result)> done) {
+    partition* p = &p_ref;
     // Idempotence: check every batch's producer sequence before anything is appended.
     model::batch_iterator it(batches);
     model::batch_header h;

@@ -7,6 +7,7 @@
 // the core owns (running recovery); destroyed on that thread after close_all().
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -30,6 +31,26 @@ namespace sluice::broker {
 class server;
 struct group_services;  // handle_group.cc
 
+struct produce_part_result {
+    kafka_error error = kafka_error::none;
+    std::string message;
+    int64_t base_offset = -1;
+    int64_t log_append_time_ms = -1;
+    int64_t log_start_offset = -1;
+};
+
+// Told when a produce starts waiting for room in its partition's append buffer (true) and when
+// it stops (false), on the partition's core; the session pauses reading meanwhile.
+using hold_notifier = std::function<void(bool held)>;
+
+// A produce waiting for room in the partition's append buffer. Its bytes are a view into the
+// request frame, which the caller keeps alive until `done` runs.
+struct held_produce {
+    std::span<std::byte> batches;
+    std::function<void(produce_part_result)> done;
+    hold_notifier notify;
+};
+
 // A partition as the broker sees it: its log plus what the broker keeps beside it.
 struct partition {
     model::tp tp;
@@ -40,19 +61,16 @@ struct partition {
     // once, on this shard's thread, and is then removed.
     std::unordered_map<uint64_t, std::function<void()>> waiters;
     uint64_t retention_deleted_segments = 0;
+    // Produces waiting for append-buffer room, in arrival order (issue #15: a busy partition
+    // makes requests wait, it never refuses them, so nothing overtakes a waiting batch).
+    std::deque<held_produce> held;
+    uint64_t produces_held = 0;  // how many produces ever waited
 
     // Single broker: everything written is replicated to the whole ISR (itself).
     int64_t high_watermark() const { return log->log_end_offset()(); }
     void notify_waiters();
 };
 
-struct produce_part_result {
-    kafka_error error = kafka_error::none;
-    std::string message;
-    int64_t base_offset = -1;
-    int64_t log_append_time_ms = -1;
-    int64_t log_start_offset = -1;
-};
 
 struct fetch_part_result {
     kafka_error error = kafka_error::none;
@@ -90,11 +108,13 @@ public:
     // Closes every partition cleanly (shutdown).
     void close_all(std::function<void()> done);
 
-    // Appends `batches` (rewritten in place; the caller keeps the bytes alive until this
-    // returns). `done` runs on this shard's thread when the append is acknowledged per the
-    // partition's fsync policy, or failed.
+    // Appends `batches` (rewritten in place; the caller keeps the bytes alive until `done`
+    // runs). `done` runs on this shard's thread when the append is acknowledged per the
+    // partition's fsync policy, or failed. When the partition's append buffer is full, or
+    // earlier produces wait, the produce waits behind them (`notify(true)`, then
+    // `notify(false)` once it is admitted) and is checked and appended in arrival order.
     void produce(const model::tp& tp, std::span<std::byte> batches,
-                 std::function<void(produce_part_result)> done);
+                 std::function<void(produce_part_result)> done, hold_notifier notify = {});
     // Reads up to `max_bytes` from `offset` (whole batches; at least one when min_one_batch).
     fetch_part_result fetch(const model::tp& tp, int64_t offset, int32_t max_bytes,
                             bool read_committed, bool min_one_batch);
@@ -115,6 +135,12 @@ public:
 private:
     std::string partition_dir_for(const model::tp& tp) const;
     void rebuild_producer_state(partition& p);
+    // Checks producer sequences and appends (the partition has room).
+    void append_now(partition& p, std::span<std::byte> batches,
+                    std::function<void(produce_part_result)> done);
+    // Admits waiting produces while the log has room; waits for room again if some remain.
+    void admit_held(const model::tp& tp);
+    void wait_for_room(partition& p);
     void schedule_retention();
 
     server& _srv;

@@ -8,11 +8,10 @@ const char* describe(errc e) {
         case errc::corrupt: return "corrupt log data";
         case errc::invalid_batch: return "invalid record batch";
         case errc::batch_too_large: return "record batch larger than max.message.bytes";
-        case errc::backpressure: return "partition append buffer full";
         case errc::offset_out_of_range: return "offset out of range";
         case errc::partition_failed: return "partition failed (fail-stop)";
         case errc::closed: return "partition log closed";
-        case errc::busy: return "partition log busy (truncation or close in progress)";
+        case errc::busy: return "operation already in progress";
         case errc::invalid_argument: return "invalid argument";
     }
     return "unknown engine error";

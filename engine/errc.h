@@ -12,11 +12,10 @@ enum class errc {
     corrupt,              // bytes on disk are not what the engine wrote (detail: file + position)
     invalid_batch,        // an appended batch failed validation; nothing was written
     batch_too_large,      // an appended batch is larger than max.message.bytes
-    backpressure,         // the partition's append buffer is full; retry after acks drain
     offset_out_of_range,  // a read or lookup named an offset outside [log start, log end]
     partition_failed,     // the partition is fail-stopped; detail holds the original error
     closed,               // the partition log is closed or closing
-    busy,                 // a truncation or close is in progress; appends are refused meanwhile
+    busy,                 // another run of the same operation is in progress (compaction)
     invalid_argument,     // a caller passed an argument outside the documented range
 };
 const char* describe(errc e);

@@ -54,8 +54,9 @@ struct log_config {
     uint64_t preallocate_step_bytes = 64u << 20;
 
     // Bounds (Sluice-specific; see README.md "Bounds").
-    // Bytes accepted but not yet written (plus being written). Over it, append() fails with
-    // errc::backpressure. A single append larger than this is accepted only into an empty buffer.
+    // Bytes accepted but not yet written (plus being written). Over it, append() holds the
+    // append until writes complete. A single append larger than this is admitted only into an
+    // empty buffer.
     uint64_t append_buffer_max_bytes = 32u << 20;
     // Writes in flight to the ring per partition.
     uint32_t max_inflight_writes = 4;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "base/assert.h"
 #include "base/log.h"
 #include "engine/log_format.h"
 #include "engine/partition_log_impl.h"
@@ -35,6 +36,10 @@ partition_log::~partition_log() = default;
 
 void partition_log::append(std::span<std::byte> b, append_options o, append_callback cb) {
     _impl->append(b, o, std::move(cb));
+}
+bool partition_log::has_room(size_t bytes) const { return _impl->has_room(bytes); }
+void partition_log::when_room(size_t bytes, std::function<void()> fn) {
+    _impl->when_room(bytes, std::move(fn));
 }
 result<read_result> partition_log::read(model::offset start, size_t max_bytes,
                                         model::offset upper, bool min_one) const {
@@ -99,12 +104,16 @@ void partition_log::impl::fail(const error& e) {
     auto flushes = std::move(_flush_waiters);
     _flush_waiters.clear();
     for (auto& [target, cb] : flushes) cb(*_failure);
+    auto held = std::move(_held);
+    _held.clear();
+    for (auto& h : held) h.cb(*_failure);
+    notify_room();
     run_idle_tasks();
 }
 
 bool partition_log::impl::idle() const {
     return _chunks.empty() && _sealing.empty() && !_finalizing && !_fsync_inflight &&
-           _inflight_writes == 0;
+           _inflight_writes == 0 && (_held.empty() || _truncating);
 }
 
 void partition_log::impl::when_idle(std::function<void()> fn) {
@@ -129,7 +138,6 @@ void partition_log::impl::run_idle_tasks() {
 std::optional<error> partition_log::impl::refusal() const {
     if (_failure) return *_failure;
     if (_closing || _closed) return error(errc::closed, _tp.dir_name());
-    if (_truncating) return error(errc::busy, _tp.dir_name() + ": truncation in progress");
     return std::nullopt;
 }
 
@@ -175,16 +183,63 @@ bool partition_log::impl::needs_roll(uint64_t bytes, int64_t offsets) const {
     return false;
 }
 
+bool partition_log::impl::buffer_fits(size_t bytes) const {
+    return _buffered_bytes == 0 || _buffered_bytes + bytes <= _cfg.append_buffer_max_bytes;
+}
+
+bool partition_log::impl::has_room(size_t bytes) const {
+    return _held.empty() && !_truncating && buffer_fits(bytes);
+}
+
+void partition_log::impl::when_room(size_t bytes, std::function<void()> fn) {
+    _room_bytes = bytes;
+    _room_waiter = std::move(fn);
+    if (has_room(bytes) || _failure || _closing || _closed) notify_room();
+}
+
+// Runs the room waiter (deferred: it will usually append, and must not do so from inside a
+// completion that is still walking the log's queues).
+void partition_log::impl::notify_room() {
+    if (!_room_waiter) return;
+    auto fn = std::move(_room_waiter);
+    _room_waiter = nullptr;
+    _r.defer([w = std::weak_ptr<int>(_alive), fn = std::move(fn)] {
+        if (!w.expired()) fn();
+    });
+}
+
 void partition_log::impl::append(std::span<std::byte> data, append_options opts, append_callback cb) {
     if (auto e = refusal()) return defer_error(std::move(cb), *e);
     auto summary = validate_batches(data, _cfg.max_message_bytes);
     if (!summary) return defer_error(std::move(cb), summary.error());
-    if (_buffered_bytes > 0 && _buffered_bytes + data.size() > _cfg.append_buffer_max_bytes) {
-        ++_stats.rejected_backpressure;
-        return defer_error(std::move(cb), error(errc::backpressure, std::to_string(_buffered_bytes) +
-                                                                        " bytes pending"));
+    if (!has_room(data.size())) {
+        // Wait, do not refuse: a refused batch retried later would land after the batches
+        // that followed it (issue #15). The copy keeps the caller's buffer contract.
+        ++_stats.held_appends;
+        _held.push_back({std::vector<std::byte>(data.begin(), data.end()), opts, std::move(cb)});
+        return;
     }
-    if (needs_roll(data.size(), summary->offsets)) {
+    admit(data, opts, std::move(cb), summary->offsets, summary->records, summary->batches);
+}
+
+// Admits held appends, oldest first, while they fit; then tells the owner if it waits for room.
+void partition_log::impl::admit_held() {
+    while (!_held.empty() && !_truncating && !_failure && buffer_fits(_held.front().bytes.size())) {
+        auto h = std::move(_held.front());
+        _held.pop_front();
+        auto summary = validate_batches(h.bytes, _cfg.max_message_bytes);  // valid when held
+        SLUICE_ASSERT(summary.has_value(), "a held append was validated when it was made");
+        // The chunk copies the bytes, so the held copy may go once admit() returns.
+        admit(h.bytes, h.opts, std::move(h.cb), summary->offsets, summary->records,
+              summary->batches);
+    }
+    if (_room_waiter && has_room(_room_bytes)) notify_room();
+}
+
+void partition_log::impl::admit(std::span<std::byte> data, const append_options& opts,
+                                append_callback cb, int64_t offsets, uint64_t records,
+                                size_t batches) {
+    if (needs_roll(data.size(), offsets)) {
         if (auto r = roll_active(); !r) {
             fail(r.error());
             return defer_error(std::move(cb), *_failure);
@@ -220,10 +275,10 @@ void partition_log::impl::append(std::span<std::byte> data, append_options opts,
     res.last_offset = model::offset(_next_offset - 1);
     c.bytes.insert(c.bytes.end(), data.begin(), data.end());
     c.end_offset = _next_offset;
-    c.records += summary->records;
+    c.records += records;
     _buffered_bytes += data.size();
     ++_stats.appends;
-    _stats.batches += summary->batches;
+    _stats.batches += batches;
     _waiters.push_back({_next_offset, res, std::move(cb)});
     schedule_writes();
 }
@@ -308,6 +363,7 @@ void partition_log::impl::after_progress() {
     complete_waiters();
     maybe_finalize_sealing();
     maybe_fsync();
+    admit_held();
     issue_writes();
     run_idle_tasks();
 }
@@ -687,6 +743,9 @@ void partition_log::impl::truncate_to(int64_t offset, io_callback cb) {
         auto r = do_truncate(offset);
         if (!r) fail(r.error());
         cb(r);
+        // Appends made while it ran go in after it, in their order.
+        admit_held();
+        schedule_writes();
     });
 }
 
@@ -895,6 +954,7 @@ void partition_log::impl::close(io_callback cb) {
         return _r.defer([cb = std::move(cb), d = _tp.dir_name()] { cb(error(errc::closed, d)); });
     }
     _closing = true;
+    notify_room();  // the owner answers what it queued; appends already held are still written
     when_idle([this, cb = std::move(cb)] {
         _closed = true;
         if (_fsync_timer) _r.cancel_timer(_fsync_timer);

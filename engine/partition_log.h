@@ -12,6 +12,10 @@
 //  - append() validates every batch, assigns offsets in place, copies the bytes into the
 //    partition's bounded append buffer and returns. Appends made in the same reactor iteration
 //    are written together by one write from a deferred task.
+//  - Back-pressure is waiting, never refusal: an append that finds the buffer full (or a
+//    truncation running) is held, in order, and admitted once space frees. Owners that want to
+//    queue without the copy a held append costs ask has_room() first and wait with
+//    when_room().
 //  - The callback fires once the write completed (fsync_policy::never), or once an fdatasync
 //    that started after the write completed has succeeded (always / batch). Callbacks fire in
 //    offset order.
@@ -88,7 +92,7 @@ struct log_stats {
     uint64_t writes = 0;             // write submissions (coalesced appends count once)
     uint64_t bytes_written = 0;
     uint64_t fsyncs = 0;             // fdatasync calls on segment files
-    uint64_t rejected_backpressure = 0;
+    uint64_t held_appends = 0;       // appends that waited for buffer space (or a truncation)
     uint64_t segments_rolled = 0;
     uint64_t segments_deleted = 0;
     uint64_t recovered_bytes = 0;    // bytes validated by the start-up recovery scan
@@ -116,10 +120,20 @@ public:
     partition_log& operator=(const partition_log&) = delete;
 
     // `batches` holds one or more whole v2 batches and is rewritten in place (base offsets,
-    // leader epoch, LogAppendTime); it may be reused once append() returns. Failures reported
-    // through the callback: invalid_batch / batch_too_large (nothing written), backpressure,
-    // busy, closed, partition_failed.
+    // leader epoch, LogAppendTime) when admitted; it may be reused once append() returns. When
+    // !has_room(batches.size()) the append is held: its bytes are copied and it is admitted,
+    // in the order of the append() calls, once space frees (a held append is never refused
+    // for being busy). Failures reported through the callback: invalid_batch /
+    // batch_too_large (checked at once, nothing written), closed, partition_failed.
     void append(std::span<std::byte> batches, append_options opts, append_callback cb);
+    // Whether an append of `bytes` would be admitted now: nothing is held, no truncation runs,
+    // and the buffer is empty or has room for it (an append larger than the whole buffer is
+    // admitted into an empty one).
+    bool has_room(size_t bytes) const;
+    // Calls `fn` once, on the owning thread and never from inside this call, when
+    // has_room(bytes) becomes true (or the partition fails or closes, so the owner can answer
+    // what it queued). One registration at a time; a new one replaces the old.
+    void when_room(size_t bytes, std::function<void()> fn);
 
     // Whole batches starting with the one containing `start`, each with last offset below
     // `upper_exclusive` and below log_end_offset(), within `max_bytes` -- but at least one
@@ -140,7 +154,7 @@ public:
 
     // Drops every batch containing an offset >= `offset` (the log end becomes the base of the
     // batch containing `offset`, or `offset` itself if it is a batch boundary). Waits for
-    // in-flight writes first; appends are refused with errc::busy meanwhile. Truncating to or
+    // in-flight writes first; appends made meanwhile are held and admitted after it. Truncating to or
     // below the log start empties the log and restarts it at `offset`.
     void truncate_to(model::offset offset, io_callback cb);
     // DeleteRecords: advances the log start offset (checkpointed before returning) and deletes

@@ -31,6 +31,8 @@ public:
 
     // --- public operations (partition_log.cc) ---
     void append(std::span<std::byte> batches, append_options opts, append_callback cb);
+    bool has_room(size_t bytes) const;
+    void when_room(size_t bytes, std::function<void()> fn);
     std::pair<uint64_t, int64_t> skip_whole_batches(segment& s, file& f, uint64_t from,
                                                     size_t budget, int64_t upper);
     result<read_result> read(model::offset start, size_t max_bytes, model::offset upper_exclusive,
@@ -57,6 +59,12 @@ public:
         bool issued = false;
         bool done = false;
     };
+    // An append that found no room: its own copy of the bytes, admitted in order later.
+    struct held_append {
+        std::vector<std::byte> bytes;
+        append_options opts;
+        append_callback cb;
+    };
     struct waiter {
         int64_t end_offset;
         append_result res;
@@ -74,6 +82,11 @@ public:
     std::optional<error> refusal() const;
     void defer_error(append_callback cb, error e);
     bool needs_roll(uint64_t bytes, int64_t offsets) const;
+    bool buffer_fits(size_t bytes) const;
+    void admit(std::span<std::byte> data, const append_options& opts, append_callback cb,
+               int64_t offsets, uint64_t records, size_t batches);
+    void admit_held();
+    void notify_room();
     result<void> roll_active();
     chunk& open_chunk();
     // Extends the segment's preallocation (in preallocate_step_bytes steps) to cover `end`.
@@ -133,6 +146,9 @@ public:
     bool _write_scheduled = false;
     uint32_t _inflight_writes = 0;
     std::deque<waiter> _waiters;
+    std::deque<held_append> _held;
+    size_t _room_bytes = 0;
+    std::function<void()> _room_waiter;
     std::deque<std::pair<int64_t, io_callback>> _flush_waiters;
 
     std::set<segment*> _dirty;  // segments with written but not fdatasynced bytes

@@ -461,24 +461,91 @@ TEST_F(partition_log_test, never_policy_fsyncs_on_flush_messages) {
     EXPECT_GE(log->stats().fsyncs, 1u);
 }
 
-TEST_F(partition_log_test, backpressure_when_the_append_buffer_is_full) {
+TEST_F(partition_log_test, a_full_append_buffer_holds_appends_and_admits_them_in_order) {
     cfg.append_buffer_max_bytes = 1000;
     open();
-    int ok_count = 0, refused = 0;
+    std::vector<int64_t> bases;
+    int failed = 0;
     for (int i = 0; i < 50; ++i) {
-        append_async(batch(2), [&](result<append_result> r) {
+        // Distinct values so that the log's order can be checked against the append order.
+        append_async(batch(2, 1000, "a" + std::to_string(i) + "-"), [&](result<append_result> r) {
             if (r) {
-                ++ok_count;
-            } else if (r.error().is(errc::backpressure)) {
-                ++refused;
+                bases.push_back(r->base_offset());
+            } else {
+                ++failed;
             }
         });
+        // The buffer is full after a few appends: the rest must wait, not be refused.
+        if (i == 10) {
+            EXPECT_FALSE(log->has_room(100));
+        }
     }
-    reactor->run_until([&] { return ok_count + refused == 50; });
-    EXPECT_GT(refused, 0);
-    EXPECT_GT(ok_count, 0);
-    EXPECT_EQ(log->stats().rejected_backpressure, static_cast<uint64_t>(refused));
-    EXPECT_EQ(static_cast<int>(read_all().size()), ok_count * 2);
+    reactor->run_until([&] { return bases.size() + static_cast<size_t>(failed) == 50; });
+    EXPECT_EQ(failed, 0);
+    EXPECT_GT(log->stats().held_appends, 0u);
+    ASSERT_EQ(bases.size(), 50u);
+    for (size_t i = 0; i < bases.size(); ++i) EXPECT_EQ(bases[i], static_cast<int64_t>(2 * i));
+    auto recs = read_all();
+    ASSERT_EQ(recs.size(), 100u);
+    for (size_t i = 0; i < recs.size(); ++i) {
+        EXPECT_EQ(recs[i].value, "a" + std::to_string(i / 2) + "-" + std::to_string(i % 2));
+    }
+    EXPECT_TRUE(log->has_room(100));
+}
+
+TEST_F(partition_log_test, when_room_fires_once_the_buffer_drains) {
+    cfg.append_buffer_max_bytes = 1000;
+    open();
+    int acked = 0;
+    while (log->has_room(400)) {
+        append_async(batch(4), [&](result<append_result> r) { acked += r.has_value(); });
+    }
+    const int issued = static_cast<int>(log->stats().appends);
+    ASSERT_GT(issued, 0);
+    EXPECT_EQ(log->stats().held_appends, 0u);  // has_room() kept every one of them admitted
+    bool room = false;
+    log->when_room(400, [&] { room = true; });
+    EXPECT_FALSE(room);  // never from inside the call
+    reactor->run_until([&] { return room; });
+    EXPECT_TRUE(log->has_room(400));
+    reactor->run_until([&] { return acked == issued; });
+}
+
+TEST_F(partition_log_test, appends_made_during_a_truncation_wait_and_follow_it) {
+    open();
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(append(batch(1)).has_value());
+    std::optional<result<void>> truncated;
+    log->truncate_to(model::offset(2), [&](result<void> r) { truncated = std::move(r); });
+    EXPECT_FALSE(log->has_room(10));
+    std::optional<result<append_result>> appended;
+    append_async(batch(3, 1000, "late"), [&](result<append_result> r) {
+        EXPECT_TRUE(truncated.has_value());  // admitted after the truncation, not before
+        appended = std::move(r);
+    });
+    reactor->run_until([&] { return appended.has_value(); });
+    ASSERT_TRUE(truncated->has_value());
+    ASSERT_TRUE(appended->has_value()) << appended->error().describe();
+    EXPECT_EQ((*appended)->base_offset(), 2);
+    auto recs = read_all();
+    ASSERT_EQ(recs.size(), 5u);
+    EXPECT_EQ(recs[1].value, "v0");
+    EXPECT_EQ(recs[2].value, "late0");
+    EXPECT_EQ(recs[4].value, "late2");
+}
+
+TEST_F(partition_log_test, closing_writes_the_held_appends_first) {
+    cfg.append_buffer_max_bytes = 1000;
+    open();
+    int answered = 0;
+    for (int i = 0; i < 20; ++i) {
+        append_async(batch(2), [&](result<append_result>) { ++answered; });
+    }
+    ASSERT_GT(log->stats().held_appends, 0u);
+    // Closing still writes what was held: nothing accepted is dropped.
+    ASSERT_TRUE(close().has_value());
+    EXPECT_EQ(answered, 20);
+    open();
+    EXPECT_EQ(read_all().size(), 40u);
 }
 
 TEST_F(partition_log_test, preallocation_grows_in_steps_ahead_of_writes) {
