@@ -8,6 +8,11 @@ packages=(
   g++ cmake ninja-build ccache pkg-config python3 valgrind
   libgtest-dev libgmock-dev libbenchmark-dev
   liburing-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev
+  # ZooKeeper for cluster mode: the C client replication/ links, and the server jars with a
+  # java to run them for tests (replication/testing/zk_server.h, ci/zookeeper.sh).
+  # libzookeeper-java holds the jars the `zookeeper` package would add only scripts and a full
+  # default-jre to; the system service is the separate zookeeperd, deliberately not installed.
+  libzookeeper-mt-dev libzookeeper-java default-jre-headless
 )
 # Real Kafka clients used by the end-to-end tests (tests/e2e): kcat, kafka-python with the
 # codecs it can use (snappy, lz4, zstd), confluent-kafka, Go's sarama built with Debian's go,

@@ -13,19 +13,6 @@
 
 namespace sluice::replication {
 
-const char* describe(errc e) {
-    switch (e) {
-        case errc::ok: return "ok";
-        case errc::topic_exists: return "topic already exists";
-        case errc::unknown_topic: return "unknown topic";
-        case errc::invalid_topic_name: return "invalid topic name";
-        case errc::invalid_partitions: return "invalid partition count";
-        case errc::store_io: return "metadata store I/O error";
-        case errc::store_corrupt: return "metadata store file is corrupt";
-    }
-    return "unknown replication error";
-}
-
 namespace {
 
 constexpr const char* file_name = "sluice-metadata";
@@ -247,5 +234,3 @@ result<void> local_metadata_store::set_topic_configs(const std::string& name,
 }
 
 }  // namespace sluice::replication
-
-SLUICE_DEFINE_ERRC(sluice::replication, errc, "replication", describe)

@@ -17,22 +17,7 @@
 #include <vector>
 
 #include "base/result.h"
-
-namespace sluice::replication {
-
-enum class errc {
-    ok = 0,
-    topic_exists,
-    unknown_topic,
-    invalid_topic_name,
-    invalid_partitions,
-    store_io,  // the metadata file cannot be written or read
-    store_corrupt,
-};
-const char* describe(errc e);
-
-}  // namespace sluice::replication
-SLUICE_DECLARE_ERRC(sluice::replication, errc)
+#include "replication/errc.h"
 
 namespace sluice::replication {
 
