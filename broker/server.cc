@@ -217,6 +217,12 @@ result<void> server::start() {
     }
     log::info("broker", "Sluice broker ", node_id(), " serving on port ", bound_port(), " with ",
               n, " core(s); data in ", _cfg.log_dirs().front());
+    if (auto zk = _cfg.get("zookeeper.connect"); zk && !zk->empty()) {
+        // Kafka's server.properties always names ZooKeeper; say plainly what happens with it.
+        log::warn("broker", "zookeeper.connect=", *zk, " is set, but cluster mode is not built ",
+                  "yet: this broker runs alone with its local metadata store and does not ",
+                  "contact ZooKeeper");
+    }
     return ok();
 }
 
