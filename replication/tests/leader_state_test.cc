@@ -152,6 +152,20 @@ TEST(leader_state, a_shrunk_isr_lets_the_high_watermark_move_and_a_caught_up_rep
     EXPECT_EQ(l.joinable()[0](), 3);
 }
 
+TEST(leader_state, a_replica_joins_only_once_it_reaches_the_start_of_the_leaders_epoch) {
+    // A new leader's high watermark (90) can lag what the old leader acknowledged, which is
+    // all below this leader's epoch start (100): a replica between the two lacks some of it.
+    // Replica 3 is in the ISR but has not fetched yet, which holds the watermark at 90.
+    leader_state l(node_id(1), leader_epoch(5), offset(100),
+                   {node_id(1), node_id(2), node_id(3)}, {node_id(1), node_id(3)}, offset(100),
+                   offset(90), 0);
+    l.on_fetch(node_id(2), offset(95), 1);
+    EXPECT_EQ(l.high_watermark()(), 90);
+    EXPECT_TRUE(l.joinable().empty());
+    l.on_fetch(node_id(2), offset(100), 2);
+    ASSERT_EQ(l.joinable().size(), 1u);
+}
+
 TEST(leader_state, an_isr_of_one_commits_on_append) {
     leader_state l(node_id(1), leader_epoch(0), offset(0), {node_id(1)}, {node_id(1)}, offset(0),
                    offset(0), 0);
