@@ -209,7 +209,7 @@ void shard::produce(const model::tp& tp, std::span<std::byte> batches,
         if (p->held.size() == 1) wait_for_room(*p);
         return;
     }
-    append_now(*p, batches, std::move(done));
+    append_now(p, batches, std::move(done));
 }
 
 void shard::wait_for_room(partition& p) {
@@ -229,13 +229,12 @@ void shard::admit_held(const model::tp& tp) {
         p->held.pop_front();
         if (h.notify) h.notify(false);
         // A failed or closing log answers through append's callback with its error.
-        append_now(*p, h.batches, std::move(h.done));
+        append_now(p, h.batches, std::move(h.done));
     }
 }
 
-void shard::append_now(partition& p_ref, std::span<std::byte> batches,
+void shard::append_now(partition* p, std::span<std::byte> batches,
                        std::function<void(produce_part_result)> done) {
-    partition* p = &p_ref;
     // Idempotence: check every batch's producer sequence before anything is appended.
     model::batch_iterator it(batches);
     model::batch_header h;

@@ -136,7 +136,7 @@ private:
     std::string partition_dir_for(const model::tp& tp) const;
     void rebuild_producer_state(partition& p);
     // Checks producer sequences and appends (the partition has room).
-    void append_now(partition& p, std::span<std::byte> batches,
+    void append_now(partition* p, std::span<std::byte> batches,
                     std::function<void(produce_part_result)> done);
     // Admits waiting produces while the log has room; waits for room again if some remain.
     void admit_held(const model::tp& tp);

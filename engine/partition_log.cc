@@ -5,7 +5,6 @@
 
 #include <algorithm>
 
-#include "base/assert.h"
 #include "base/log.h"
 #include "engine/log_format.h"
 #include "engine/partition_log_impl.h"
@@ -216,7 +215,8 @@ void partition_log::impl::append(std::span<std::byte> data, append_options opts,
         // Wait, do not refuse: a refused batch retried later would land after the batches
         // that followed it (issue #15). The copy keeps the caller's buffer contract.
         ++_stats.held_appends;
-        _held.push_back({std::vector<std::byte>(data.begin(), data.end()), opts, std::move(cb)});
+        _held.push_back({std::vector<std::byte>(data.begin(), data.end()), opts, std::move(cb),
+                         summary->offsets, summary->records, summary->batches});
         return;
     }
     admit(data, opts, std::move(cb), summary->offsets, summary->records, summary->batches);
@@ -227,11 +227,8 @@ void partition_log::impl::admit_held() {
     while (!_held.empty() && !_truncating && !_failure && buffer_fits(_held.front().bytes.size())) {
         auto h = std::move(_held.front());
         _held.pop_front();
-        auto summary = validate_batches(h.bytes, _cfg.max_message_bytes);  // valid when held
-        SLUICE_ASSERT(summary.has_value(), "a held append was validated when it was made");
         // The chunk copies the bytes, so the held copy may go once admit() returns.
-        admit(h.bytes, h.opts, std::move(h.cb), summary->offsets, summary->records,
-              summary->batches);
+        admit(h.bytes, h.opts, std::move(h.cb), h.offsets, h.records, h.batches);
     }
     if (_room_waiter && has_room(_room_bytes)) notify_room();
 }

@@ -59,11 +59,15 @@ public:
         bool issued = false;
         bool done = false;
     };
-    // An append that found no room: its own copy of the bytes, admitted in order later.
+    // An append that found no room: its own copy of the bytes (validated when it was made,
+    // with what validation counted), admitted in order later.
     struct held_append {
         std::vector<std::byte> bytes;
         append_options opts;
         append_callback cb;
+        int64_t offsets = 0;
+        uint64_t records = 0;
+        size_t batches = 0;
     };
     struct waiter {
         int64_t end_offset;
