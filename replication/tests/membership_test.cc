@@ -10,15 +10,12 @@
 #include <thread>
 
 #include "replication/json.h"
-#include "replication/testing/zk_server.h"
+#include "replication/testing/zk_fixture.h"
 
 using namespace sluice;
 using namespace sluice::replication;
 
 namespace {
-
-constexpr int32_t session_ms = 6000;
-constexpr int32_t connect_ms = 20000;
 
 broker_registration broker(int32_t id, std::optional<std::string> rack = std::nullopt) {
     broker_registration b;
@@ -29,21 +26,10 @@ broker_registration broker(int32_t id, std::optional<std::string> rack = std::nu
     return b;
 }
 
-class membership_test : public ::testing::Test {
+// Short sessions, so that a closed client's ephemeral znodes are gone quickly, and a chroot.
+class membership_test : public test::zk_fixture {
 protected:
-    void SetUp() override {
-        if (auto why = test::zk_server::unavailable_reason()) GTEST_SKIP() << *why;
-        auto s = test::zk_server::launch();
-        ASSERT_TRUE(s) << s.error().describe();
-        server = std::move(*s);
-    }
-    std::unique_ptr<zk_client> client() {
-        auto c = zk_client::connect(server->connect_string() + "/sluice-test", session_ms,
-                                    connect_ms);
-        EXPECT_TRUE(c) << c.error().describe();
-        return c ? std::move(*c) : nullptr;
-    }
-    std::unique_ptr<test::zk_server> server;
+    std::unique_ptr<zk_client> client() { return zk_fixture::client("/sluice-test", 6000); }
 };
 
 }  // namespace

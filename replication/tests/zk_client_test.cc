@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "replication/testing/tcp_proxy.h"
+#include "replication/testing/zk_fixture.h"
 #include "replication/testing/zk_server.h"
 
 using namespace sluice;
@@ -70,25 +71,7 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = wait_max) {
     return true;
 }
 
-class zk_client_test : public ::testing::Test {
-protected:
-    void SetUp() override {
-        if (auto why = test::zk_server::unavailable_reason()) GTEST_SKIP() << *why;
-        auto s = test::zk_server::launch();
-        ASSERT_TRUE(s) << s.error().describe();
-        server = std::move(*s);
-    }
-
-    std::unique_ptr<zk_client> client(const std::string& chroot = "", int32_t session = session_ms,
-                                      zk_state_fn on_state = {}) {
-        auto c = zk_client::connect(server->connect_string() + chroot, session, connect_ms,
-                                    std::move(on_state));
-        EXPECT_TRUE(c) << c.error().describe();
-        return c ? std::move(*c) : nullptr;
-    }
-
-    std::unique_ptr<test::zk_server> server;
-};
+using zk_client_test = test::zk_fixture;
 
 }  // namespace
 
