@@ -236,13 +236,35 @@ void partition_log::impl::admit_held() {
 void partition_log::impl::admit(std::span<std::byte> data, const append_options& opts,
                                 append_callback cb, int64_t offsets, uint64_t records,
                                 size_t batches) {
+    if (opts.keep_offsets) {
+        // The batches' own offsets must continue the log; they span up to the last one.
+        int64_t expect = _next_offset;
+        size_t pos = 0;
+        int64_t last = expect - 1;
+        while (pos < data.size()) {
+            auto h = *model::parse_header(data.subspan(pos));  // validated above
+            if (h.base_offset < expect) {
+                return defer_error(std::move(cb),
+                                   error(errc::invalid_batch,
+                                         "replicated batch at offset " +
+                                             std::to_string(h.base_offset) +
+                                             " does not follow offset " + std::to_string(expect - 1)));
+            }
+            last = h.last_offset();
+            expect = last + 1;
+            pos += h.size_bytes();
+        }
+        offsets = last + 1 - _next_offset;
+    }
     if (needs_roll(data.size(), offsets)) {
         if (auto r = roll_active(); !r) {
             fail(r.error());
             return defer_error(std::move(cb), *_failure);
         }
     }
-    const bool append_time = _cfg.message_timestamp_type == timestamp_type::log_append_time;
+    // A follower keeps the timestamps its leader wrote.
+    const bool append_time = !opts.keep_offsets &&
+                             _cfg.message_timestamp_type == timestamp_type::log_append_time;
     const int64_t now = _clock.now_ms();
     segment& seg = *_active;
     if (seg.first_append_ms < 0) seg.first_append_ms = now;
@@ -252,8 +274,12 @@ void partition_log::impl::admit(std::span<std::byte> data, const append_options&
     while (pos < data.size()) {
         auto h = *model::parse_header(data.subspan(pos));  // validated above
         auto batch = data.subspan(pos, h.size_bytes());
-        model::set_base_offset(batch, _next_offset);
-        h.base_offset = _next_offset;
+        if (!opts.keep_offsets) {
+            model::set_base_offset(batch, _next_offset);
+            h.base_offset = _next_offset;
+        } else if (pos == 0) {
+            res.base_offset = model::offset(h.base_offset);
+        }
         if (opts.leader_epoch) model::set_partition_leader_epoch(batch, (*opts.leader_epoch)());
         if (append_time) {
             model::set_log_append_time(batch, now);

@@ -52,6 +52,11 @@ namespace sluice::engine {
 struct append_options {
     // Written into every batch's partitionLeaderEpoch field when set (the leader's epoch).
     std::optional<model::leader_epoch> leader_epoch;
+    // A follower copying its leader's log: the batches keep the base offsets (and leader
+    // epochs) they carry instead of being given the next ones. The first must start at or
+    // after the log end (compaction may have left gaps) and they must be in order; otherwise
+    // the append fails with errc::invalid_batch and nothing is written.
+    bool keep_offsets = false;
 };
 
 struct append_result {

@@ -94,6 +94,43 @@ TEST_F(partition_log_test, log_append_time_and_leader_epoch_are_rewritten) {
     for (auto& rec : records_of(bytes)) EXPECT_EQ(rec.timestamp, 1'800'000'000'000);
 }
 
+TEST_F(partition_log_test, a_follower_append_keeps_the_leaders_offsets_and_epochs) {
+    open();
+    // The leader's log: offsets 0-2 at epoch 3, then (after compaction left a gap) 10-11.
+    auto first = batch(3, 1000, "a");
+    model::set_partition_leader_epoch(first, 3);
+    auto second = batch(2, 2000, "b");
+    model::set_base_offset(second, 10);
+    model::set_partition_leader_epoch(second, 4);
+    append_options follower;
+    follower.keep_offsets = true;
+    auto a = append(first, follower);
+    ASSERT_TRUE(a.has_value()) << a.error().describe();
+    EXPECT_EQ(a->base_offset(), 0);
+    auto b = append(second, follower);
+    ASSERT_TRUE(b.has_value()) << b.error().describe();
+    EXPECT_EQ(b->base_offset(), 10);
+    EXPECT_EQ(b->last_offset(), 11);
+    EXPECT_EQ(log->log_end_offset()(), 12);
+    auto recs = read_all();
+    ASSERT_EQ(recs.size(), 5u);
+    EXPECT_EQ(recs[3].offset, 10);
+    EXPECT_EQ(recs[3].value, "b0");
+    auto rr = log->read(model::offset(10), 1 << 20, model::offset(INT64_MAX), false);
+    ASSERT_TRUE(rr.has_value());
+    auto bytes = region_bytes(*rr);
+    auto h = model::validate(bytes, {1 << 20});
+    ASSERT_TRUE(h.has_value());
+    EXPECT_EQ(h->partition_leader_epoch, 4);
+    // A batch that goes back below the log end is refused and changes nothing.
+    auto stale = batch(1, 3000, "c");
+    model::set_base_offset(stale, 11);
+    auto c = append(stale, follower);
+    ASSERT_FALSE(c.has_value());
+    EXPECT_TRUE(c.error().is(errc::invalid_batch)) << c.error().describe();
+    EXPECT_EQ(log->log_end_offset()(), 12);
+}
+
 TEST_F(partition_log_test, rolls_on_size_and_reads_across_segments) {
     cfg.segment_bytes = 1024;
     open();
