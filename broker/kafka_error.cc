@@ -41,6 +41,16 @@ kafka_error to_kafka_error(const error& e) {
             case replication::errc::unknown_topic: return kafka_error::unknown_topic_or_partition;
             case replication::errc::invalid_topic_name: return kafka_error::invalid_topic_exception;
             case replication::errc::invalid_partitions: return kafka_error::invalid_partitions;
+            case replication::errc::invalid_replication_factor:
+                return kafka_error::invalid_replication_factor;
+            case replication::errc::invalid_replica_assignment:
+                return kafka_error::invalid_replica_assignment;
+            // ZooKeeper unreachable or busy: the client retries.
+            case replication::errc::not_ready:
+            case replication::errc::connection_loss:
+            case replication::errc::session_expired:
+            case replication::errc::connect_failed:
+            case replication::errc::bad_version: return kafka_error::request_timed_out;
             default: return kafka_error::kafka_storage_error;
         }
     }

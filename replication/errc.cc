@@ -23,6 +23,9 @@ const char* describe(errc e) {
         case errc::connect_failed: return "cannot connect to ZooKeeper";
         case errc::zk_error: return "ZooKeeper error";
         case errc::broker_id_in_use: return "broker id already registered";
+        case errc::invalid_replication_factor: return "invalid replication factor";
+        case errc::invalid_replica_assignment: return "invalid replica assignment";
+        case errc::not_ready: return "cluster metadata not available";
     }
     return "unknown replication error";
 }

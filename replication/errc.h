@@ -30,6 +30,10 @@ enum class errc {
     zk_error,            // any other libzookeeper failure; the detail names the ZOO_* code
     // Membership (membership.h).
     broker_id_in_use,    // another live broker holds /brokers/ids/<broker.id>
+    // Cluster metadata (zk_cluster.h).
+    invalid_replication_factor,  // more replicas asked for than brokers are alive
+    invalid_replica_assignment,  // an explicit assignment names unknown or repeated brokers
+    not_ready,                   // no ZooKeeper session right now (retriable)
 };
 const char* describe(errc e);
 

@@ -13,12 +13,7 @@
 
 namespace sluice::replication {
 
-namespace {
-
-constexpr const char* file_name = "sluice-metadata";
-constexpr const char* format_line = "sluice-metadata v1";
-
-topic_id random_id() {
+topic_id random_topic_id() {
     static thread_local std::mt19937_64 rng{std::random_device{}()};
     topic_id id;
     for (size_t i = 0; i < id.size(); i += 8) {
@@ -27,6 +22,11 @@ topic_id random_id() {
     }
     return id;
 }
+
+namespace {
+
+constexpr const char* file_name = "sluice-metadata";
+constexpr const char* format_line = "sluice-metadata v1";
 
 // Percent-encodes everything outside [A-Za-z0-9._-] so values may hold any byte.
 std::string escape(const std::string& s) {
@@ -115,7 +115,7 @@ result<void> local_metadata_store::load() {
     std::ifstream in(path);
     if (!in) {
         // A new store: pick a cluster id and write the empty file so it stays stable.
-        _cluster_id = hex_id(random_id()).substr(0, 22);
+        _cluster_id = hex_id(random_topic_id()).substr(0, 22);
         return publish(topics);
     }
     std::string line;
@@ -182,10 +182,17 @@ result<void> local_metadata_store::publish(std::shared_ptr<topic_map> next) {
 
 std::shared_ptr<const topic_map> local_metadata_store::snapshot() const { return _current.load(); }
 
-result<topic_metadata> local_metadata_store::create_topic(const std::string& name,
-                                                          int32_t partitions,
-                                                          std::map<std::string, std::string> configs) {
+result<topic_metadata> local_metadata_store::create_topic(const topic_spec& spec) {
+    const std::string& name = spec.name;
+    int32_t partitions = spec.assignment.empty() ? spec.partitions
+                                                 : static_cast<int32_t>(spec.assignment.size());
     if (auto r = validate_topic_name(name); !r) return r.error();
+    if (spec.replication_factor > 1) {
+        return error(errc::invalid_replication_factor,
+                     "replication factor " + std::to_string(spec.replication_factor) +
+                         " is larger than the 1 broker of a single-broker (no zookeeper.connect) "
+                         "deployment");
+    }
     if (partitions <= 0 || partitions > 100000) {
         return error(errc::invalid_partitions, std::to_string(partitions));
     }
@@ -193,7 +200,7 @@ result<topic_metadata> local_metadata_store::create_topic(const std::string& nam
     auto cur = _current.load();
     if (cur->contains(name)) return error(errc::topic_exists, name);
     auto next = std::make_shared<topic_map>(*cur);
-    topic_metadata t{name, random_id(), partitions, std::move(configs)};
+    topic_metadata t{name, random_topic_id(), partitions, spec.configs, {}, {}};
     (*next)[name] = t;
     if (auto r = publish(std::move(next)); !r) return r.error();
     return t;

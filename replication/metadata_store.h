@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,11 +24,37 @@ namespace sluice::replication {
 
 using topic_id = std::array<uint8_t, 16>;
 
+// A partition's state in cluster mode (docs/formats/zookeeper.md): who leads, in which leader
+// epoch, and the in-sync replicas. `version` is the znode version the next conditional write
+// must name.
+struct partition_state {
+    int32_t leader = -1;
+    int32_t leader_epoch = 0;
+    std::vector<int32_t> isr;
+    int32_t controller_epoch = 0;
+    int32_t version = -1;
+    bool operator==(const partition_state&) const = default;
+};
+
 struct topic_metadata {
     std::string name;
     topic_id id{};
     int32_t partitions = 0;
     std::map<std::string, std::string> configs;  // explicit overrides only
+    // Cluster mode only (empty for the single-broker store): each partition's replicas, in
+    // preference order, and its state (nullopt until the controller has elected a leader).
+    std::vector<std::vector<int32_t>> replicas;
+    std::vector<std::optional<partition_state>> states;
+};
+
+// What CreateTopics asks for. `replication_factor` -1 and an empty `assignment`: the store's
+// defaults. An explicit `assignment` gives every partition's replicas (and so their number).
+struct topic_spec {
+    std::string name;
+    int32_t partitions = -1;
+    int16_t replication_factor = -1;
+    std::vector<std::vector<int32_t>> assignment;
+    std::map<std::string, std::string> configs;
 };
 
 using topic_map = std::map<std::string, topic_metadata>;
@@ -35,13 +62,18 @@ using topic_map = std::map<std::string, topic_metadata>;
 // Kafka's topic name rules: 1..249 characters of [a-zA-Z0-9._-], not "." or "..".
 result<void> validate_topic_name(const std::string& name);
 std::string topic_id_to_string(const topic_id& id);
+// A random (version-4-like) topic id; also used for cluster ids.
+topic_id random_topic_id();
 
 class metadata_store {
 public:
     virtual ~metadata_store() = default;
     virtual std::shared_ptr<const topic_map> snapshot() const = 0;
-    virtual result<topic_metadata> create_topic(const std::string& name, int32_t partitions,
-                                                std::map<std::string, std::string> configs) = 0;
+    virtual result<topic_metadata> create_topic(const topic_spec& spec) = 0;
+    result<topic_metadata> create_topic(const std::string& name, int32_t partitions,
+                                        std::map<std::string, std::string> configs) {
+        return create_topic(topic_spec{name, partitions, -1, {}, std::move(configs)});
+    }
     virtual result<void> delete_topic(const std::string& name) = 0;
     virtual result<void> set_partition_count(const std::string& name, int32_t partitions) = 0;
     // Replaces the topic's overrides with `configs`.
@@ -57,8 +89,8 @@ public:
     static result<std::unique_ptr<local_metadata_store>> open(const std::string& dir);
 
     std::shared_ptr<const topic_map> snapshot() const override;
-    result<topic_metadata> create_topic(const std::string& name, int32_t partitions,
-                                        std::map<std::string, std::string> configs) override;
+    using metadata_store::create_topic;
+    result<topic_metadata> create_topic(const topic_spec& spec) override;
     result<void> delete_topic(const std::string& name) override;
     result<void> set_partition_count(const std::string& name, int32_t partitions) override;
     result<void> set_topic_configs(const std::string& name,
