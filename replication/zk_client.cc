@@ -566,6 +566,8 @@ int64_t zk_client::session_id() const {
     return _impl->session_id;
 }
 
+int32_t zk_client::session_timeout_ms() const { return zoo_recv_timeout(_impl->zh); }
+
 namespace {
 
 // The C structures of one multi() call; they point into `ops` and into their own buffers.

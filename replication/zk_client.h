@@ -136,6 +136,8 @@ public:
     zk_session_state state() const;
     // The session id (the ephemeral_owner of znodes this client creates).
     int64_t session_id() const;
+    // The session timeout the server granted (it bounds the requested one by its limits).
+    int32_t session_timeout_ms() const;
 
 private:
     struct impl;

@@ -1,0 +1,210 @@
+// Topics, partition states and controller passes against a real ZooKeeper (zk_topics.h):
+// what a 3-broker cluster writes when a topic is created, when its leader dies, when a leader
+// changes its ISR, and that stale writers (an old leader, a deposed controller) are refused.
+
+#include "replication/zk_topics.h"
+
+#include <gtest/gtest.h>
+
+#include "replication/errc.h"
+#include "replication/membership.h"
+#include "replication/testing/zk_fixture.h"
+
+using namespace sluice;
+using namespace sluice::replication;
+
+namespace {
+
+class zk_topics_test : public test::zk_fixture {
+protected:
+    std::unique_ptr<zk_client> session() { return zk_fixture::client("/sluice", 6000); }
+
+    // Brokers 1..n, each registered by its own session (so one can die alone).
+    void start_brokers(int n, std::vector<std::string> racks = {}) {
+        for (int id = 1; id <= n; ++id) {
+            auto zk = session();
+            ASSERT_TRUE(zk);
+            broker_registration b;
+            b.id = id;
+            b.endpoints.push_back({"PLAINTEXT", "127.0.0.1", 9091 + id});
+            if (!racks.empty()) b.rack = racks[static_cast<size_t>(id - 1)];
+            ASSERT_TRUE(register_broker(*zk, b));
+            brokers[id] = std::move(zk);
+        }
+    }
+
+    cluster_view read() {
+        auto v = read_cluster(*admin);
+        EXPECT_TRUE(v) << v.error().describe();
+        return v ? *v : cluster_view{};
+    }
+
+    void SetUp() override {
+        zk_fixture::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
+        admin = session();
+        ASSERT_TRUE(admin);
+        auto id = ensure_cluster_layout(*admin);
+        ASSERT_TRUE(id) << id.error().describe();
+        cluster_id = *id;
+    }
+
+    std::unique_ptr<zk_client> admin;
+    std::map<int, std::unique_ptr<zk_client>> brokers;
+    std::string cluster_id;
+};
+
+}  // namespace
+
+TEST_F(zk_topics_test, the_cluster_id_is_made_once_and_read_back) {
+    EXPECT_EQ(cluster_id.size(), 22u);
+    auto again = ensure_cluster_layout(*admin);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(*again, cluster_id);
+    EXPECT_EQ(read().cluster_id, cluster_id);
+}
+
+TEST_F(zk_topics_test, a_created_topic_gets_leaders_and_full_isrs_from_the_controller) {
+    start_brokers(3);
+    ASSERT_FALSE(HasFatalFailure());
+    auto view = read();
+    ASSERT_EQ(view.brokers.size(), 3u);
+    auto t = create_topic_znodes(*admin, view, {"orders", 6, 3, {}, {{"retention.ms", "5000"}}});
+    ASSERT_TRUE(t) << t.error().describe();
+    EXPECT_EQ(t->replicas.size(), 6u);
+    auto dup = create_topic_znodes(*admin, view, {"orders", 1, 1, {}, {}});
+    ASSERT_FALSE(dup);
+    EXPECT_TRUE(dup.error().is(errc::topic_exists));
+    auto too_many = create_topic_znodes(*admin, view, {"wide", 1, 4, {}, {}});
+    ASSERT_FALSE(too_many);
+    EXPECT_TRUE(too_many.error().is(errc::invalid_replication_factor));
+
+    ASSERT_TRUE(claim_controller(*brokers[1], 1));
+    auto me = read_controller_identity(*brokers[1]);
+    ASSERT_TRUE(me);
+    view = read();
+    EXPECT_EQ(view.controller_id, 1);
+    auto written = controller_pass(*brokers[1], view, *me, {});
+    ASSERT_TRUE(written) << written.error().describe();
+    EXPECT_EQ(*written, 6u);
+    view = read();
+    const auto& orders = view.topics->at("orders");
+    EXPECT_EQ(orders.configs.at("retention.ms"), "5000");
+    EXPECT_EQ(orders.id, t->id);
+    std::map<int32_t, int> leaders;
+    for (int32_t p = 0; p < 6; ++p) {
+        const auto& s = orders.states[static_cast<size_t>(p)];
+        ASSERT_TRUE(s.has_value());
+        EXPECT_EQ(s->leader, orders.replicas[static_cast<size_t>(p)].front());
+        EXPECT_EQ(s->isr.size(), 3u);
+        EXPECT_EQ(s->leader_epoch, 0);
+        ++leaders[s->leader];
+    }
+    EXPECT_EQ(leaders.size(), 3u);  // leadership is spread
+    // Nothing left to do: a second pass writes nothing.
+    auto again = controller_pass(*brokers[1], view, *me, {});
+    ASSERT_TRUE(again);
+    EXPECT_EQ(*again, 0u);
+}
+
+TEST_F(zk_topics_test, a_dead_brokers_partitions_move_to_an_isr_member_with_a_new_epoch) {
+    start_brokers(3);
+    ASSERT_FALSE(HasFatalFailure());
+    auto view = read();
+    ASSERT_TRUE(create_topic_znodes(*admin, view, {"t", 1, 3, {{2, 3, 1}}, {}}));
+    ASSERT_TRUE(claim_controller(*brokers[1], 1));
+    auto me = read_controller_identity(*brokers[1]);
+    ASSERT_TRUE(me);
+    ASSERT_TRUE(controller_pass(*brokers[1], read(), *me, {}));
+    EXPECT_EQ(read().topics->at("t").states[0]->leader, 2);
+    brokers.erase(2);  // closing the session removes /brokers/ids/2 at once
+    view = read();
+    ASSERT_EQ(view.brokers.size(), 2u);
+    auto written = controller_pass(*brokers[1], view, *me, {});
+    ASSERT_TRUE(written) << written.error().describe();
+    EXPECT_EQ(*written, 1u);
+    auto s = *read().topics->at("t").states[0];
+    EXPECT_EQ(s.leader, 3);
+    EXPECT_EQ(s.leader_epoch, 1);
+    EXPECT_EQ(s.isr, (std::vector<int32_t>{3, 1}));
+}
+
+TEST_F(zk_topics_test, stale_leaders_and_deposed_controllers_cannot_write) {
+    start_brokers(3);
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_TRUE(create_topic_znodes(*admin, read(), {"t", 1, 3, {{1, 2, 3}}, {}}));
+    ASSERT_TRUE(claim_controller(*brokers[1], 1));
+    auto old_controller = read_controller_identity(*brokers[1]);
+    ASSERT_TRUE(old_controller);
+    ASSERT_TRUE(controller_pass(*brokers[1], read(), *old_controller, {}));
+    model::tp tp{"t", model::partition_id(0)};
+    // The leader shrinks its ISR on the version it read: accepted once, then stale.
+    auto s = *read().topics->at("t").states[0];
+    partition_state shrink = s;
+    shrink.isr = {1, 2};
+    auto w = write_partition_state(*brokers[1], tp, shrink);
+    ASSERT_TRUE(w) << w.error().describe();
+    EXPECT_EQ(w->version, s.version + 1);
+    partition_state stale = s;
+    stale.isr = {1, 3};
+    auto refused = write_partition_state(*brokers[1], tp, stale);
+    ASSERT_FALSE(refused);
+    EXPECT_TRUE(refused.error().is(errc::bad_version));
+    EXPECT_EQ(read().topics->at("t").states[0]->isr, (std::vector<int32_t>{1, 2}));
+
+    // Broker 1 loses the controller role (its /controller goes, broker 2 wins and bumps the
+    // epoch); the old controller's writes are refused even where the state version matches.
+    ASSERT_TRUE(brokers[1]->remove("/controller"));
+    auto claim = claim_controller(*brokers[2], 2);
+    ASSERT_TRUE(claim && claim->won);
+    brokers.erase(1);
+    auto again = session();
+    ASSERT_TRUE(again);
+    auto deposed = controller_pass(*again, read(), *old_controller, {});
+    ASSERT_FALSE(deposed);
+    EXPECT_TRUE(deposed.error().is(errc::bad_version)) << deposed.error().describe();
+    auto s2 = *read().topics->at("t").states[0];
+    EXPECT_EQ(s2.leader, 1);  // unchanged by the deposed controller
+    auto me = read_controller_identity(*brokers[2]);
+    ASSERT_TRUE(me);
+    EXPECT_EQ(me->epoch, old_controller->epoch + 1);
+    ASSERT_TRUE(controller_pass(*brokers[2], read(), *me, {}));
+    auto s3 = *read().topics->at("t").states[0];
+    EXPECT_EQ(s3.leader, 2);
+    EXPECT_EQ(s3.controller_epoch, me->epoch);
+}
+
+TEST_F(zk_topics_test, partitions_grow_configs_change_and_topics_delete) {
+    start_brokers(3, {"a", "b", "c"});
+    ASSERT_FALSE(HasFatalFailure());
+    auto view = read();
+    ASSERT_TRUE(create_topic_znodes(*admin, view, {"t", 2, 2, {}, {}}));
+    ASSERT_TRUE(claim_controller(*brokers[1], 1));
+    auto me = read_controller_identity(*brokers[1]);
+    ASSERT_TRUE(me);
+    ASSERT_TRUE(controller_pass(*brokers[1], read(), *me, {}));
+    ASSERT_TRUE(add_partitions_znodes(*admin, read(), "t", 5));
+    auto shrink = add_partitions_znodes(*admin, read(), "t", 3);
+    ASSERT_FALSE(shrink);
+    EXPECT_TRUE(shrink.error().is(errc::invalid_partitions));
+    auto written = controller_pass(*brokers[1], read(), *me, {});
+    ASSERT_TRUE(written);
+    EXPECT_EQ(*written, 3u);
+    auto grown = read();
+    const auto& t = grown.topics->at("t");
+    ASSERT_EQ(t.partitions, 5);
+    for (const auto& r : t.replicas) EXPECT_EQ(r.size(), 2u);
+    ASSERT_TRUE(set_topic_config_znode(*admin, "t", {{"cleanup.policy", "compact"}}));
+    EXPECT_EQ(read().topics->at("t").configs.at("cleanup.policy"), "compact");
+    auto bad = create_topic_znodes(*admin, read(), {"u", -1, -1, {{1, 9}}, {}});
+    ASSERT_FALSE(bad);
+    EXPECT_TRUE(bad.error().is(errc::invalid_replica_assignment));
+    ASSERT_TRUE(delete_topic_znodes(*admin, "t"));
+    EXPECT_FALSE(read().topics->contains("t"));
+    auto gone = delete_topic_znodes(*admin, "t");
+    ASSERT_FALSE(gone);
+    EXPECT_TRUE(gone.error().is(errc::unknown_topic));
+    // A corrupt topic znode is skipped, not fatal.
+    ASSERT_TRUE(admin->create("/brokers/topics/broken", "{not json"));
+    EXPECT_FALSE(read().topics->contains("broken"));
+}
