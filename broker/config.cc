@@ -85,11 +85,13 @@ const key_def broker_keys[] = {
     {"replica.lag.time.max.ms", kind::int64, "30000", 0, long_max},
     {"replica.fetch.max.bytes", kind::int32, "1048576", 0, int_max},
     {"zookeeper.connect", kind::string, nullptr},
+    {"broker.rack", kind::string, nullptr},
+    {"controlled.shutdown.timeout.ms", kind::int64, "10000", 0, long_max},
     {"zookeeper.session.timeout.ms", kind::int32, "18000", 1, int_max},
     {"zookeeper.connection.timeout.ms", kind::int32, nullptr, 1, int_max},
     {"offsets.topic.num.partitions", kind::int32, "50", 1, 10000},
-    // Kafka's default is 3, which a single broker cannot satisfy; Sluice starts with 1.
-    {"offsets.topic.replication.factor", kind::int32, "1", 1, 100},
+    // Kafka's default; capped at the live brokers when the topic is created (a single broker: 1).
+    {"offsets.topic.replication.factor", kind::int32, "3", 1, 100},
     {"offsets.retention.minutes", kind::int32, "10080", 1, int_max},
     {"offsets.retention.check.interval.ms", kind::int64, "600000", 1, long_max},
     {"group.initial.rebalance.delay.ms", kind::int32, "3000", 0, int_max},

@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "broker/config.h"
+#include "broker/cluster.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
 #include "broker/server.h"
@@ -76,12 +77,15 @@ void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
         }
         int32_t partitions = t.num_partitions;
         int16_t rf = t.replication_factor;
+        bool clustered = srv.cluster_member() != nullptr;
+        std::vector<std::vector<int32_t>> assignment;
         if (!t.assignments.empty()) {
             partitions = static_cast<int32_t>(t.assignments.size());
             rf = static_cast<int16_t>(t.assignments.front().broker_ids.size());
             bool ok = true;
             for (const auto& a : t.assignments) {
-                for (int32_t b : a.broker_ids) ok &= b == srv.node_id();
+                for (int32_t b : a.broker_ids) ok &= clustered || b == srv.node_id();
+                assignment.push_back(a.broker_ids);
             }
             if (!ok) {
                 fail(kafka_error::invalid_replica_assignment,
@@ -95,7 +99,19 @@ void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
             fail(kafka_error::invalid_partitions, "number of partitions must be larger than 0");
             continue;
         }
-        if (rf != 1) {
+        if (rf <= 0) {
+            fail(kafka_error::invalid_replication_factor, "replication factor must be larger than 0");
+            continue;
+        }
+        if (clustered) {
+            int32_t live = static_cast<int32_t>(srv.cluster_member()->view()->brokers.size());
+            if (assignment.empty() && rf > live) {
+                fail(kafka_error::invalid_replication_factor,
+                     "replication factor " + std::to_string(rf) + " is larger than the " +
+                         std::to_string(live) + " live broker(s)");
+                continue;
+            }
+        } else if (rf != 1) {
             fail(kafka_error::invalid_replication_factor,
                  "replication factor " + std::to_string(rf) + " is larger than the 1 available broker");
             continue;
@@ -121,14 +137,21 @@ void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
         r.num_partitions = partitions;
         r.replication_factor = rf;
         if (!req.validate_only) {
-            auto m = srv.metadata().create_topic(t.name, partitions, configs);
+            replication::topic_spec spec;
+            spec.name = t.name;
+            spec.partitions = partitions;
+            spec.replication_factor = rf;
+            spec.assignment = assignment;
+            spec.configs = configs;
+            auto m = srv.metadata().create_topic(spec);
             if (!m) {
                 fail(to_kafka_error(m.error()), m.error().describe());
                 continue;
             }
             r.topic_id = to_uuid(m->id);
             created.push_back({t.name, partitions});
-            log::info("broker", "created topic ", t.name, " with ", partitions, " partition(s)");
+            log::info("broker", "created topic ", t.name, " with ", partitions,
+                      " partition(s), replication factor ", rf);
         }
         if (ctx->version() >= 5) {
             r.configs.emplace();

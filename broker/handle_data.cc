@@ -67,7 +67,7 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
                 pr.error_code = code(kafka_error::unknown_topic_or_partition);
             } else if (req->transactional_id) {
                 pr.error_code = code(kafka_error::transactional_id_authorization_failed);
-            } else if (req->acks == -1 && min_isr > 1) {
+            } else if (req->acks == -1 && min_isr > 1 && srv.cluster_member() == nullptr) {
                 // A single broker is an ISR of one.
                 pr.error_code = code(kafka_error::not_enough_replicas);
             } else if (pd.records.is_null() || pd.records.memory().empty()) {
@@ -86,9 +86,12 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
     bool no_response = req->acks == 0;
     if (no_response) ctx->respond_none();
     runtime::reactor* origin = runtime::reactor::local();
+    produce_opts opts;
+    opts.wait_isr = req->acks == -1;
+    opts.timeout_ms = std::max(req->timeout_ms, 1);
     fan_out<produce_part_result>(
         srv, tps,
-        [ctx, req, payloads = std::move(payloads), tps, origin](
+        [ctx, req, payloads = std::move(payloads), tps, origin, opts](
             shard& s, size_t i, std::function<void(produce_part_result)> reply) {
             // The session pauses reading while a part waits (it runs on the connection's core).
             hold_notifier notify = [ctx, origin](bool held) {
@@ -101,7 +104,7 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
                     origin->post(tell);
                 }
             };
-            s.produce(tps[i], payloads[i], std::move(reply), std::move(notify));
+            s.produce(tps[i], payloads[i], std::move(reply), std::move(notify), opts);
         },
         [ctx, req, resp, where = std::move(where), no_response](std::vector<produce_part_result> results) {
             for (size_t i = 0; i < results.size(); ++i) {
@@ -131,6 +134,7 @@ struct fetch_state {
     std::vector<located> where;
     std::vector<int64_t> offsets;
     std::vector<int32_t> max_bytes;
+    std::vector<int32_t> leader_epochs;  // current_leader_epoch per partition (-1: unchecked)
     std::chrono::steady_clock::time_point deadline;
     uint64_t waiter_id = 0;
     runtime::timer_id timer = 0;
@@ -222,7 +226,9 @@ void fetch_round(std::shared_ptr<fetch_state> st) {
     fan_out<fetch_part_result>(
         srv, st->tps,
         [st, committed](shard& s, size_t i, std::function<void(fetch_part_result)> reply) {
-            reply(s.fetch(st->tps[i], st->offsets[i], st->max_bytes[i], committed, true));
+            int32_t replica = st->ctx->version() <= 14 ? st->req.replica_id : -1;
+            reply(s.fetch(st->tps[i], st->offsets[i], st->max_bytes[i], committed, true,
+                          replica, st->leader_epochs[i]));
         },
         [st](std::vector<fetch_part_result> results) {
             uint64_t total = 0;
@@ -289,13 +295,12 @@ void handle_fetch(context_ptr ctx, protocol::any_request& any) {
                                                           : kafka_error::unknown_topic_or_partition);
             } else if (fp.partition < 0 || fp.partition >= meta->partitions) {
                 pd.error_code = code(kafka_error::unknown_topic_or_partition);
-            } else if (fp.current_leader_epoch > 0) {
-                pd.error_code = code(kafka_error::unknown_leader_epoch);
             } else {
                 st->tps.push_back({meta->name, model::partition_id(fp.partition)});
                 st->where.push_back({t, p});
                 st->offsets.push_back(fp.fetch_offset);
                 st->max_bytes.push_back(fp.partition_max_bytes);
+                st->leader_epochs.push_back(ctx->version() >= 9 ? fp.current_leader_epoch : -1);
             }
             tr.partitions.push_back(std::move(pd));
         }
@@ -348,6 +353,7 @@ void handle_list_offsets(context_ptr ctx, protocol::any_request& any) {
                 pr.error_code = code(results[i].error);
                 pr.offset = results[i].offset;
                 pr.timestamp = results[i].timestamp;
+                pr.leader_epoch = results[i].leader_epoch;
             }
             ctx->respond(*resp);
         });
@@ -359,6 +365,7 @@ void handle_offset_for_leader_epoch(context_ptr ctx, protocol::any_request& any)
     auto snap = ctx->srv.metadata().snapshot();
     std::vector<model::tp> tps;
     std::vector<located> where;
+    std::vector<std::pair<int32_t, int32_t>> asked;  // requested epoch, current leader epoch
     for (size_t t = 0; t < req.topics.size(); ++t) {
         const auto& ot = req.topics[t];
         protocol::offset_for_leader_epoch_response::offset_for_leader_topic_result tr;
@@ -371,28 +378,30 @@ void handle_offset_for_leader_epoch(context_ptr ctx, protocol::any_request& any)
             eo.end_offset = -1;
             if (!partition_exists(*snap, ot.topic, op.partition)) {
                 eo.error_code = code(kafka_error::unknown_topic_or_partition);
-            } else if (op.current_leader_epoch > 0) {
-                eo.error_code = code(kafka_error::unknown_leader_epoch);
-            } else if (op.leader_epoch == 0) {
-                // A single broker has led every partition since epoch 0: epoch 0 ends at the log end.
+            } else {
                 tps.push_back({ot.topic, model::partition_id(op.partition)});
                 where.push_back({t, p});
+                asked.emplace_back(op.leader_epoch,
+                                   ctx->version() >= 2 ? op.current_leader_epoch : -1);
             }
             tr.partitions.push_back(eo);
         }
         resp->topics.push_back(std::move(tr));
     }
-    fan_out<int64_t>(
+    using answer = std::pair<kafka_error, replication::epoch_end>;
+    fan_out<answer>(
         ctx->srv, tps,
-        [tps](shard& s, size_t i, std::function<void(int64_t)> reply) {
-            partition* p = s.find(tps[i]);
-            reply(p ? p->log->log_end_offset()() : -1);
+        [tps, asked](shard& s, size_t i, std::function<void(answer)> reply) {
+            kafka_error err = kafka_error::none;
+            auto end = s.epoch_end_offset(tps[i], asked[i].first, asked[i].second, err);
+            reply({err, end});
         },
-        [ctx, resp, where](std::vector<int64_t> ends) {
+        [ctx, resp, where](std::vector<answer> ends) {
             for (size_t i = 0; i < ends.size(); ++i) {
                 auto& eo = resp->topics[where[i].topic].partitions[where[i].partition];
-                eo.leader_epoch = 0;
-                eo.end_offset = ends[i];
+                eo.error_code = code(ends[i].first);
+                eo.leader_epoch = ends[i].second.epoch();
+                eo.end_offset = ends[i].second.end_offset();
             }
             ctx->respond(*resp);
         });

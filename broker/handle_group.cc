@@ -10,6 +10,7 @@
 
 #include "base/assert.h"
 #include "base/log.h"
+#include "broker/cluster.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
 #include "broker/server.h"
@@ -38,16 +39,26 @@ struct group_services final : coord::timer_service, coord::offsets_storage {
         return {coord::offsets_topic, model::partition_id(partition)};
     }
     bool owns(int32_t partition) override {
-        return sh.srv().owner_of(tp_of(partition)) == sh.id() && sh.find(tp_of(partition)) != nullptr;
+        if (sh.srv().owner_of(tp_of(partition)) != sh.id()) return false;
+        broker::partition* p = sh.find(tp_of(partition));
+        // In a cluster, the leader of the group's partition coordinates it.
+        return p != nullptr && (p->role == replica_role::single || p->role == replica_role::leader);
     }
     void append(int32_t partition, coord::bytes batch, std::function<void(bool)> done) override {
         auto buf = std::make_shared<coord::bytes>(std::move(batch));
-        sh.produce(tp_of(partition), *buf, [buf, done = std::move(done)](produce_part_result r) {
-            if (r.error != kafka_error::none) {
-                log::warn("broker", "append to ", coord::offsets_topic, " failed: ", r.message);
-            }
-            done(r.error == kafka_error::none);
-        });
+        // Like Kafka's coordinator: acks=all, so a commit survives the leader's failure.
+        produce_opts opts;
+        opts.wait_isr = true;
+        opts.timeout_ms = 5000;
+        sh.produce(
+            tp_of(partition), *buf,
+            [buf, done = std::move(done)](produce_part_result r) {
+                if (r.error != kafka_error::none) {
+                    log::warn("broker", "append to ", coord::offsets_topic, " failed: ", r.message);
+                }
+                done(r.error == kafka_error::none);
+            },
+            {}, opts);
     }
     result<chunk> read(int32_t index, int64_t from, size_t max_bytes) override {
         broker::partition* p = sh.find(tp_of(index));
@@ -100,10 +111,26 @@ void ensure_offsets_topic(server& srv, std::function<void()> then) {
         return;
     }
     int32_t n = static_cast<int32_t>(srv.config().int_value("offsets.topic.num.partitions"));
-    auto created = srv.metadata().create_topic(
-        coord::offsets_topic, n, {{"cleanup.policy", "compact"}, {"segment.bytes", "104857600"}});
+    // offsets.topic.replication.factor, capped by the brokers there are (Kafka refuses instead
+    // and leaves group clients waiting; a capped topic is said in the log).
+    int32_t want = static_cast<int32_t>(srv.config().int_value("offsets.topic.replication.factor"));
+    int32_t live = 1;
+    if (auto* cl = srv.cluster_member()) live = static_cast<int32_t>(cl->view()->brokers.size());
+    int32_t rf = std::max(1, std::min(want, live));
+    if (rf < want) {
+        log::warn("broker", coord::offsets_topic, ": offsets.topic.replication.factor=", want,
+                  " but only ", live, " broker(s) are live; creating it with replication factor ",
+                  rf);
+    }
+    replication::topic_spec spec;
+    spec.name = coord::offsets_topic;
+    spec.partitions = n;
+    spec.replication_factor = static_cast<int16_t>(rf);
+    spec.configs = {{"cleanup.policy", "compact"}, {"segment.bytes", "104857600"}};
+    auto created = srv.metadata().create_topic(spec);
     if (created) {
-        log::info("broker", "created ", coord::offsets_topic, " with ", n, " partition(s)");
+        log::info("broker", "created ", coord::offsets_topic, " with ", n,
+                  " partition(s), replication factor ", rf);
     }
     srv.open_partitions(coord::offsets_topic, 0, n, std::move(then));
 }
@@ -132,6 +159,12 @@ void on_group_core(server& srv, const std::string& group_id,
 std::string client_id_of(const context_ptr& ctx) { return ctx->header.client_id.value_or(""); }
 
 }  // namespace
+
+void groups_changed(shard& s) {
+    if (!s.groups) return;
+    s.groups->coordinator->unload_lost();
+    s.groups->coordinator->load_owned();
+}
 
 void start_groups(shard& s) {
     server& srv = s.srv();
@@ -170,6 +203,29 @@ void handle_find_coordinator(context_ptr ctx, protocol::any_request& any) {
                 c.node_id = -1;
                 c.host = "";
                 c.port = -1;
+            } else if (auto* cl = srv.cluster_member()) {
+                // The leader of the group's __consumer_offsets partition coordinates it.
+                auto view = cl->view();
+                int32_t leader = -1;
+                auto t = view->topics->find(coord::offsets_topic);
+                if (t != view->topics->end() && t->second.partitions > 0) {
+                    int32_t p = coord::partition_for(key, t->second.partitions);
+                    const auto& st = t->second.states[static_cast<size_t>(p)];
+                    if (st) leader = st->leader;
+                }
+                const auto* b = leader >= 0 ? view->broker(leader) : nullptr;
+                if (b == nullptr || b->endpoints.empty()) {
+                    c.error_code = code(kafka_error::coordinator_not_available);
+                    c.error_message = "the coordinator's partition has no leader yet";
+                    c.node_id = -1;
+                    c.host = "";
+                    c.port = -1;
+                } else {
+                    c.error_message = std::nullopt;
+                    c.node_id = leader;
+                    c.host = b->endpoints.front().host;
+                    c.port = b->endpoints.front().port;
+                }
             } else {
                 c.error_message = std::nullopt;
                 c.node_id = srv.node_id();

@@ -4,11 +4,13 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "broker/cluster.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
 #include "broker/server.h"
 #include "broker/shard.h"
 #include "protocol/api.h"
+#include "replication/cluster_state.h"
 #include "replication/metadata_store.h"
 
 namespace sluice::broker {
@@ -134,13 +136,27 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
         server& srv = ctx->srv;
         auto snap = srv.metadata().snapshot();
         protocol::metadata_response resp;
-        protocol::metadata_response::metadata_response_broker b;
-        b.node_id = srv.node_id();
-        b.host = srv.advertised_host();
-        b.port = srv.advertised_port();
-        resp.brokers.push_back(b);
         resp.cluster_id = srv.metadata().cluster_id();
-        resp.controller_id = srv.node_id();
+        cluster* cl = srv.cluster_member();
+        auto view = cl ? cl->view() : nullptr;
+        if (view) {
+            for (const auto& br : view->brokers) {
+                if (br.endpoints.empty()) continue;
+                protocol::metadata_response::metadata_response_broker b;
+                b.node_id = br.id;
+                b.host = br.endpoints.front().host;
+                b.port = br.endpoints.front().port;
+                resp.brokers.push_back(b);
+            }
+            resp.controller_id = view->controller_id;
+        } else {
+            protocol::metadata_response::metadata_response_broker b;
+            b.node_id = srv.node_id();
+            b.host = srv.advertised_host();
+            b.port = srv.advertised_port();
+            resp.brokers.push_back(b);
+            resp.controller_id = srv.node_id();
+        }
         auto describe = [&](const replication::topic_metadata& t) {
             protocol::metadata_response::metadata_response_topic rt;
             rt.name = t.name;
@@ -149,10 +165,23 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
             for (int32_t i = 0; i < t.partitions; ++i) {
                 protocol::metadata_response::metadata_response_partition p;
                 p.partition_index = i;
-                p.leader_id = srv.node_id();
-                p.leader_epoch = 0;
-                p.replica_nodes = {srv.node_id()};
-                p.isr_nodes = {srv.node_id()};
+                if (!view) {
+                    p.leader_id = srv.node_id();
+                    p.leader_epoch = 0;
+                    p.replica_nodes = {srv.node_id()};
+                    p.isr_nodes = {srv.node_id()};
+                } else {
+                    auto idx = static_cast<size_t>(i);
+                    if (idx < t.replicas.size()) p.replica_nodes = t.replicas[idx];
+                    const auto& st = idx < t.states.size() ? t.states[idx] : std::nullopt;
+                    p.leader_id = st && view->live(st->leader) ? st->leader : -1;
+                    p.leader_epoch = st ? st->leader_epoch : -1;
+                    if (st) p.isr_nodes = st->isr;
+                    for (int32_t r : p.replica_nodes) {
+                        if (!view->live(r)) p.offline_replicas.push_back(r);
+                    }
+                    if (p.leader_id < 0) p.error_code = code(kafka_error::leader_not_available);
+                }
                 rt.partitions.push_back(std::move(p));
             }
             resp.topics.push_back(std::move(rt));
@@ -190,9 +219,18 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
     auto pending = std::make_shared<size_t>(to_create.size());
     auto shared_answer = std::make_shared<decltype(answer)>(std::move(answer));
     for (const auto& name : to_create) {
-        auto created = srv.metadata().create_topic(name, partitions, {});
+        replication::topic_spec spec;
+        spec.name = name;
+        spec.partitions = partitions;
+        if (srv.cluster_member() != nullptr) {
+            spec.replication_factor =
+                static_cast<int16_t>(srv.config().int_value("default.replication.factor"));
+        }
+        auto created = srv.metadata().create_topic(spec);
         if (created) {
             log::info("broker", "auto-created topic ", name, " with ", partitions, " partition(s)");
+        } else {
+            log::warn("broker", "auto-creating topic ", name, ": ", created.error().describe());
         }
         srv.open_partitions(name, 0, partitions, [pending, shared_answer] {
             if (--*pending == 0) (*shared_answer)();
@@ -204,6 +242,20 @@ void handle_describe_cluster(context_ptr ctx, protocol::any_request&) {
     server& srv = ctx->srv;
     protocol::describe_cluster_response resp;
     resp.cluster_id = srv.metadata().cluster_id();
+    if (cluster* cl = srv.cluster_member()) {
+        auto view = cl->view();
+        resp.controller_id = view->controller_id;
+        for (const auto& br : view->brokers) {
+            if (br.endpoints.empty()) continue;
+            protocol::describe_cluster_response::describe_cluster_broker b;
+            b.broker_id = br.id;
+            b.host = br.endpoints.front().host;
+            b.port = br.endpoints.front().port;
+            resp.brokers.push_back(b);
+        }
+        ctx->respond(resp);
+        return;
+    }
     resp.controller_id = srv.node_id();
     protocol::describe_cluster_response::describe_cluster_broker b;
     b.broker_id = srv.node_id();

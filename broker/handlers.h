@@ -99,6 +99,9 @@ void handle_delete_groups(context_ptr ctx, protocol::any_request& req);
 // Creates the shard's group coordinator and starts replaying the __consumer_offsets partitions
 // it owns (called once the shard's partitions are open).
 void start_groups(shard& s);
+// Cluster mode: leadership of some of the shard's __consumer_offsets partitions moved; the
+// coordinator drops the lost ones and loads the gained ones.
+void groups_changed(shard& s);
 
 // The ApiVersions answer to a request at a version Sluice does not serve: v0, UNSUPPORTED_VERSION.
 net::output unsupported_api_versions_response(int32_t correlation_id);

@@ -76,6 +76,7 @@ int serve_main(int argc, char** argv) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     log::info("broker", "received ", ::strsignal(sig), "; shutting down");
+    (*srv)->controlled_shutdown();
     (*srv)->stop();
     (*srv)->wait();
     log::info("broker", "stopped cleanly");

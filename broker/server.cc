@@ -7,6 +7,8 @@
 #include <fstream>
 
 #include "base/log.h"
+#include "broker/cluster.h"
+#include "broker/replica_fetcher.h"
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "net/network_stack.h"
@@ -35,9 +37,28 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
             return error(errc::invalid_config, "log.dirs: " + d + " is not writable");
         }
     }
-    auto store = replication::local_metadata_store::open(dirs.front());
-    if (!store) return store.error();
-    s->_metadata = std::move(*store);
+    if (auto zk = s->_cfg.get("zookeeper.connect"); zk && !zk->empty()) {
+        cluster_options o;
+        o.connect = *zk;
+        o.session_timeout_ms = static_cast<int32_t>(s->_cfg.int_value("zookeeper.session.timeout.ms"));
+        o.connection_timeout_ms = s->_cfg.get("zookeeper.connection.timeout.ms")
+                                      ? static_cast<int32_t>(s->_cfg.int_value("zookeeper.connection.timeout.ms"))
+                                      : o.session_timeout_ms;
+        o.self.id = s->_cfg.broker_id();
+        if (o.self.id < 0) {
+            return error(errc::invalid_config, "broker.id: cluster mode needs a broker id >= 0");
+        }
+        if (auto rack = s->_cfg.get("broker.rack"); rack && !rack->empty()) o.self.rack = *rack;
+        o.unclean_election = s->_cfg.bool_value("unclean.leader.election.enable");
+        auto c = std::make_unique<cluster>(std::move(o));
+        s->_cluster = c.get();
+        s->_metadata = std::move(c);
+    } else {
+        auto store = replication::local_metadata_store::open(dirs.front());
+        if (!store) return store.error();
+        s->_metadata = std::move(*store);
+    }
+    s->_fetchers = std::make_unique<replica_fetchers>(*s);
     auto stack = net::make_network_stack(s->_cfg.string_value("sluice.network.stack"));
     if (!stack) return stack.error();
     s->_stack = std::move(*stack);
@@ -89,6 +110,10 @@ void server::run_on_all(std::function<void(shard&)> fn, std::function<void()> do
 
 void server::open_partitions(const std::string& topic, int32_t from, int32_t to,
                              std::function<void()> done) {
+    if (_cluster != nullptr) {
+        done();  // replicas open as the cluster view assigns them (shard::reconcile)
+        return;
+    }
     auto snap = _metadata->snapshot();
     auto it = snap->find(topic);
     if (it == snap->end()) {
@@ -110,6 +135,10 @@ void server::open_partitions(const std::string& topic, int32_t from, int32_t to,
 }
 
 void server::drop_topic(const std::string& topic, int32_t partitions, std::function<void()> done) {
+    if (_cluster != nullptr) {
+        done();  // replicas of deleted topics go as the cluster view shows them gone
+        return;
+    }
     auto* origin = runtime::reactor::local();
     auto remaining = std::make_shared<int32_t>(partitions);
     if (partitions == 0) {
@@ -130,6 +159,10 @@ void server::drop_topic(const std::string& topic, int32_t partitions, std::funct
 }
 
 void server::apply_topic_config(const std::string& topic, std::function<void()> done) {
+    if (_cluster != nullptr) {
+        done();  // the cluster view carries the new configs to every replica
+        return;
+    }
     auto snap = _metadata->snapshot();
     auto it = snap->find(topic);
     if (it == snap->end()) {
@@ -170,6 +203,8 @@ result<int64_t> server::allocate_producer_id() {
         _next_pid = start;
         _pid_block_end = start + block;
     }
+    // In a cluster every broker hands out ids: its broker id in the high bits keeps them apart.
+    if (_cluster != nullptr) return (static_cast<int64_t>(node_id()) << 40) | _next_pid++;
     return _next_pid++;
 }
 
@@ -217,11 +252,24 @@ result<void> server::start() {
     }
     log::info("broker", "Sluice broker ", node_id(), " serving on port ", bound_port(), " with ",
               n, " core(s); data in ", _cfg.log_dirs().front());
-    if (auto zk = _cfg.get("zookeeper.connect"); zk && !zk->empty()) {
-        // Kafka's server.properties always names ZooKeeper; say plainly what happens with it.
-        log::warn("broker", "zookeeper.connect=", *zk, " is set, but cluster mode is not built ",
-                  "yet: this broker runs alone with its local metadata store and does not ",
-                  "contact ZooKeeper");
+    if (_cluster != nullptr) {
+        replication::broker_endpoint ep;
+        ep.host = advertised_host();
+        ep.port = advertised_port();
+        _cluster->options().self.endpoints = {ep};
+        auto joined = _cluster->join([this](cluster::view_ptr v) {
+            for (unsigned i = 0; i < _cores.size(); ++i) {
+                run_on(i, [v](shard& s) { s.reconcile(v); });
+            }
+        });
+        if (!joined) {
+            stop();
+            wait();
+            return joined.error();
+        }
+        log::info("broker", "broker ", node_id(), " joined the cluster ",
+                  _metadata->cluster_id(), " through ZooKeeper at ",
+                  _cfg.string_value("zookeeper.connect"));
     }
     return ok();
 }
@@ -313,8 +361,17 @@ void server::stop_core(unsigned core) {
     });
 }
 
+void server::controlled_shutdown() {
+    if (_cluster == nullptr) return;
+    _cluster->controlled_shutdown(
+        std::max<int64_t>(1000, _cfg.int_value("controlled.shutdown.timeout.ms")));
+}
+
 void server::stop() {
     if (_stopping.exchange(true)) return;
+    // No more views, no more copying: then the cores close their partitions.
+    if (_cluster != nullptr) _cluster->stop();
+    if (_fetchers) _fetchers->stop();
     for (unsigned i = 0; i < _cores.size(); ++i) {
         if (_cores[i]->reactor != nullptr) {
             _cores[i]->reactor->post([this, i] { stop_core(i); });

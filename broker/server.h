@@ -37,6 +37,8 @@ namespace sluice::broker {
 
 class shard;
 class session;
+class cluster;
+class replica_fetchers;
 
 class server {
 public:
@@ -78,6 +80,12 @@ public:
     void drop_topic(const std::string& topic, int32_t partitions, std::function<void()> done);
     void apply_topic_config(const std::string& topic, std::function<void()> done);
 
+    // Cluster mode (zookeeper.connect set): this broker's cluster member, else nullptr.
+    cluster* cluster_member() const { return _cluster; }
+    replica_fetchers& fetchers() { return *_fetchers; }
+    // SIGTERM in cluster mode: moves leadership off this broker before stop() (bounded wait).
+    void controlled_shutdown();
+
     // Producer ids for InitProducerId, unique across restarts (persisted in blocks).
     result<int64_t> allocate_producer_id();
 
@@ -93,6 +101,8 @@ private:
     broker_config _cfg;
     config_map _topic_defaults;
     std::unique_ptr<replication::metadata_store> _metadata;
+    cluster* _cluster = nullptr;  // _metadata, in cluster mode
+    std::unique_ptr<replica_fetchers> _fetchers;
     std::unique_ptr<net::network_stack> _stack;
     std::vector<std::unique_ptr<core_state>> _cores;
     std::atomic<uint16_t> _bound_port{0};

@@ -25,6 +25,7 @@ shard::shard(server& srv, unsigned id, runtime::reactor& r) : _srv(srv), _id(id)
 
 shard::~shard() {
     if (_retention_timer != 0) _reactor.cancel_timer(_retention_timer);
+    if (_isr_timer != 0) _reactor.cancel_timer(_isr_timer);
 }
 
 partition* shard::find(const model::tp& tp) {
@@ -99,6 +100,13 @@ void shard::rebuild_producer_state(partition& p) {
 }
 
 void shard::open_owned_partitions() {
+    if (_srv.cluster_member() != nullptr) {
+        // Replicas open as the cluster view names them (reconcile()).
+        schedule_retention();
+        schedule_isr_check();
+        start_groups(*this);
+        return;
+    }
     auto snap = _srv.metadata().snapshot();
     for (const auto& [name, t] : *snap) {
         auto eff = _srv.effective_config(t);
@@ -130,6 +138,7 @@ void shard::close_partition(const model::tp& tp, bool remove_files, std::functio
         h.done({kafka_error::not_leader_or_follower, p->tp.dir_name() + " closed while waiting"});
     }
     p->held.clear();
+    if (p->role != replica_role::single) stop_leading(*p, kafka_error::not_leader_or_follower);
     p->log->close([p, remove_files, done = std::move(done)](result<void> r) {
         if (!r) log::warn("broker", "closing ", p->tp.dir_name(), ": ", r.error().describe());
         std::string dir = p->log->dir();
@@ -192,7 +201,8 @@ void shard::close_all(std::function<void()> done) {
 }
 
 void shard::produce(const model::tp& tp, std::span<std::byte> batches,
-                    std::function<void(produce_part_result)> done, hold_notifier notify) {
+                    std::function<void(produce_part_result)> done, hold_notifier notify,
+                    produce_opts opts) {
     partition* p = find(tp);
     if (p == nullptr) {
         done({kafka_error::unknown_topic_or_partition, "unknown partition " + tp.dir_name()});
@@ -205,11 +215,11 @@ void shard::produce(const model::tp& tp, std::span<std::byte> batches,
                       p->log->config().append_buffer_max_bytes, "); logged once per partition");
         }
         if (notify) notify(true);
-        p->held.push_back({batches, std::move(done), std::move(notify)});
+        p->held.push_back({batches, std::move(done), std::move(notify), opts});
         if (p->held.size() == 1) wait_for_room(*p);
         return;
     }
-    append_now(p, batches, std::move(done));
+    append_now(p, batches, std::move(done), opts);
 }
 
 void shard::wait_for_room(partition& p) {
@@ -229,12 +239,31 @@ void shard::admit_held(const model::tp& tp) {
         p->held.pop_front();
         if (h.notify) h.notify(false);
         // A failed or closing log answers through append's callback with its error.
-        append_now(p, h.batches, std::move(h.done));
+        append_now(p, h.batches, std::move(h.done), h.opts);
     }
 }
 
 void shard::append_now(partition* p, std::span<std::byte> batches,
-                       std::function<void(produce_part_result)> done) {
+                       std::function<void(produce_part_result)> done, produce_opts opts) {
+    if (p->role != replica_role::single) {
+        // Only the leader appends, and only while its lease says no one else can be leader.
+        if (!leads(*p)) {
+            done({kafka_error::not_leader_or_follower,
+                  "broker " + std::to_string(_srv.node_id()) + " does not lead " +
+                      p->tp.dir_name() + " (leader " + std::to_string(p->leader_id) + ")"});
+            return;
+        }
+        if (opts.wait_isr) {
+            int32_t min_isr = static_cast<int32_t>(std::stoll(p->config.at("min.insync.replicas")));
+            if (static_cast<int32_t>(p->leader->isr().size()) < min_isr) {
+                done({kafka_error::not_enough_replicas,
+                      "ISR of " + p->tp.dir_name() + " has " +
+                          std::to_string(p->leader->isr().size()) +
+                          " replica(s), min.insync.replicas=" + std::to_string(min_isr)});
+                return;
+            }
+        }
+    }
     // Idempotence: check every batch's producer sequence before anything is appended.
     model::batch_iterator it(batches);
     model::batch_header h;
@@ -287,15 +316,36 @@ void shard::append_now(partition* p, std::span<std::byte> batches,
         }
     }
     int64_t start = p->log->log_start_offset()();
-    engine::append_options opts;
-    opts.leader_epoch = model::leader_epoch(0);  // a single broker leads from epoch 0
-    p->log->append(batches, opts, [p, done = std::move(done), start](result<engine::append_result> r) {
+    engine::append_options aopts;
+    // A single broker leads from epoch 0.
+    aopts.leader_epoch = model::leader_epoch(p->leader_epoch);
+    int32_t epoch = p->leader_epoch;
+    p->log->append(batches, aopts, [this, p, tp = p->tp, epoch, opts, done = std::move(done),
+                                    start](result<engine::append_result> r) mutable {
         if (!r) {
             done({to_kafka_error(r.error()), r.error().describe()});
             return;
         }
+        produce_part_result ok{kafka_error::none, {}, r->base_offset(), r->log_append_time(), start,
+                               r->last_offset()};
+        if (p->role == replica_role::single) {
+            p->notify_waiters();
+            done(ok);
+            return;
+        }
+        if (find(tp) != p || !p->leader || p->leader_epoch != epoch) {
+            // Written, but leadership moved before the ISR could confirm it: the client
+            // retries (an idempotent producer's retry is recognised as a duplicate).
+            done({kafka_error::not_leader_or_follower, tp.dir_name() + " changed leader"});
+            return;
+        }
+        if (p->leader->on_append(model::offset(p->log->log_end_offset()()))) complete_acks(*p);
         p->notify_waiters();
-        done({kafka_error::none, {}, r->base_offset(), r->log_append_time(), start});
+        if (!opts.wait_isr) {
+            done(ok);
+            return;
+        }
+        wait_for_isr(*p, ok, opts, std::move(done));
     });
     for (size_t i = 0; i < spans.size(); ++i) {
         auto hdr = model::parse_header(spans[i]);
@@ -305,12 +355,35 @@ void shard::append_now(partition* p, std::span<std::byte> batches,
 }
 
 fetch_part_result shard::fetch(const model::tp& tp, int64_t offset, int32_t max_bytes,
-                               bool read_committed, bool min_one_batch) {
+                               bool read_committed, bool min_one_batch, int32_t replica_id,
+                               int32_t current_leader_epoch) {
     fetch_part_result out;
     partition* p = find(tp);
     if (p == nullptr) {
         out.error = kafka_error::unknown_topic_or_partition;
         return out;
+    }
+    if (current_leader_epoch >= 0 && current_leader_epoch != p->leader_epoch) {
+        out.error = current_leader_epoch > p->leader_epoch ? kafka_error::unknown_leader_epoch
+                                                           : kafka_error::fenced_leader_epoch;
+        return out;
+    }
+    bool replica = false;
+    if (p->role != replica_role::single) {
+        if (!p->leader) {
+            out.error = kafka_error::not_leader_or_follower;
+            return out;
+        }
+        if (replica_id >= 0) {
+            replica = true;
+            int64_t now = runtime::system_clock::instance().now_ms();
+            if (offset <= p->log->log_end_offset()() &&
+                p->leader->on_fetch(model::node_id(replica_id), model::offset(offset), now)) {
+                complete_acks(*p);
+                p->notify_waiters();
+            }
+            if (!p->isr_change_in_flight && !p->leader->joinable().empty()) check_isr(*p);
+        }
     }
     out.high_watermark = p->high_watermark();
     out.last_stable_offset = out.high_watermark;  // no open transactions yet
@@ -320,7 +393,8 @@ fetch_part_result shard::fetch(const model::tp& tp, int64_t offset, int32_t max_
         return out;
     }
     int64_t upper = read_committed ? out.last_stable_offset : out.high_watermark;
-    if (offset < out.log_start_offset || offset > out.high_watermark) {
+    if (replica) upper = p->log->log_end_offset()();  // followers copy what is not committed yet
+    if (offset < out.log_start_offset || offset > upper) {
         out.error = kafka_error::offset_out_of_range;
         return out;
     }
@@ -344,6 +418,11 @@ offset_lookup_result shard::list_offset(const model::tp& tp, int64_t timestamp,
         out.error = kafka_error::unknown_topic_or_partition;
         return out;
     }
+    if (p->role != replica_role::single && !p->leader) {
+        out.error = kafka_error::not_leader_or_follower;
+        return out;
+    }
+    out.leader_epoch = p->leader_epoch;
     (void)read_committed;  // no transactions yet: the last stable offset is the high watermark
     if (timestamp == engine::partition_log::latest_timestamp) {
         out.offset = p->high_watermark();

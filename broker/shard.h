@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,9 +22,15 @@
 #include "broker/topic_config.h"
 #include "engine/partition_log.h"
 #include "model/fundamental.h"
+#include "replication/leader_epoch_cache.h"
+#include "replication/leader_state.h"
 
 namespace sluice::runtime {
 class reactor;
+}
+namespace sluice::replication {
+struct cluster_view;
+struct partition_state;
 }
 
 namespace sluice::broker {
@@ -37,6 +44,14 @@ struct produce_part_result {
     int64_t base_offset = -1;
     int64_t log_append_time_ms = -1;
     int64_t log_start_offset = -1;
+    int64_t last_offset = -1;
+};
+
+// How a produce is acknowledged: `wait_isr` (acks=all) waits until the high watermark passes
+// its last offset, at most `timeout_ms` (then REQUEST_TIMED_OUT).
+struct produce_opts {
+    bool wait_isr = false;
+    int32_t timeout_ms = 30000;
 };
 
 // Told when a produce starts waiting for room in its partition's append buffer (true) and when
@@ -49,6 +64,18 @@ struct held_produce {
     std::span<std::byte> batches;
     std::function<void(produce_part_result)> done;
     hold_notifier notify;
+    produce_opts opts;
+};
+
+// This broker's part in a partition. `single`: no cluster (the broker is the whole ISR).
+enum class replica_role { single, leader, follower, offline };
+
+// An acks=all produce that was written and waits for the ISR.
+struct ack_waiter {
+    int64_t target = 0;  // the high watermark that acknowledges it (its last offset + 1)
+    produce_part_result result;
+    std::function<void(produce_part_result)> done;
+    uint64_t timer = 0;
 };
 
 // A partition as the broker sees it: its log plus what the broker keeps beside it.
@@ -66,8 +93,26 @@ struct partition {
     std::deque<held_produce> held;
     uint64_t produces_held = 0;  // how many produces ever waited
 
-    // Single broker: everything written is replicated to the whole ISR (itself).
-    int64_t high_watermark() const { return log->log_end_offset()(); }
+    // Cluster mode (broker/replica.cc): the role in the partition's current leader epoch.
+    replica_role role = replica_role::single;
+    int32_t leader_id = -1;
+    int32_t leader_epoch = 0;
+    int32_t state_version = -1;  // of the partition-state znode this role came from
+    int32_t controller_epoch = 0;
+    std::vector<int32_t> replicas;
+    std::unique_ptr<replication::leader_state> leader;  // while leading
+    replication::leader_epoch_cache epochs;
+    int64_t follower_hw = 0;  // the leader's high watermark as the last fetch told it
+    std::map<uint64_t, ack_waiter> acks;  // by id, which is append order
+    bool isr_change_in_flight = false;
+
+    // Single broker: everything written is replicated to the whole ISR (itself). A leader: the
+    // ISR's smallest log end. A follower: what its leader last said, at most its own log end.
+    int64_t high_watermark() const {
+        if (leader) return leader->high_watermark()();
+        if (role == replica_role::single) return log->log_end_offset()();
+        return std::min(follower_hw, log->log_end_offset()());
+    }
     void notify_waiters();
 };
 
@@ -85,6 +130,7 @@ struct offset_lookup_result {
     kafka_error error = kafka_error::none;
     int64_t offset = -1;
     int64_t timestamp = -1;
+    int32_t leader_epoch = 0;
 };
 
 class shard {
@@ -114,10 +160,41 @@ public:
     // earlier produces wait, the produce waits behind them (`notify(true)`, then
     // `notify(false)` once it is admitted) and is checked and appended in arrival order.
     void produce(const model::tp& tp, std::span<std::byte> batches,
-                 std::function<void(produce_part_result)> done, hold_notifier notify = {});
+                 std::function<void(produce_part_result)> done, hold_notifier notify = {},
+                 produce_opts opts = {});
     // Reads up to `max_bytes` from `offset` (whole batches; at least one when min_one_batch).
+    // `replica_id` >= 0: a follower's fetch (reads to the log end, reports its progress).
+    // `current_leader_epoch` >= 0 is checked against this broker's (FENCED / UNKNOWN).
     fetch_part_result fetch(const model::tp& tp, int64_t offset, int32_t max_bytes,
-                            bool read_committed, bool min_one_batch);
+                            bool read_committed, bool min_one_batch, int32_t replica_id = -1,
+                            int32_t current_leader_epoch = -1);
+
+    // Cluster mode (broker/replica.cc).
+    // Brings this core's replicas in line with the cluster view: opens, closes, and takes the
+    // leader or follower role of every partition per its state.
+    void reconcile(std::shared_ptr<const replication::cluster_view> view);
+    // What a replica fetcher needs of a partition it follows.
+    struct replica_position {
+        bool following = false;  // still a follower of `epoch`
+        int32_t epoch = -1;      // the leader epoch it follows
+        int64_t log_end = 0;
+        int64_t log_start = 0;
+        int64_t high_watermark = 0;
+        int32_t latest_epoch = -1;  // the newest epoch in its own log
+        replication::leader_epoch_cache epochs;
+    };
+    replica_position position(const model::tp& tp);
+    // Appends batches fetched from the leader of `epoch` (their offsets kept); `done` gets the
+    // new log end once written, or an error when the role changed meanwhile.
+    void replica_append(const model::tp& tp, int32_t epoch,
+                        std::shared_ptr<std::vector<std::byte>> batches, int64_t leader_hw,
+                        std::function<void(result<int64_t>)> done);
+    // Truncates a follower's log to `offset` (divergence from its leader), epochs included.
+    void replica_truncate(const model::tp& tp, int32_t epoch, int64_t offset,
+                          std::function<void(result<void>)> done);
+    // OffsetForLeaderEpoch on this replica (the leader answers its followers).
+    replication::epoch_end epoch_end_offset(const model::tp& tp, int32_t requested,
+                                            int32_t current_leader_epoch, kafka_error& err);
     offset_lookup_result list_offset(const model::tp& tp, int64_t timestamp, bool read_committed);
     // Registers a one-shot callback for when any of `tps` (those on this core) grows.
     void add_waiter(const std::vector<model::tp>& tps, uint64_t id, std::function<void()> fn);
@@ -137,17 +214,31 @@ private:
     void rebuild_producer_state(partition& p);
     // Checks producer sequences and appends (the partition has room).
     void append_now(partition* p, std::span<std::byte> batches,
-                    std::function<void(produce_part_result)> done);
+                    std::function<void(produce_part_result)> done, produce_opts opts);
     // Admits waiting produces while the log has room; waits for room again if some remain.
     void admit_held(const model::tp& tp);
     void wait_for_room(partition& p);
     void schedule_retention();
+    // Cluster mode.
+    void open_replica(const model::tp& tp, const config_map& effective);
+    void become_leader(partition& p, const replication::partition_state& st);
+    void become_follower(partition& p, const replication::partition_state& st, bool leader_live);
+    void stop_leading(partition& p, kafka_error why);
+    void complete_acks(partition& p);
+    void wait_for_isr(partition& p, produce_part_result r, produce_opts opts,
+                      std::function<void(produce_part_result)> done);
+    void check_isr(partition& p);
+    void schedule_isr_check();
+    void save_epochs(partition& p);
+    bool leads(const partition& p) const;
 
     server& _srv;
     unsigned _id;
     runtime::reactor& _reactor;
     std::unordered_map<model::tp, std::unique_ptr<partition>> _partitions;
     uint64_t _retention_timer = 0;
+    uint64_t _isr_timer = 0;
+    uint64_t _next_ack_id = 1;
     bool _closing = false;
 };
 

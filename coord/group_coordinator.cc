@@ -236,6 +236,60 @@ void group_coordinator::load_owned() {
     if (_expiry_timer == 0) schedule_expiry();
 }
 
+void group_coordinator::unload_lost() {
+    std::set<int32_t> lost;
+    for (auto it = _loading.begin(); it != _loading.end();) {
+        if (_storage.owns(it->first)) {
+            ++it;
+        } else {
+            lost.insert(it->first);
+            it = _loading.erase(it);
+        }
+    }
+    for (auto it = _loaded.begin(); it != _loaded.end();) {
+        if (_storage.owns(*it)) {
+            ++it;
+        } else {
+            lost.insert(*it);
+            it = _loaded.erase(it);
+        }
+    }
+    if (lost.empty()) return;
+    size_t dropped = 0;
+    for (auto it = _groups.begin(); it != _groups.end();) {
+        group& g = *it->second;
+        if (!lost.count(g.partition)) {
+            ++it;
+            continue;
+        }
+        cancel(g.join_timer);
+        for (auto& [id, t] : g.pending_members) cancel(t);
+        std::vector<std::function<void()>> answers;
+        for (auto& [id, m] : g.members) {
+            cancel(m.heartbeat_timer);
+            if (m.awaiting_join) {
+                answers.push_back([f = std::move(m.awaiting_join)] {
+                    join_result r;
+                    r.error = errc::not_coordinator;
+                    f(r);
+                });
+            }
+            if (m.awaiting_sync) {
+                answers.push_back([f = std::move(m.awaiting_sync)] {
+                    sync_result r;
+                    r.error = errc::not_coordinator;
+                    f(r);
+                });
+            }
+        }
+        it = _groups.erase(it);
+        ++dropped;
+        for (auto& a : answers) a();
+    }
+    log::info("coord", "unloaded ", lost.size(), " ", offsets_topic, " partition(s) whose ",
+              "leadership moved; ", dropped, " group(s) now coordinated elsewhere");
+}
+
 void group_coordinator::load_step(int32_t partition) {
     auto it = _loading.find(partition);
     if (it == _loading.end()) return;

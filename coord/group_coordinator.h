@@ -99,6 +99,10 @@ public:
     void load_owned();
     // True when the partition is loaded (not loading, owned).
     bool loaded(int32_t partition) const;
+    // Forgets the partitions no longer owned (their leadership moved to another broker): their
+    // groups go, and members waiting in a join or sync hear NOT_COORDINATOR so that they find
+    // the new coordinator.
+    void unload_lost();
 
     void join(join_request req, std::function<void(join_result)> done);
     void sync(sync_request req, std::function<void(sync_result)> done);

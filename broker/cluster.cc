@@ -1,0 +1,361 @@
+#include "broker/cluster.h"
+
+#include <chrono>
+
+#include "base/log.h"
+#include "replication/membership.h"
+#include "runtime/reactor.h"
+
+namespace sluice::broker {
+
+namespace {
+
+constexpr const char* changes_path = "/sluice/changes";
+constexpr const char* shutdown_dir = "/sluice/controlled_shutdown";
+constexpr int64_t tick_ms = 100;
+constexpr int64_t full_read_ms = 1000;
+
+int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+result<void> done(const result<bool>& r) {
+    if (!r) return r.error();
+    return ok();
+}
+
+}  // namespace
+
+result<void> cluster::join(view_fn on_view) {
+    if (auto r = open_session(true); !r) return r;
+    if (auto r = refresh(); !r) return r;
+    _on_view = std::move(on_view);
+    _on_view(view());
+    _thread = std::thread([this] { run(); });
+    return ok();
+}
+
+cluster::~cluster() { stop(); }
+
+std::shared_ptr<replication::zk_client> cluster::client() const {
+    std::lock_guard lock(_zk_mu);
+    return _zk;
+}
+
+result<void> cluster::open_session(bool at_start) {
+    using replication::errc;
+    int64_t deadline = now_ms() + _opts.connection_timeout_ms;
+    int attempt = 0;
+    while (true) {
+        ++attempt;
+        int32_t wait = std::min<int32_t>(_opts.connection_timeout_ms, 6000);
+        auto zk = replication::zk_client::connect(_opts.connect, _opts.session_timeout_ms, wait,
+                                                  [this](replication::zk_session_state s) {
+                                                      if (s != replication::zk_session_state::connecting) {
+                                                          _dirty = true;
+                                                          _cv.notify_all();
+                                                      }
+                                                  });
+        if (zk) {
+            std::shared_ptr<replication::zk_client> shared(std::move(*zk));
+            auto id = replication::ensure_cluster_layout(*shared);
+            if (!id) return id.error();
+            _cluster_id = *id;
+            if (auto made = shared->create_recursive(changes_path, "");
+                !made && !made.error().is(errc::node_exists)) {
+                return made.error();
+            }
+            auto reg = replication::register_broker(*shared, _opts.self);
+            if (!reg) {
+                // At start a taken id is a configuration error; after an expiry it is our own
+                // old registration, gone as soon as the server has expired that session.
+                if (at_start || !reg.error().is(errc::broker_id_in_use)) return reg.error();
+                log::warn("broker", "re-registering broker ", _opts.self.id, ": ",
+                          reg.error().describe(), "; retrying");
+                std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                continue;
+            }
+            {
+                std::lock_guard lock(_zk_mu);
+                _zk = shared;
+            }
+            _lease_until_ms = 0;
+            log::info("broker", "registered broker ", _opts.self.id, " in ZooKeeper at ",
+                      _opts.connect, " (session 0x", std::hex, shared->session_id(), std::dec,
+                      ", timeout ", shared->session_timeout_ms(), " ms)");
+            return ok();
+        }
+        if (_stopping) return zk.error();
+        if (at_start && now_ms() >= deadline) {
+            return error(errc::connect_failed,
+                         "cannot reach ZooKeeper at " + _opts.connect + " within " +
+                             std::to_string(_opts.connection_timeout_ms) +
+                             " ms (zookeeper.connection.timeout.ms): " + zk.error().describe());
+        }
+        log::warn("broker", "ZooKeeper at ", _opts.connect, " not reachable (attempt ", attempt,
+                  "): ", zk.error().describe(), "; retrying");
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+}
+
+void cluster::stop() {
+    _lease_until_ms = 0;  // stop acknowledging as a leader before the session goes
+    if (_stopping.exchange(true)) {
+        if (_thread.joinable()) _thread.join();
+        return;
+    }
+    _cv.notify_all();
+    if (_thread.joinable()) _thread.join();
+    std::lock_guard lock(_zk_mu);
+    _zk.reset();  // closes the session: the registration goes now, not at expiry
+}
+
+bool cluster::lease_valid() const { return now_ms() < _lease_until_ms.load(); }
+
+std::shared_ptr<const replication::topic_map> cluster::snapshot() const { return view()->topics; }
+
+void cluster::publish(replication::cluster_view v) {
+    auto next = std::make_shared<const replication::cluster_view>(std::move(v));
+    _view.store(next);
+    if (_on_view) _on_view(next);
+}
+
+void cluster::bump() {
+    if (auto zk = client()) (void)zk->set(changes_path, "", -1);
+}
+
+result<void> cluster::refresh() {
+    auto zk = client();
+    if (!zk) return error(replication::errc::not_ready, "no ZooKeeper session");
+    auto v = replication::read_cluster(*zk);
+    if (!v) return v.error();
+    _last_full_read_ms = now_ms();
+    publish(std::move(*v));
+    return ok();
+}
+
+template <class T>
+result<T> cluster::write(const std::function<result<T>(replication::zk_client&)>& fn) {
+    auto zk = client();
+    if (!zk) return error(replication::errc::not_ready, "no ZooKeeper session right now");
+    auto r = fn(*zk);
+    if (r) {
+        bump();
+        _dirty = true;
+        _cv.notify_all();
+        // The caller expects to see its write in snapshot() when this returns.
+        if (auto v = replication::read_cluster(*zk); v) {
+            _view.store(std::make_shared<const replication::cluster_view>(std::move(*v)));
+        }
+    }
+    return r;
+}
+
+result<replication::topic_metadata> cluster::create_topic(const replication::topic_spec& spec) {
+    auto v = view();
+    return write<replication::topic_metadata>(
+        [&](replication::zk_client& zk) { return replication::create_topic_znodes(zk, *v, spec); });
+}
+
+result<void> cluster::delete_topic(const std::string& name) {
+    if (!view()->topics->contains(name)) {
+        return error(replication::errc::unknown_topic, name);
+    }
+    return done(write<bool>([&](replication::zk_client& zk) -> result<bool> {
+        if (auto r = replication::delete_topic_znodes(zk, name); !r) return r.error();
+        return true;
+    }));
+}
+
+result<void> cluster::set_partition_count(const std::string& name, int32_t partitions) {
+    auto v = view();
+    return done(write<bool>([&](replication::zk_client& zk) -> result<bool> {
+        if (auto r = replication::add_partitions_znodes(zk, *v, name, partitions); !r) {
+            return r.error();
+        }
+        return true;
+    }));
+}
+
+result<void> cluster::set_topic_configs(const std::string& name,
+                                        std::map<std::string, std::string> configs) {
+    if (!view()->topics->contains(name)) {
+        return error(replication::errc::unknown_topic, name);
+    }
+    return done(write<bool>([&](replication::zk_client& zk) -> result<bool> {
+        if (auto r = replication::set_topic_config_znode(zk, name, configs); !r) return r.error();
+        return true;
+    }));
+}
+
+void cluster::change_isr(const model::tp& tp, replication::partition_state next,
+                         runtime::reactor* origin,
+                         std::function<void(result<replication::partition_state>)> done) {
+    {
+        std::lock_guard lock(_mu);
+        _isr_requests.push_back({tp, std::move(next), origin, std::move(done)});
+    }
+    _cv.notify_all();
+}
+
+void cluster::controlled_shutdown(int64_t timeout_ms) {
+    auto zk = client();
+    if (!zk) return;
+    std::string path = std::string(shutdown_dir) + "/" + std::to_string(_opts.self.id);
+    auto made = zk->create_recursive(path, "", replication::zk_mode::ephemeral);
+    if (!made && !made.error().is(replication::errc::node_exists)) {
+        log::warn("broker", "controlled shutdown: ", made.error().describe());
+        return;
+    }
+    bump();
+    _dirty = true;
+    _cv.notify_all();
+    log::info("broker", "controlled shutdown: moving leadership off broker ", _opts.self.id);
+    int64_t deadline = now_ms() + timeout_ms;
+    while (now_ms() < deadline) {
+        auto v = view();
+        size_t led = 0;
+        for (const auto& [name, t] : *v->topics) {
+            for (const auto& s : t.states) {
+                if (!s || s->leader != _opts.self.id) continue;
+                // Leadership stays where no other replica is in sync (nothing to move to).
+                bool other = false;
+                for (int32_t r : s->isr) other |= r != _opts.self.id && v->live(r);
+                if (other) ++led;
+            }
+        }
+        if (led == 0) {
+            log::info("broker", "controlled shutdown: no movable leadership left here");
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    log::warn("broker", "controlled shutdown: leadership did not move within ", timeout_ms,
+              " ms; stopping anyway");
+}
+
+void cluster::run() {
+    while (!_stopping) {
+        if (!client()) {
+            if (auto r = open_session(false); !r) {
+                if (_stopping) break;
+                log::warn("broker", "ZooKeeper session: ", r.error().describe(), "; retrying");
+                std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                continue;
+            }
+            _controller = false;
+            _signature.clear();
+            _dirty = true;
+        }
+        if (!tick()) {
+            log::warn("broker", "ZooKeeper session of broker ", _opts.self.id,
+                      " expired; this broker stopped leading and opens a new session");
+            _controller = false;
+            std::lock_guard lock(_zk_mu);
+            _zk.reset();
+            continue;
+        }
+        std::unique_lock lock(_mu);
+        _cv.wait_for(lock, std::chrono::milliseconds(tick_ms),
+                     [&] { return _stopping || _dirty || !_isr_requests.empty(); });
+    }
+}
+
+bool cluster::tick() {
+    using replication::errc;
+    auto zk = client();
+    if (zk->state() == replication::zk_session_state::expired) return false;
+    // The cheap poll: a few stats that change whenever anything the view depends on does.
+    int64_t sent = now_ms();
+    std::string sig;
+    for (const char* path : {"/brokers/ids", "/brokers/topics", changes_path, "/controller",
+                             shutdown_dir}) {
+        auto st = zk->exists(path);
+        if (!st) {
+            if (st.error().is(errc::session_expired)) return false;
+            return true;  // disconnected: libzookeeper reconnects; the lease runs out meanwhile
+        }
+        if (*st) {
+            sig += std::to_string((*st)->version) + "/" + std::to_string((*st)->child_version) +
+                   "/" + std::to_string((*st)->ephemeral_owner) + ";";
+        } else {
+            sig += "-;";
+        }
+    }
+    // Still our session's registration: the lease is renewed from when this round started.
+    if (!_stopping) _lease_until_ms = sent + zk->session_timeout_ms() * 2 / 3;
+
+    // Leaders' ISR changes.
+    std::deque<isr_request> reqs;
+    {
+        std::lock_guard lock(_mu);
+        reqs.swap(_isr_requests);
+    }
+    bool wrote = false;
+    for (auto& r : reqs) {
+        auto w = replication::write_partition_state(*zk, r.tp, r.next);
+        if (w) wrote = true;
+        auto done = std::make_shared<decltype(r.done)>(std::move(r.done));
+        auto res = std::make_shared<result<replication::partition_state>>(std::move(w));
+        r.origin->post([done, res] { (*done)(std::move(*res)); });
+    }
+    if (wrote) bump();
+
+    bool changed = sig != _signature || _dirty.exchange(false) || wrote ||
+                   now_ms() - _last_full_read_ms >= full_read_ms;
+    if (!changed) return true;
+    _signature = sig;
+    auto v = replication::read_cluster(*zk);
+    if (!v) {
+        if (v.error().is(errc::session_expired)) return false;
+        log::warn("broker", "reading the cluster from ZooKeeper: ", v.error().describe());
+        return true;
+    }
+    _last_full_read_ms = now_ms();
+
+    // The controller role.
+    if (v->controller_id < 0) {
+        auto claim = replication::claim_controller(*zk, _opts.self.id);
+        if (claim && claim->won) {
+            auto id = replication::read_controller_identity(*zk);
+            if (id) {
+                _identity = *id;
+                _controller = true;
+                log::info("broker", "broker ", _opts.self.id, " is the controller (epoch ",
+                          _identity.epoch, ")");
+            }
+        }
+        if (claim) {
+            v->controller_id = claim->controller_id;
+            if (claim->won) v->controller_epoch = claim->epoch;
+        }
+    } else if (v->controller_id != _opts.self.id && _controller) {
+        log::info("broker", "broker ", _opts.self.id, " is no longer the controller");
+        _controller = false;
+    }
+    if (_controller && v->controller_id == _opts.self.id) {
+        replication::election_rules rules;
+        rules.unclean = _opts.unclean_election;
+        auto n = replication::controller_pass(*zk, *v, _identity, rules);
+        if (!n) {
+            if (n.error().is(errc::bad_version)) {
+                log::warn("broker", "controller epoch ", _identity.epoch,
+                          " was superseded; broker ", _opts.self.id, " stops acting as controller");
+                _controller = false;
+            } else if (n.error().is(errc::session_expired)) {
+                return false;
+            }
+            _dirty = true;
+        } else if (*n > 0) {
+            bump();
+            auto again = replication::read_cluster(*zk);
+            if (again) v = std::move(again);
+        }
+    }
+    publish(std::move(*v));
+    return true;
+}
+
+}  // namespace sluice::broker
