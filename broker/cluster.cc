@@ -1,5 +1,6 @@
 #include "broker/cluster.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "base/log.h"
@@ -47,10 +48,11 @@ std::shared_ptr<replication::zk_client> cluster::client() const {
 result<void> cluster::open_session(bool at_start) {
     using replication::errc;
     int64_t deadline = now_ms() + _opts.connection_timeout_ms;
+    int64_t registered_by = now_ms() + _opts.session_timeout_ms + 2000;
     int attempt = 0;
     while (true) {
         ++attempt;
-        int32_t wait = std::min<int32_t>(_opts.connection_timeout_ms, 6000);
+        int32_t wait = std::clamp<int32_t>(_opts.connection_timeout_ms / 4, 500, 6000);
         auto zk = replication::zk_client::connect(_opts.connect, _opts.session_timeout_ms, wait,
                                                   [this](replication::zk_session_state s) {
                                                       if (s != replication::zk_session_state::connecting) {
@@ -69,11 +71,14 @@ result<void> cluster::open_session(bool at_start) {
             }
             auto reg = replication::register_broker(*shared, _opts.self);
             if (!reg) {
-                // At start a taken id is a configuration error; after an expiry it is our own
-                // old registration, gone as soon as the server has expired that session.
-                if (at_start || !reg.error().is(errc::broker_id_in_use)) return reg.error();
-                log::warn("broker", "re-registering broker ", _opts.self.id, ": ",
-                          reg.error().describe(), "; retrying");
+                if (!reg.error().is(errc::broker_id_in_use)) return reg.error();
+                // The id is held by another session: this broker's own previous run (killed,
+                // its session not expired yet; or our expired session) or another broker with
+                // the same id. Wait out one session timeout: a crashed run's registration goes,
+                // a live duplicate's stays, and then the id is refused.
+                if (at_start && now_ms() > registered_by) return reg.error();
+                log::warn("broker", reg.error().describe(),
+                          "; waiting for that session to expire");
                 std::this_thread::sleep_for(std::chrono::milliseconds(500));
                 continue;
             }
@@ -88,7 +93,7 @@ result<void> cluster::open_session(bool at_start) {
             return ok();
         }
         if (_stopping) return zk.error();
-        if (at_start && now_ms() >= deadline) {
+        if (at_start && now_ms() + wait > deadline) {
             return error(errc::connect_failed,
                          "cannot reach ZooKeeper at " + _opts.connect + " within " +
                              std::to_string(_opts.connection_timeout_ms) +
@@ -153,8 +158,21 @@ result<T> cluster::write(const std::function<result<T>(replication::zk_client&)>
     return r;
 }
 
+result<cluster::view_ptr> cluster::with_live_brokers() const {
+    // Assignments are made over the brokers registered now, not those of the last tick.
+    auto zk = client();
+    if (!zk) return error(replication::errc::not_ready, "no ZooKeeper session right now");
+    auto live = replication::read_live_brokers(*zk);
+    if (!live) return live.error();
+    auto v = std::make_shared<replication::cluster_view>(*view());
+    v->brokers = std::move(live->brokers);
+    return view_ptr(std::move(v));
+}
+
 result<replication::topic_metadata> cluster::create_topic(const replication::topic_spec& spec) {
-    auto v = view();
+    auto fresh = with_live_brokers();
+    if (!fresh) return fresh.error();
+    auto v = *fresh;
     return write<replication::topic_metadata>(
         [&](replication::zk_client& zk) { return replication::create_topic_znodes(zk, *v, spec); });
 }
@@ -170,7 +188,9 @@ result<void> cluster::delete_topic(const std::string& name) {
 }
 
 result<void> cluster::set_partition_count(const std::string& name, int32_t partitions) {
-    auto v = view();
+    auto fresh = with_live_brokers();
+    if (!fresh) return fresh.error();
+    auto v = *fresh;
     return done(write<bool>([&](replication::zk_client& zk) -> result<bool> {
         if (auto r = replication::add_partitions_znodes(zk, *v, name, partitions); !r) {
             return r.error();

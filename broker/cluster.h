@@ -102,6 +102,7 @@ private:
     result<void> refresh();
     void publish(replication::cluster_view v);
     void bump();
+    result<view_ptr> with_live_brokers() const;
     std::shared_ptr<replication::zk_client> client() const;
     // Writes by admin requests: run `fn` with the client, bump and refresh on success.
     template <class T>

@@ -104,8 +104,10 @@ void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
             continue;
         }
         if (clustered) {
+            // The store checks against the brokers registered at the moment of creation; a
+            // validate-only request is checked here against the current view.
             int32_t live = static_cast<int32_t>(srv.cluster_member()->view()->brokers.size());
-            if (assignment.empty() && rf > live) {
+            if (req.validate_only && assignment.empty() && rf > live) {
                 fail(kafka_error::invalid_replication_factor,
                      "replication factor " + std::to_string(rf) + " is larger than the " +
                          std::to_string(live) + " live broker(s)");

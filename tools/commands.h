@@ -22,6 +22,7 @@ int produce_main(int argc, char** argv);
 int consume_main(int argc, char** argv);
 int bench_main(int argc, char** argv);
 int group_main(int argc, char** argv);  // group_cli.cc
+int cluster_main(int argc, char** argv);  // cluster_cmd.cc
 
 // Options every client subcommand accepts.
 std::vector<option_spec> common_options();

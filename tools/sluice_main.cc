@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
             "  produce    write records from stdin to a topic\n"
             "  consume    print records of a topic\n"
             "  bench      load generator against any Kafka broker\n"
-            "  group      list | describe | reset-offsets | delete consumer groups\n");
+            "  group      list | describe | reset-offsets | delete consumer groups\n"
+            "  cluster    describe: controller, brokers, under-replicated partitions\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];

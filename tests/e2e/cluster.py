@@ -1,0 +1,97 @@
+"""A private Sluice cluster for end-to-end tests: one ZooKeeper (ci/zookeeper.sh, on a free
+loopback port) and N brokers (broker.py's Broker, ids 1..N, each on 127.0.0.1 port 0 with its
+own data directory). `close()` stops the brokers, then ZooKeeper, and removes every directory.
+Only the processes started here are ever signalled.
+
+ZooKeeper sessions are short (SESSION_MS) so that a killed broker's session expires, and the
+controller moves its leaderships, within a few seconds."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from broker import Broker
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ZOOKEEPER_SH = os.path.join(HERE, "..", "..", "ci", "zookeeper.sh")
+SESSION_MS = 4000
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    def __init__(self, brokers=3, **config):
+        self.dir = tempfile.mkdtemp(prefix="sluice-cluster-")
+        self.zk_dir = os.path.join(self.dir, "zookeeper")
+        self.zk_port = free_port()
+        subprocess.run([ZOOKEEPER_SH, "start", self.zk_dir, str(self.zk_port)], check=True,
+                       stdout=subprocess.DEVNULL, timeout=90)
+        self.zk_connect = "127.0.0.1:%d/sluice" % self.zk_port
+        self.config = {"zookeeper_connect": self.zk_connect,
+                       "zookeeper_session_timeout_ms": SESSION_MS,
+                       "default_replication_factor": min(3, brokers),
+                       "offsets_topic_num_partitions": 4,
+                       "group_initial_rebalance_delay_ms": 0,
+                       "replica_lag_time_max_ms": 5000,
+                       "controlled_shutdown_timeout_ms": 10000}
+        self.config.update(config)
+        self.brokers = {}
+        try:
+            for i in range(1, brokers + 1):
+                self.brokers[i] = Broker(broker_id=i, **self.config)
+            for b in self.brokers.values():
+                self.wait_joined(b)
+        except BaseException:
+            self.close()
+            raise
+
+    def wait_joined(self, broker, timeout=30, since=0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "joined the cluster" in broker.log_text()[since:]:
+                return
+            if not broker.alive():
+                raise RuntimeError("broker exited:\n" + broker.log_tail())
+            time.sleep(0.05)
+        raise RuntimeError("broker did not join within %ss:\n%s" % (timeout, broker.log_tail()))
+
+    @property
+    def bootstrap(self):
+        return ",".join(b.bootstrap for b in self.brokers.values() if b.alive())
+
+    def live(self):
+        return [i for i, b in self.brokers.items() if b.alive()]
+
+    def restart(self, i, hard=False):
+        b = self.brokers[i]
+        since = len(b.log_text())
+        if b.alive():
+            b.restart(hard=hard)
+        else:
+            b.kill()  # reaps it and closes its log
+            b.start()
+        self.wait_joined(b, since=since)
+        return b
+
+    def close(self):
+        for b in self.brokers.values():
+            try:
+                b.close()
+            except Exception:  # pragma: no cover - best effort
+                pass
+        subprocess.run([ZOOKEEPER_SH, "stop", self.zk_dir, str(self.zk_port)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
