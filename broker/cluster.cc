@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <set>
 
 #include "base/log.h"
 #include "replication/membership.h"
@@ -256,6 +258,15 @@ void cluster::controlled_shutdown(int64_t timeout_ms) {
               " ms; stopping anyway");
 }
 
+result<void> cluster::request_preferred_election(const std::vector<model::tp>& tps) {
+    auto zk = client();
+    if (!zk) return error(replication::errc::not_ready, "no ZooKeeper session right now");
+    auto w = replication::write_preferred_election(*zk, tps);
+    if (!w) return w;
+    bump();
+    return ok();
+}
+
 void cluster::run() {
     while (!_stopping) {
         if (!client()) {
@@ -291,7 +302,7 @@ bool cluster::tick() {
     int64_t sent = now_ms();
     std::string sig;
     for (const char* path : {"/brokers/ids", "/brokers/topics", changes_path, "/controller",
-                             shutdown_dir}) {
+                             shutdown_dir, "/admin/preferred_replica_election"}) {
         auto st = zk->exists(path);
         if (!st) {
             if (st.error().is(errc::session_expired)) return false;
@@ -343,6 +354,7 @@ bool cluster::tick() {
             if (id) {
                 _identity = *id;
                 _controller = true;
+                _last_rebalance_ms = now_ms();
                 log::info("broker", "broker ", _opts.self.id, " is the controller (epoch ",
                           _identity.epoch, ")");
             }
@@ -368,10 +380,42 @@ bool cluster::tick() {
                 return false;
             }
             _dirty = true;
-        } else if (*n > 0) {
-            bump();
-            auto again = replication::read_cluster(*zk);
-            if (again) v = std::move(again);
+        } else {
+            size_t moved = *n;
+            // Preferred-replica elections: asked for by an admin, or the periodic rebalance.
+            std::optional<std::set<model::tp>> preferred;
+            if (auto asked = replication::read_preferred_election(*zk); asked && *asked) {
+                preferred.emplace((*asked)->begin(), (*asked)->end());
+                if ((*asked)->empty()) {  // every partition
+                    for (const auto& [name, t] : *v->topics) {
+                        for (int32_t p = 0; p < t.partitions; ++p) preferred->insert({name, model::partition_id(p)});
+                    }
+                }
+                log::info("broker", "controller: preferred-replica election of ",
+                          preferred->size(), " partition(s) asked for");
+                (void)replication::clear_preferred_election(*zk);
+            } else if (_opts.auto_rebalance &&
+                       now_ms() - _last_rebalance_ms >= _opts.rebalance_interval_ms) {
+                _last_rebalance_ms = now_ms();
+                auto off = replication::imbalanced_partitions(*v, _opts.imbalance_percent);
+                if (!off.empty()) {
+                    log::info("broker", "controller: ", off.size(), " partition(s) led away from ",
+                              "their preferred replica beyond leader.imbalance.per.broker.",
+                              "percentage=", _opts.imbalance_percent, "; moving them back");
+                    preferred.emplace(off.begin(), off.end());
+                }
+            }
+            if (preferred) {
+                replication::election_rules pr = rules;
+                pr.preferred = true;
+                auto m = replication::controller_pass(*zk, *v, _identity, pr, &*preferred);
+                if (m) moved += *m;
+            }
+            if (moved > 0) {
+                bump();
+                auto again = replication::read_cluster(*zk);
+                if (again) v = std::move(again);
+            }
         }
     }
     publish(std::move(*v));

@@ -51,6 +51,9 @@ struct cluster_options {
     int32_t connection_timeout_ms = 18000;  // how long start-up keeps trying to reach ZooKeeper
     replication::broker_registration self;
     bool unclean_election = false;
+    bool auto_rebalance = true;            // auto.leader.rebalance.enable
+    int64_t rebalance_interval_ms = 300000;  // leader.imbalance.check.interval.seconds
+    int32_t imbalance_percent = 10;        // leader.imbalance.per.broker.percentage
 };
 
 class cluster final : public replication::metadata_store {
@@ -94,6 +97,10 @@ public:
     // and waits (up to `timeout_ms`) until the view shows none left here.
     void controlled_shutdown(int64_t timeout_ms);
 
+    // Asks the controller for a preferred-replica election of `tps` (blocking, one write);
+    // errc::node_exists while an earlier one is still pending. The outcome shows in view().
+    result<void> request_preferred_election(const std::vector<model::tp>& tps);
+
 
 private:
     result<void> open_session(bool at_start);
@@ -124,6 +131,7 @@ private:
     replication::controller_identity _identity;
     std::string _signature;
     int64_t _last_full_read_ms = 0;
+    int64_t _last_rebalance_ms = 0;
 
     struct isr_request {
         model::tp tp;

@@ -1,6 +1,8 @@
 // CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, AlterConfigs,
 // IncrementalAlterConfigs.
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -11,6 +13,8 @@
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
 #include "broker/server.h"
+#include "broker/shard.h"
+#include "runtime/reactor.h"
 #include "replication/metadata_store.h"
 
 namespace sluice::broker {
@@ -460,6 +464,139 @@ void handle_incremental_alter_configs(context_ptr ctx, protocol::any_request& an
             }
             return true;
         });
+}
+
+}  // namespace sluice::broker
+
+namespace sluice::broker {
+
+namespace {
+
+struct election_wait {
+    context_ptr ctx;
+    protocol::elect_leaders_response resp;
+    struct pending {
+        size_t topic, partition;
+        model::tp tp;
+        int32_t preferred;
+    };
+    std::vector<pending> waiting;
+    std::vector<model::tp> asked;
+    bool written = false;
+    std::chrono::steady_clock::time_point deadline;
+};
+
+void election_poll(std::shared_ptr<election_wait> w) {
+    cluster* cl = w->ctx->srv.cluster_member();
+    if (!w->written) {
+        auto r = cl->request_preferred_election(w->asked);
+        // An earlier request is still pending: ask again once the controller has taken it.
+        if (r || !r.error().is(replication::errc::node_exists)) {
+            w->written = true;
+            if (!r) {
+                for (auto& p : w->waiting) {
+                    auto& pr = w->resp.replica_election_results[p.topic].partition_result[p.partition];
+                    pr.error_code = code(to_kafka_error(r.error()));
+                    pr.error_message = r.error().describe();
+                }
+                w->waiting.clear();
+            }
+        }
+    }
+    auto view = cl->view();
+    std::vector<election_wait::pending> still;
+    for (auto& p : w->waiting) {
+        auto t = view->topics->find(p.tp.topic);
+        const auto* st = t == view->topics->end() ? nullptr
+                                                  : &t->second.states[static_cast<size_t>(p.tp.partition())];
+        if (st && *st && (*st)->leader == p.preferred) continue;  // done: error none
+        still.push_back(p);
+    }
+    w->waiting = std::move(still);
+    if (w->waiting.empty() || std::chrono::steady_clock::now() >= w->deadline) {
+        for (auto& p : w->waiting) {
+            auto& pr = w->resp.replica_election_results[p.topic].partition_result[p.partition];
+            pr.error_code = code(kafka_error::request_timed_out);
+            pr.error_message = "the preferred replica " + std::to_string(p.preferred) +
+                               " did not take over in time";
+        }
+        w->ctx->respond(w->resp);
+        return;
+    }
+    w->ctx->home.reactor().add_timer(std::chrono::milliseconds(100), [w] { election_poll(w); });
+}
+
+}  // namespace
+
+void handle_elect_leaders(context_ptr ctx, protocol::any_request& any) {
+    auto& req = std::get<protocol::elect_leaders_request>(any);
+    server& srv = ctx->srv;
+    auto w = std::make_shared<election_wait>();
+    w->ctx = ctx;
+    int8_t type = ctx->version() >= 1 ? req.election_type : 0;
+    cluster* cl = srv.cluster_member();
+    auto snap = srv.metadata().snapshot();
+    // Null: every partition.
+    std::vector<std::pair<std::string, std::vector<int32_t>>> wanted;
+    if (!req.topic_partitions) {
+        for (const auto& [name, t] : *snap) {
+            std::vector<int32_t> ps;
+            for (int32_t i = 0; i < t.partitions; ++i) ps.push_back(i);
+            wanted.emplace_back(name, std::move(ps));
+        }
+    } else {
+        for (const auto& t : *req.topic_partitions) wanted.emplace_back(t.topic, t.partitions);
+    }
+    auto view = cl ? cl->view() : nullptr;
+    for (const auto& [topic, parts] : wanted) {
+        protocol::elect_leaders_response::replica_election_result tr;
+        tr.topic = topic;
+        auto it = snap->find(topic);
+        for (int32_t p : parts) {
+            protocol::elect_leaders_response::partition_result pr;
+            pr.partition_id = p;
+            pr.error_message = std::nullopt;
+            if (it == snap->end() || p < 0 || p >= it->second.partitions) {
+                pr.error_code = code(kafka_error::unknown_topic_or_partition);
+                pr.error_message = "unknown partition " + topic + "-" + std::to_string(p);
+            } else if (type != 0) {
+                pr.error_code = code(kafka_error::invalid_request);
+                pr.error_message = "only preferred elections (type 0) are served; unclean "
+                                   "election follows unclean.leader.election.enable";
+            } else if (!cl) {
+                pr.error_code = code(kafka_error::election_not_needed);
+                pr.error_message = "a single broker leads every partition";
+            } else {
+                const auto& replicas = it->second.replicas[static_cast<size_t>(p)];
+                const auto& st = it->second.states[static_cast<size_t>(p)];
+                int32_t preferred = replicas.empty() ? -1 : replicas.front();
+                bool in_isr = st && std::find(st->isr.begin(), st->isr.end(), preferred) != st->isr.end();
+                if (st && st->leader == preferred) {
+                    pr.error_code = code(kafka_error::election_not_needed);
+                    pr.error_message = "the preferred replica " + std::to_string(preferred) +
+                                       " already leads";
+                } else if (!in_isr || !view->live(preferred)) {
+                    pr.error_code = code(kafka_error::preferred_leader_not_available);
+                    pr.error_message = "the preferred replica " + std::to_string(preferred) +
+                                       " is not live and in sync";
+                } else {
+                    w->waiting.push_back({w->resp.replica_election_results.size(),
+                                          tr.partition_result.size(),
+                                          {topic, model::partition_id(p)}, preferred});
+                    w->asked.push_back({topic, model::partition_id(p)});
+                }
+            }
+            tr.partition_result.push_back(std::move(pr));
+        }
+        w->resp.replica_election_results.push_back(std::move(tr));
+    }
+    if (w->waiting.empty()) {
+        ctx->respond(w->resp);
+        return;
+    }
+    w->deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(std::clamp(req.timeout_ms, 100, 600000));
+    election_poll(w);
 }
 
 }  // namespace sluice::broker

@@ -41,6 +41,7 @@ const handler_entry table[] = {
     {33, 0, 2, handle_alter_configs},
     {37, 0, 3, handle_create_partitions},
     {42, 0, 2, handle_delete_groups},
+    {43, 0, 2, handle_elect_leaders},
     {44, 0, 1, handle_incremental_alter_configs},
     {47, 0, 0, handle_offset_delete},
     {60, 0, 1, handle_describe_cluster},

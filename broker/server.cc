@@ -50,6 +50,10 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
         }
         if (auto rack = s->_cfg.get("broker.rack"); rack && !rack->empty()) o.self.rack = *rack;
         o.unclean_election = s->_cfg.bool_value("unclean.leader.election.enable");
+        o.auto_rebalance = s->_cfg.bool_value("auto.leader.rebalance.enable");
+        o.rebalance_interval_ms = s->_cfg.int_value("leader.imbalance.check.interval.seconds") * 1000;
+        o.imbalance_percent =
+            static_cast<int32_t>(s->_cfg.int_value("leader.imbalance.per.broker.percentage"));
         auto c = std::make_unique<cluster>(std::move(o));
         s->_cluster = c.get();
         s->_metadata = std::move(c);

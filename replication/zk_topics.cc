@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <random>
 #include <set>
 
@@ -17,6 +18,7 @@ constexpr const char* configs_path = "/config/topics";
 constexpr const char* cluster_id_path = "/cluster/id";
 constexpr const char* shutdown_path = "/sluice/controlled_shutdown";
 constexpr const char* controller_epoch_path = "/controller_epoch";
+constexpr const char* preferred_election_path = "/admin/preferred_replica_election";
 
 std::string topic_path(const std::string& t) { return std::string(topics_path) + "/" + t; }
 std::string config_path(const std::string& t) { return std::string(configs_path) + "/" + t; }
@@ -282,13 +284,83 @@ result<controller_identity> read_controller_identity(zk_client& zk) {
     return me;
 }
 
+result<void> write_preferred_election(zk_client& zk, const std::vector<model::tp>& tps) {
+    std::string parts;
+    for (const auto& tp : tps) {
+        parts += std::string(parts.empty() ? "" : ",") + "{\"topic\":" + json::quote(tp.topic) +
+                 ",\"partition\":" + std::to_string(tp.partition()) + "}";
+    }
+    auto made = zk.create_recursive(preferred_election_path,
+                                    "{\"version\":1,\"partitions\":[" + parts + "]}");
+    if (!made) return made.error();
+    return ok();
+}
+
+result<std::optional<std::vector<model::tp>>> read_preferred_election(zk_client& zk) {
+    auto node = get_optional(zk, preferred_election_path);
+    if (!node) return node.error();
+    if (!*node) return std::optional<std::vector<model::tp>>();
+    std::vector<model::tp> out;
+    auto doc = json::parse((*node)->data);
+    const json::value* parts = doc ? doc->get("partitions") : nullptr;
+    if (parts != nullptr && parts->as_array() != nullptr) {
+        for (const auto& e : *parts->as_array()) {
+            const json::value* t = e.get("topic");
+            const json::value* p = e.get("partition");
+            if (t && t->as_string() && p && p->as_int()) {
+                out.push_back({*t->as_string(), model::partition_id(static_cast<int32_t>(*p->as_int()))});
+            }
+        }
+    } else {
+        log::warn("replication", preferred_election_path, " does not decode; ignored");
+    }
+    return std::optional<std::vector<model::tp>>(std::move(out));
+}
+
+result<void> clear_preferred_election(zk_client& zk) {
+    auto r = zk.remove(preferred_election_path);
+    if (!r && !r.error().is(errc::no_node)) return r.error();
+    return ok();
+}
+
+std::vector<model::tp> imbalanced_partitions(const cluster_view& view, int32_t imbalance_percent) {
+    // preferred broker -> (partitions it should lead, those it does not)
+    std::map<int32_t, std::pair<int, std::vector<model::tp>>> by_broker;
+    for (const auto& [name, t] : *view.topics) {
+        for (int32_t p = 0; p < t.partitions; ++p) {
+            const auto& replicas = t.replicas[static_cast<size_t>(p)];
+            const auto& st = t.states[static_cast<size_t>(p)];
+            if (replicas.empty() || !st) continue;
+            int32_t preferred = replicas.front();
+            auto& entry = by_broker[preferred];
+            ++entry.first;
+            bool in_isr = std::find(st->isr.begin(), st->isr.end(), preferred) != st->isr.end();
+            if (st->leader != preferred && in_isr && view.live(preferred) &&
+                !view.shutting_down.count(preferred)) {
+                entry.second.push_back({name, model::partition_id(p)});
+            }
+        }
+    }
+    std::vector<model::tp> out;
+    for (auto& [broker, entry] : by_broker) {
+        if (entry.first == 0) continue;
+        if (static_cast<int64_t>(entry.second.size()) * 100 >
+            static_cast<int64_t>(imbalance_percent) * entry.first) {
+            out.insert(out.end(), entry.second.begin(), entry.second.end());
+        }
+    }
+    return out;
+}
+
 result<size_t> controller_pass(zk_client& zk, const cluster_view& view,
-                               const controller_identity& me, election_rules rules) {
+                               const controller_identity& me, election_rules rules,
+                               const std::set<model::tp>* only) {
     std::set<int32_t> live;
     for (const auto& b : view.brokers) live.insert(b.id);
     size_t written = 0;
     for (const auto& [name, t] : *view.topics) {
         for (int32_t p = 0; p < t.partitions; ++p) {
+            if (only != nullptr && !only->count({name, model::partition_id(p)})) continue;
             const auto& current = t.states[static_cast<size_t>(p)];
             auto next = decide_partition(t.replicas[static_cast<size_t>(p)], current, live,
                                          view.shutting_down, me.epoch, rules);

@@ -13,7 +13,10 @@
 // leader's ISR change on the state version it last read (a stale leader's write fails).
 
 #include <cstdint>
+#include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "model/fundamental.h"
@@ -56,8 +59,22 @@ struct controller_identity {
     int32_t epoch = 0;
     int32_t epoch_version = -1;  // the /controller_epoch znode version this controller wrote
 };
+// `only`: limit the pass to these partitions (all when nullptr).
 result<size_t> controller_pass(zk_client& zk, const cluster_view& view,
-                               const controller_identity& me, election_rules rules);
+                               const controller_identity& me, election_rules rules,
+                               const std::set<model::tp>* only = nullptr);
+
+// Preferred-replica elections asked for by admins (ElectLeaders, `sluice cluster
+// elect-leaders`): Kafka's /admin/preferred_replica_election, {"version":1,"partitions":[{"topic":
+// t,"partition":p},...]}. Writing fails with node_exists while an earlier request is pending;
+// the controller reads it, runs a preferred pass over those partitions and removes it.
+result<void> write_preferred_election(zk_client& zk, const std::vector<model::tp>& tps);
+result<std::optional<std::vector<model::tp>>> read_preferred_election(zk_client& zk);
+result<void> clear_preferred_election(zk_client& zk);
+// auto.leader.rebalance.enable: the partitions to move back to their preferred replica, by
+// Kafka's rule: for every broker whose share of preferred partitions it does not lead exceeds
+// `imbalance_percent`, those of its partitions where it is live and in the ISR.
+std::vector<model::tp> imbalanced_partitions(const cluster_view& view, int32_t imbalance_percent);
 // Reads the version of /controller_epoch after winning the election (claim_controller()).
 result<controller_identity> read_controller_identity(zk_client& zk);
 

@@ -15,19 +15,74 @@ void usage() {
     std::fprintf(stderr,
                  "usage: sluice cluster describe [--bootstrap-server host:port]\n"
                  "  Prints the cluster id, the controller, each live broker with its leader and\n"
-                 "  replica counts, and under-replicated and offline partitions.\n");
+                 "  replica counts, and under-replicated and offline partitions.\n"
+                 "       sluice cluster elect-leaders [--topic T [--partition P]]\n"
+                 "  Preferred-replica election (ElectLeaders): moves leadership of the partitions\n"
+                 "  (all when no --topic) back to their first replica where it is in sync.\n");
+}
+
+int elect_leaders(client& c, const args& a) {
+    protocol::elect_leaders_request req;
+    req.election_type = 0;
+    req.timeout_ms = 60000;
+    if (a.has("topic")) {
+        std::string topic = a.get_or("topic", "");
+        protocol::elect_leaders_request::election_topic tp;
+        tp.topic = topic;
+        if (a.has("partition")) {
+            auto p = a.integer("partition", 0, 0, 1 << 30);
+            if (!p) return report("cluster elect-leaders", p.error());
+            tp.partitions.push_back(static_cast<int32_t>(*p));
+        } else {
+            auto t = c.topic(topic, true);
+            if (!t) return report("cluster elect-leaders", t.error());
+            for (const auto& p : (*t)->partitions) tp.partitions.push_back(p.partition);
+        }
+        req.topic_partitions.emplace();
+        req.topic_partitions->push_back(std::move(tp));
+    }
+    auto conn = c.controller();
+    if (!conn) return report("cluster elect-leaders", conn.error());
+    auto resp = (*conn)->call<protocol::elect_leaders_api>(req);
+    if (!resp) return report("cluster elect-leaders", resp.error());
+    int rc = exit_ok;
+    if (resp->error_code != 0) {
+        std::fprintf(stderr, "sluice cluster elect-leaders: %s\n",
+                     kafka_error_name(resp->error_code).c_str());
+        return exit_failed;
+    }
+    int moved = 0, not_needed = 0;
+    for (const auto& t : resp->replica_election_results) {
+        for (const auto& p : t.partition_result) {
+            if (p.error_code == 0) {
+                ++moved;
+                std::printf("Elected the preferred leader of %s-%d\n", t.topic.c_str(), p.partition_id);
+            } else if (kafka_error_name(p.error_code) == "ELECTION_NOT_NEEDED") {
+                ++not_needed;
+            } else {
+                rc = exit_failed;
+                std::printf("%s-%d: %s%s%s\n", t.topic.c_str(), p.partition_id,
+                            kafka_error_name(p.error_code).c_str(), p.error_message ? ": " : "",
+                            p.error_message.value_or("").c_str());
+            }
+        }
+    }
+    std::printf("%d leadership(s) moved, %d already on their preferred replica\n", moved, not_needed);
+    return rc;
 }
 
 }  // namespace
 
 int cluster_main(int argc, char** argv) {
-    auto a = args::parse(argc, argv, common_options());
+    auto specs = common_options();
+    specs.insert(specs.end(), {{"topic"}, {"partition"}});
+    auto a = args::parse(argc, argv, specs);
     if (!a) {
         usage();
         return report("cluster", a.error());
     }
     const auto& pos = a->positional();
-    if (a->has("help") || pos.size() != 1 || pos[0] != "describe") {
+    if (a->has("help") || pos.size() != 1 || (pos[0] != "describe" && pos[0] != "elect-leaders")) {
         usage();
         return a->has("help") ? exit_ok : exit_usage;
     }
@@ -35,6 +90,7 @@ int cluster_main(int argc, char** argv) {
     if (!opts) return report("cluster", opts.error());
     auto c = client::connect(*opts);
     if (!c) return report("cluster", c.error());
+    if (pos[0] == "elect-leaders") return elect_leaders(**c, *a);
     auto md = (*c)->metadata(std::nullopt);
     if (!md) return report("cluster", md.error());
     const cluster_info& ci = **md;

@@ -40,7 +40,9 @@ class Cluster:
                        "offsets_topic_num_partitions": 4,
                        "group_initial_rebalance_delay_ms": 0,
                        "replica_lag_time_max_ms": 5000,
-                       "controlled_shutdown_timeout_ms": 10000}
+                       "controlled_shutdown_timeout_ms": 10000,
+                       "leader_imbalance_check_interval_seconds": 3,
+                       "leader_imbalance_per_broker_percentage": 0}
         self.config.update(config)
         self.brokers = {}
         try:

@@ -302,6 +302,49 @@ class ClusterTest(unittest.TestCase):
         stored = consume_all(self.cluster, "rolling", 3, load.total())
         check_exactly_once(self, load.acked, stored)
 
+    def test_preferred_leaders_come_back(self):
+        create_topic(self.cluster, "preferred", partitions=3)
+        preferred = [p["replicas"][0] for p in describe(self.cluster, "preferred")]
+        victim = preferred[0]
+        self.cluster.brokers[victim].kill()
+        wait_for(lambda: describe(self.cluster, "preferred")[0]["leader"] not in (-1, victim),
+                 "failover of partition 0")
+        self.cluster.restart(victim)
+        wait_for(lambda: all(victim in p["isr"] for p in describe(self.cluster, "preferred")),
+                 "broker %d back in sync" % victim)
+        # ElectLeaders through the CLI (the controller's periodic rebalance may get there first:
+        # then the answer is ELECTION_NOT_NEEDED; either way it exits 0).
+        out = subprocess.run([os.environ["SLUICE_BIN"], "cluster", "elect-leaders",
+                              "--topic", "preferred", "--bootstrap-server", self.cluster.bootstrap],
+                             capture_output=True, text=True, timeout=90)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("already on their preferred replica", out.stdout)
+        self.assertEqual([p["leader"] for p in describe(self.cluster, "preferred")], preferred)
+        # With nothing to move, the CLI says so for every partition.
+        out = subprocess.run([os.environ["SLUICE_BIN"], "cluster", "elect-leaders",
+                              "--topic", "preferred", "--bootstrap-server", self.cluster.bootstrap],
+                             capture_output=True, text=True, timeout=90)
+        self.assertIn("0 leadership(s) moved, 3 already", out.stdout)
+        # The cluster summary counts every partition of the topic in sync.
+        out = subprocess.run([os.environ["SLUICE_BIN"], "cluster", "describe",
+                              "--bootstrap-server", self.cluster.bootstrap],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("Brokers: 3", out.stdout)
+        self.assertIn("OfflinePartitions: 0", out.stdout)
+
+    def test_auto_rebalance_moves_leadership_back(self):
+        create_topic(self.cluster, "rebalanced", partitions=3)
+        preferred = [p["replicas"][0] for p in describe(self.cluster, "rebalanced")]
+        victim = preferred[1]
+        self.cluster.brokers[victim].kill()
+        wait_for(lambda: describe(self.cluster, "rebalanced")[1]["leader"] not in (-1, victim),
+                 "failover of partition 1")
+        self.cluster.restart(victim)
+        # leader.imbalance.check.interval.seconds=3 in this cluster: no request needed.
+        wait_for(lambda: [p["leader"] for p in describe(self.cluster, "rebalanced")] == preferred,
+                 "leadership back on the preferred replicas")
+
     def test_group_offsets_survive_coordinator_death(self):
         create_topic(self.cluster, "grouped", partitions=2)
         p = producer(self.cluster)
