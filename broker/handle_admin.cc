@@ -553,7 +553,7 @@ void handle_elect_leaders(context_ptr ctx, protocol::any_request& any) {
         tr.topic = topic;
         auto it = snap->find(topic);
         for (int32_t p : parts) {
-            protocol::elect_leaders_response::partition_result pr;
+            protocol::elect_leaders_response::partition_result_entry pr;
             pr.partition_id = p;
             pr.error_message = std::nullopt;
             if (it == snap->end() || p < 0 || p >= it->second.partitions) {

@@ -27,7 +27,7 @@ int elect_leaders(client& c, const args& a) {
     req.timeout_ms = 60000;
     if (a.has("topic")) {
         std::string topic = a.get_or("topic", "");
-        protocol::elect_leaders_request::election_topic tp;
+        protocol::elect_leaders_request::topic_partitions_entry tp;
         tp.topic = topic;
         if (a.has("partition")) {
             auto p = a.integer("partition", 0, 0, 1 << 30);
