@@ -123,7 +123,10 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
     server& srv = ctx->srv;
     auto snap = srv.metadata().snapshot();
     // Auto-create the topics that were asked for and do not exist, when allowed.
-    bool allow = srv.config().bool_value("auto.create.topics.enable") &&
+    // A cluster member that has not read the cluster yet knows no topic: it neither creates
+    // nor denies any (LEADER_NOT_AVAILABLE, which clients retry).
+    bool joining = srv.cluster_member() != nullptr && srv.cluster_member()->view()->brokers.empty();
+    bool allow = srv.config().bool_value("auto.create.topics.enable") && !joining &&
                  (ctx->version() < 4 || req.allow_auto_topic_creation);
     std::vector<std::string> to_create;
     if (req.topics && allow) {
@@ -205,8 +208,10 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
                 rt.name = want.name;
                 rt.topic_id = want.topic_id;
                 bool valid = want.name && replication::validate_topic_name(*want.name);
-                rt.error_code = code(valid ? kafka_error::unknown_topic_or_partition
-                                           : kafka_error::invalid_topic_exception);
+                bool joining = view && view->brokers.empty();
+                rt.error_code = code(!valid   ? kafka_error::invalid_topic_exception
+                                     : joining ? kafka_error::leader_not_available
+                                               : kafka_error::unknown_topic_or_partition);
                 resp.topics.push_back(std::move(rt));
             }
         }
