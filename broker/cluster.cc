@@ -267,6 +267,17 @@ result<void> cluster::request_preferred_election(const std::vector<model::tp>& t
     return ok();
 }
 
+result<void> cluster::request_reassignment(const model::tp& tp,
+                                           const std::optional<std::vector<int32_t>>& target) {
+    auto fresh = with_live_brokers();
+    if (!fresh) return fresh.error();
+    auto v = *fresh;
+    return done(write<bool>([&](replication::zk_client& zk) -> result<bool> {
+        if (auto r = replication::write_reassignment(zk, *v, tp, target); !r) return r.error();
+        return true;
+    }));
+}
+
 void cluster::run() {
     while (!_stopping) {
         if (!client()) {
@@ -404,6 +415,11 @@ bool cluster::tick() {
                               "percentage=", _opts.imbalance_percent, "; moving them back");
                     preferred.emplace(off.begin(), off.end());
                 }
+            }
+            if (auto r = replication::controller_reassign(*zk, *v, _identity); r) {
+                moved += *r;
+            } else if (r.error().is(errc::bad_version)) {
+                _controller = false;
             }
             if (preferred) {
                 replication::election_rules pr = rules;

@@ -100,6 +100,10 @@ public:
     // Asks the controller for a preferred-replica election of `tps` (blocking, one write);
     // errc::node_exists while an earlier one is still pending. The outcome shows in view().
     result<void> request_preferred_election(const std::vector<model::tp>& tps);
+    // Starts (or, with nullopt, cancels) moving `tp` to the replicas `target` (blocking, one
+    // conditional write); the controller completes it once the new replicas are in sync.
+    result<void> request_reassignment(const model::tp& tp,
+                                      const std::optional<std::vector<int32_t>>& target);
 
 
 private:

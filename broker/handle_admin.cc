@@ -600,3 +600,70 @@ void handle_elect_leaders(context_ptr ctx, protocol::any_request& any) {
 }
 
 }  // namespace sluice::broker
+
+namespace sluice::broker {
+
+void handle_alter_partition_reassignments(context_ptr ctx, protocol::any_request& any) {
+    auto& req = std::get<protocol::alter_partition_reassignments_request>(any);
+    protocol::alter_partition_reassignments_response resp;
+    resp.error_message = std::nullopt;
+    cluster* cl = ctx->srv.cluster_member();
+    for (const auto& t : req.topics) {
+        protocol::alter_partition_reassignments_response::reassignable_topic_response tr;
+        tr.name = t.name;
+        for (const auto& p : t.partitions) {
+            protocol::alter_partition_reassignments_response::reassignable_partition_response pr;
+            pr.partition_index = p.partition_index;
+            pr.error_message = std::nullopt;
+            if (cl == nullptr) {
+                pr.error_code = code(kafka_error::invalid_replica_assignment);
+                pr.error_message = "a single broker holds every replica; there is nowhere to move";
+            } else {
+                auto r = cl->request_reassignment({t.name, model::partition_id(p.partition_index)},
+                                                  p.replicas);
+                if (!r) {
+                    pr.error_code = code(to_kafka_error(r.error()));
+                    pr.error_message = r.error().describe();
+                }
+            }
+            tr.partitions.push_back(std::move(pr));
+        }
+        resp.responses.push_back(std::move(tr));
+    }
+    ctx->respond(resp);
+}
+
+void handle_list_partition_reassignments(context_ptr ctx, protocol::any_request& any) {
+    auto& req = std::get<protocol::list_partition_reassignments_request>(any);
+    protocol::list_partition_reassignments_response resp;
+    resp.error_message = std::nullopt;
+    auto snap = ctx->srv.metadata().snapshot();
+    auto add = [&](const replication::topic_metadata& t, const std::vector<int32_t>* only) {
+        protocol::list_partition_reassignments_response::ongoing_topic_reassignment tr;
+        tr.name = t.name;
+        for (int32_t p = 0; p < t.partitions; ++p) {
+            if (only && std::find(only->begin(), only->end(), p) == only->end()) continue;
+            auto a = t.adding.find(p);
+            auto r = t.removing.find(p);
+            if (a == t.adding.end() && r == t.removing.end()) continue;
+            protocol::list_partition_reassignments_response::ongoing_partition_reassignment pr;
+            pr.partition_index = p;
+            pr.replicas = t.replicas[static_cast<size_t>(p)];
+            if (a != t.adding.end()) pr.adding_replicas = a->second;
+            if (r != t.removing.end()) pr.removing_replicas = r->second;
+            tr.partitions.push_back(std::move(pr));
+        }
+        if (!tr.partitions.empty()) resp.topics.push_back(std::move(tr));
+    };
+    if (!req.topics) {
+        for (const auto& [name, t] : *snap) add(t, nullptr);
+    } else {
+        for (const auto& want : *req.topics) {
+            auto it = snap->find(want.name);
+            if (it != snap->end()) add(it->second, &want.partition_indexes);
+        }
+    }
+    ctx->respond(resp);
+}
+
+}  // namespace sluice::broker

@@ -42,6 +42,8 @@ const handler_entry table[] = {
     {37, 0, 3, handle_create_partitions},
     {42, 0, 2, handle_delete_groups},
     {43, 0, 2, handle_elect_leaders},
+    {45, 0, 0, handle_alter_partition_reassignments},
+    {46, 0, 0, handle_list_partition_reassignments},
     {44, 0, 1, handle_incremental_alter_configs},
     {47, 0, 0, handle_offset_delete},
     {60, 0, 1, handle_describe_cluster},

@@ -45,6 +45,7 @@ kafka_error to_kafka_error(const error& e) {
                 return kafka_error::invalid_replication_factor;
             case replication::errc::invalid_replica_assignment:
                 return kafka_error::invalid_replica_assignment;
+            case replication::errc::no_reassignment: return kafka_error::no_reassignment_in_progress;
             // ZooKeeper unreachable or busy: the client retries.
             case replication::errc::not_ready:
             case replication::errc::connection_loss:

@@ -123,6 +123,9 @@ void shard::reconcile(std::shared_ptr<const replication::cluster_view> view) {
                 p = find(tp);
                 if (p == nullptr) continue;  // reopening
             }
+            if (p->replicas != replicas && p->leader) {
+                p->leader->set_replicas(nodes(replicas), now_ms());  // a reassignment
+            }
             p->replicas = replicas;
             const auto& st = t.states[static_cast<size_t>(i)];
             if (!st) continue;

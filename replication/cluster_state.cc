@@ -79,14 +79,43 @@ bool topic_id_from_base64(std::string_view s, topic_id& out) {
     return n == out.size();
 }
 
+namespace {
+std::string lists_object(const partition_lists& lists) {
+    std::string out;
+    for (const auto& [p, ids] : lists) {
+        if (ids.empty()) continue;
+        out += (out.empty() ? "" : ",") + json::quote(std::to_string(p)) + ":" + int_list(ids);
+    }
+    return "{" + out + "}";
+}
+
+result<partition_lists> read_lists(const json::value* v) {
+    partition_lists out;
+    if (v == nullptr || v->is_null()) return out;
+    if (v->as_object() == nullptr) return error(errc::store_corrupt, "topic znode: bad replica lists");
+    for (const auto& [key, ids] : *v->as_object()) {
+        int32_t index = -1;
+        auto [p, ec] = std::from_chars(key.data(), key.data() + key.size(), index);
+        auto list = read_int_list(&ids);
+        if (ec != std::errc() || p != key.data() + key.size() || index < 0 || !list) {
+            return error(errc::store_corrupt, "topic znode: bad replica list '" + key + "'");
+        }
+        if (!list->empty()) out[index] = std::move(*list);
+    }
+    return out;
+}
+}  // namespace
+
 std::string encode_topic_znode(const topic_id& id,
-                               const std::vector<std::vector<int32_t>>& replicas) {
+                               const std::vector<std::vector<int32_t>>& replicas,
+                               const partition_lists& adding, const partition_lists& removing) {
     std::string parts;
     for (size_t p = 0; p < replicas.size(); ++p) {
         parts += (p ? "," : "") + json::quote(std::to_string(p)) + ":" + int_list(replicas[p]);
     }
     return "{\"version\":2,\"partitions\":{" + parts + "},\"topic_id\":" +
-           json::quote(topic_id_base64(id)) + ",\"adding_replicas\":{},\"removing_replicas\":{}}";
+           json::quote(topic_id_base64(id)) + ",\"adding_replicas\":" + lists_object(adding) +
+           ",\"removing_replicas\":" + lists_object(removing) + "}";
 }
 
 result<topic_znode> decode_topic_znode(std::string_view text) {
@@ -119,6 +148,12 @@ result<topic_znode> decode_topic_znode(std::string_view text) {
         out.replicas.push_back(std::move(list));
     }
     if (out.replicas.empty()) return error(errc::store_corrupt, "topic znode: no partitions");
+    auto adding = read_lists(doc->get("adding_replicas"));
+    if (!adding) return adding.error();
+    auto removing = read_lists(doc->get("removing_replicas"));
+    if (!removing) return removing.error();
+    out.adding = std::move(*adding);
+    out.removing = std::move(*removing);
     return out;
 }
 

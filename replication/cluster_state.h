@@ -35,11 +35,15 @@ struct cluster_view {
 };
 
 // `/brokers/topics/<t>` (Kafka's version 2, topic id as base64url like Kafka's Uuid.toString).
+using partition_lists = std::map<int32_t, std::vector<int32_t>>;
 std::string encode_topic_znode(const topic_id& id,
-                               const std::vector<std::vector<int32_t>>& replicas);
+                               const std::vector<std::vector<int32_t>>& replicas,
+                               const partition_lists& adding = {},
+                               const partition_lists& removing = {});
 struct topic_znode {
     topic_id id{};
     std::vector<std::vector<int32_t>> replicas;
+    partition_lists adding, removing;  // reassignments in progress
 };
 result<topic_znode> decode_topic_znode(std::string_view json);
 

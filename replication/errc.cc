@@ -26,6 +26,7 @@ const char* describe(errc e) {
         case errc::invalid_replication_factor: return "invalid replication factor";
         case errc::invalid_replica_assignment: return "invalid replica assignment";
         case errc::not_ready: return "cluster metadata not available";
+        case errc::no_reassignment: return "no reassignment in progress";
     }
     return "unknown replication error";
 }

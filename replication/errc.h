@@ -34,6 +34,7 @@ enum class errc {
     invalid_replication_factor,  // more replicas asked for than brokers are alive
     invalid_replica_assignment,  // an explicit assignment names unknown or repeated brokers
     not_ready,                   // no ZooKeeper session right now (retriable)
+    no_reassignment,             // cancelling a partition move that is not in progress
 };
 const char* describe(errc e);
 

@@ -25,6 +25,20 @@ leader_state::leader_state(model::node_id self, model::leader_epoch epoch,
     advance_high_watermark();
 }
 
+void leader_state::set_replicas(std::vector<model::node_id> replicas, int64_t now_ms) {
+    std::vector<progress> next;
+    for (auto id : replicas) {
+        if (id == _self) continue;
+        if (const progress* p = find(id)) {
+            next.push_back(*p);
+        } else {
+            next.push_back({id, -1, now_ms, 0, -1});
+        }
+    }
+    _followers = std::move(next);
+    _replicas = std::move(replicas);
+}
+
 leader_state::progress* leader_state::find(model::node_id id) {
     for (auto& p : _followers) {
         if (p.id == id) return &p;

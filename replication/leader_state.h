@@ -56,6 +56,10 @@ public:
     // recomputed: a smaller ISR may let it move.
     bool set_isr(std::vector<model::node_id> isr);
 
+    // The assignment changed (a reassignment adds or removes replicas): followers kept keep
+    // their progress, new ones start with a full lag window. The ISR is not changed here.
+    void set_replicas(std::vector<model::node_id> replicas, int64_t now_ms);
+
     bool in_isr(model::node_id id) const;
     // A follower's log end as last reported, if any.
     std::optional<model::offset> follower_log_end(model::node_id id) const;

@@ -45,6 +45,9 @@ struct topic_metadata {
     // preference order, and its state (nullopt until the controller has elected a leader).
     std::vector<std::vector<int32_t>> replicas;
     std::vector<std::optional<partition_state>> states;
+    // Reassignments in progress (KIP-455), by partition: replicas being added and removed;
+    // `replicas` holds both until the move completes.
+    std::map<int32_t, std::vector<int32_t>> adding, removing;
 };
 
 // What CreateTopics asks for. `replication_factor` -1 and an empty `assignment`: the store's

@@ -135,6 +135,8 @@ result<cluster_view> read_cluster(zk_client& zk) {
         t.id = tz->id;
         t.partitions = static_cast<int32_t>(tz->replicas.size());
         t.replicas = std::move(tz->replicas);
+        t.adding = std::move(tz->adding);
+        t.removing = std::move(tz->removing);
         if (auto cfg = get_optional(zk, config_path(name)); !cfg) {
             return cfg.error();
         } else if (*cfg) {
@@ -259,9 +261,169 @@ result<void> add_partitions_znodes(zk_client& zk, const cluster_view& view, cons
                                 static_cast<int32_t>(tz->replicas.front().size()), random_seed());
     if (!more) return more.error();
     tz->replicas.insert(tz->replicas.end(), more->begin(), more->end());
-    auto set = zk.set(topic_path(name), encode_topic_znode(tz->id, tz->replicas), node->stat.version);
+    auto set = zk.set(topic_path(name), encode_topic_znode(tz->id, tz->replicas, tz->adding, tz->removing),
+                      node->stat.version);
     if (!set) return set.error();
     return ok();
+}
+
+result<void> write_reassignment(zk_client& zk, const cluster_view& view, const model::tp& tp,
+                                const std::optional<std::vector<int32_t>>& target) {
+    auto node = zk.get(topic_path(tp.topic));
+    if (!node) {
+        return node.error().is(errc::no_node) ? error(errc::unknown_topic, tp.topic) : node.error();
+    }
+    auto tz = decode_topic_znode(node->data);
+    if (!tz) return tz.error();
+    int32_t p = tp.partition();
+    if (p < 0 || p >= static_cast<int32_t>(tz->replicas.size())) {
+        return error(errc::unknown_topic, tp.dir_name());
+    }
+    auto& replicas = tz->replicas[static_cast<size_t>(p)];
+    // The replicas before any move in progress.
+    std::vector<int32_t> original;
+    const auto& adding = tz->adding[p];
+    for (int32_t r : replicas) {
+        if (std::find(adding.begin(), adding.end(), r) == adding.end()) original.push_back(r);
+    }
+    bool pending = !tz->adding[p].empty() || !tz->removing[p].empty();
+    if (!target) {
+        if (!pending) {
+            return error(errc::no_reassignment, "no reassignment of " + tp.dir_name() + " is in progress");
+        }
+        replicas = original;
+        tz->adding.erase(p);
+        tz->removing.erase(p);
+    } else {
+        std::set<int32_t> seen;
+        if (target->empty()) {
+            return error(errc::invalid_replica_assignment, "an empty replica list for " + tp.dir_name());
+        }
+        for (int32_t r : *target) {
+            if (!seen.insert(r).second) {
+                return error(errc::invalid_replica_assignment,
+                             "broker " + std::to_string(r) + " named twice for " + tp.dir_name());
+            }
+            if (!view.live(r)) {
+                return error(errc::invalid_replica_assignment,
+                             "broker " + std::to_string(r) + " is not registered");
+            }
+        }
+        std::vector<int32_t> add, remove, full = *target;
+        for (int32_t r : *target) {
+            if (std::find(original.begin(), original.end(), r) == original.end()) add.push_back(r);
+        }
+        for (int32_t r : original) {
+            if (!seen.count(r)) {
+                remove.push_back(r);
+                full.push_back(r);
+            }
+        }
+        replicas = full;
+        if (add.empty() && remove.empty()) {
+            tz->adding.erase(p);
+            tz->removing.erase(p);
+        } else {
+            tz->adding[p] = add;
+            tz->removing[p] = remove;
+        }
+    }
+    auto set = zk.set(topic_path(tp.topic),
+                      encode_topic_znode(tz->id, tz->replicas, tz->adding, tz->removing),
+                      node->stat.version);
+    if (!set) return set.error();
+    log::info("replication", "reassignment of ", tp.dir_name(), ": replicas now ", [&] {
+        std::string out;
+        for (int32_t r : replicas) out += (out.empty() ? "" : ",") + std::to_string(r);
+        return "[" + out + "]";
+    }(), target ? "" : " (cancelled)");
+    return ok();
+}
+
+result<size_t> controller_reassign(zk_client& zk, const cluster_view& view,
+                                   const controller_identity& me) {
+    size_t written = 0;
+    for (const auto& [name, t] : *view.topics) {
+        std::optional<topic_znode> tz;
+        int32_t version = -1;
+        for (int32_t p = 0; p < t.partitions; ++p) {
+            const auto& st = t.states[static_cast<size_t>(p)];
+            const auto& replicas = t.replicas[static_cast<size_t>(p)];
+            auto a = t.adding.find(p);
+            auto r = t.removing.find(p);
+            bool pending = (a != t.adding.end() && !a->second.empty()) ||
+                           (r != t.removing.end() && !r->second.empty());
+            if (!st || st->leader < 0) continue;
+            std::vector<int32_t> target;
+            for (int32_t id : replicas) {
+                if (r == t.removing.end() ||
+                    std::find(r->second.begin(), r->second.end(), id) == r->second.end()) {
+                    target.push_back(id);
+                }
+            }
+            auto in = [](const std::vector<int32_t>& v, int32_t id) {
+                return std::find(v.begin(), v.end(), id) != v.end();
+            };
+            bool stray_isr = false;  // ISR members no longer assigned (a cancelled move)
+            for (int32_t id : st->isr) stray_isr |= !in(replicas, id);
+            if (!pending && !stray_isr) continue;
+            bool caught_up = true;
+            for (int32_t id : target) caught_up &= in(st->isr, id) && view.live(id);
+            if (pending && !caught_up) continue;  // the new replicas are still copying
+            partition_state next = *st;
+            next.controller_epoch = me.epoch;
+            next.isr.clear();
+            for (int32_t id : st->isr) {
+                if (in(target, id)) next.isr.push_back(id);
+            }
+            if (!in(target, st->leader)) {
+                next.leader = -1;
+                for (int32_t id : target) {
+                    if (in(next.isr, id) && view.live(id) && !view.shutting_down.count(id)) {
+                        next.leader = id;
+                        break;
+                    }
+                }
+                if (next.leader < 0) continue;
+                next.leader_epoch = st->leader_epoch + 1;
+            }
+            std::vector<zk_op> ops{zk_op::check(controller_epoch_path, me.epoch_version),
+                                   zk_op::set(partition_state_path(name, p),
+                                              encode_partition_state(next), st->version)};
+            if (pending) {
+                if (!tz) {
+                    auto node = zk.get(topic_path(name));
+                    if (!node) return node.error();
+                    auto d = decode_topic_znode(node->data);
+                    if (!d) return d.error();
+                    tz = std::move(*d);
+                    version = node->stat.version;
+                }
+                tz->replicas[static_cast<size_t>(p)] = target;
+                tz->adding.erase(p);
+                tz->removing.erase(p);
+                ops.push_back(zk_op::set(topic_path(name),
+                                         encode_topic_znode(tz->id, tz->replicas, tz->adding,
+                                                            tz->removing),
+                                         version));
+            }
+            auto w = zk.multi(ops);
+            if (!w) {
+                auto check = zk.get(controller_epoch_path);
+                if (check && check->stat.version != me.epoch_version) {
+                    return error(errc::bad_version, "controller epoch superseded");
+                }
+                tz.reset();  // stale: the next pass rereads
+                continue;
+            }
+            if (pending) version = (*w)[2].stat.version;
+            log::info("replication", "controller: reassignment of ", name, "-", p,
+                      pending ? " completed" : " cleaned up", "; leader ", next.leader, " epoch ",
+                      next.leader_epoch);
+            ++written;
+        }
+    }
+    return written;
 }
 
 result<void> set_topic_config_znode(zk_client& zk, const std::string& name,

@@ -83,6 +83,20 @@ result<controller_identity> read_controller_identity(zk_client& zk);
 result<partition_state> write_partition_state(zk_client& zk, const model::tp& tp,
                                               const partition_state& next);
 
+// Reassignment (KIP-455 in Kafka's layout): `target` becomes the partition's replica set. The
+// assignment first holds target + the replicas leaving, with adding_replicas / removing_replicas
+// saying which; the new replicas copy from the leader; once all of `target` is in the ISR the
+// controller (controller_reassign) makes the assignment `target`, drops the others from the ISR
+// and, when the leader leaves, elects one of `target` in a new epoch. nullopt cancels a move
+// (errc::no_reassignment when none is in progress). Brokers must be registered
+// (invalid_replica_assignment).
+result<void> write_reassignment(zk_client& zk, const cluster_view& view, const model::tp& tp,
+                                const std::optional<std::vector<int32_t>>& target);
+// The controller's step of every reassignment whose new replicas caught up (and the ISR clean-up
+// of cancelled ones); epoch-fenced like controller_pass(). Returns how many partitions changed.
+result<size_t> controller_reassign(zk_client& zk, const cluster_view& view,
+                                   const controller_identity& me);
+
 std::string partition_state_path(const std::string& topic, int32_t partition);
 
 }  // namespace sluice::replication

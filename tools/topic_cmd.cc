@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "tools/commands.h"
@@ -23,7 +24,9 @@ void usage() {
                  "  describe NAME\n"
                  "  alter-config NAME [--set k=v ...] [--delete k ...]\n"
                  "  add-partitions NAME --partitions N\n"
-                 "  delete NAME\n");
+                 "  delete NAME\n"
+                 "  reassign NAME --partition P (--replicas 1,2,3 | --cancel)\n"
+                 "  reassignments        the partition moves in progress\n");
 }
 
 std::string join_ids(const std::vector<int32_t>& ids) {
@@ -259,6 +262,89 @@ int remove(client& c, const std::string& name) {
     return exit_ok;
 }
 
+int reassign(client& c, const std::string& name, const args& a) {
+    auto part = a.integer("partition", -1, 0, 1 << 30);
+    if (!part || *part < 0) {
+        return report("topic reassign", part ? error(errc::bad_argument, "--partition P is needed")
+                                              : part.error());
+    }
+    protocol::alter_partition_reassignments_request req;
+    req.timeout_ms = admin_timeout_ms;
+    protocol::alter_partition_reassignments_request::reassignable_topic t;
+    t.name = name;
+    protocol::alter_partition_reassignments_request::reassignable_partition p;
+    p.partition_index = static_cast<int32_t>(*part);
+    p.replicas = std::nullopt;  // null: cancel
+    if (!a.has("cancel")) {
+        if (!a.has("replicas")) {
+            return report("topic reassign", error(errc::bad_argument, "--replicas or --cancel"));
+        }
+        std::vector<int32_t> ids;
+        std::string list = a.get_or("replicas", "");
+        size_t at = 0;
+        while (at <= list.size()) {
+            size_t comma = list.find(',', at);
+            std::string item = list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+            char* end = nullptr;
+            long v = std::strtol(item.c_str(), &end, 10);
+            if (item.empty() || end == nullptr || *end != 0 || v < 0) {
+                return report("topic reassign",
+                              error(errc::bad_argument, "--replicas takes broker ids: 1,2,3"));
+            }
+            ids.push_back(static_cast<int32_t>(v));
+            if (comma == std::string::npos) break;
+            at = comma + 1;
+        }
+        p.replicas = ids;
+    }
+    t.partitions.push_back(p);
+    req.topics.push_back(std::move(t));
+    auto conn = c.controller();
+    if (!conn) return report("topic reassign", conn.error());
+    auto resp = (*conn)->call<protocol::alter_partition_reassignments_api>(req);
+    if (!resp) return report("topic reassign", resp.error());
+    if (resp->error_code != 0) {
+        return report("topic reassign", kafka_failure(resp->error_code, resp->error_message.value_or("")));
+    }
+    for (const auto& tr : resp->responses) {
+        for (const auto& pr : tr.partitions) {
+            if (pr.error_code != 0) {
+                return report("topic reassign",
+                              kafka_failure(pr.error_code, pr.error_message.value_or(name)));
+            }
+        }
+    }
+    std::printf("%s reassignment of %s-%lld; follow it with `sluice topic reassignments`.\n",
+                a.has("cancel") ? "Cancelled the" : "Started the", name.c_str(),
+                static_cast<long long>(*part));
+    return exit_ok;
+}
+
+int reassignments(client& c) {
+    protocol::list_partition_reassignments_request req;
+    req.timeout_ms = admin_timeout_ms;
+    req.topics = std::nullopt;  // every topic
+    auto conn = c.controller();
+    if (!conn) return report("topic reassignments", conn.error());
+    auto resp = (*conn)->call<protocol::list_partition_reassignments_api>(req);
+    if (!resp) return report("topic reassignments", resp.error());
+    if (resp->error_code != 0) {
+        return report("topic reassignments",
+                      kafka_failure(resp->error_code, resp->error_message.value_or("")));
+    }
+    size_t n = 0;
+    for (const auto& t : resp->topics) {
+        for (const auto& p : t.partitions) {
+            ++n;
+            std::printf("Topic: %s\tPartition: %d\tReplicas: %s\tAdding: %s\tRemoving: %s\n",
+                        t.name.c_str(), p.partition_index, join_ids(p.replicas).c_str(),
+                        join_ids(p.adding_replicas).c_str(), join_ids(p.removing_replicas).c_str());
+        }
+    }
+    if (n == 0) std::printf("No reassignment in progress.\n");
+    return exit_ok;
+}
+
 }  // namespace
 
 int topic_main(int argc, char** argv) {
@@ -268,7 +354,10 @@ int topic_main(int argc, char** argv) {
                                {"config", true, true},
                                {"set", true, true},
                                {"delete", true, true},
-                               {"include-internal", false}});
+                               {"include-internal", false},
+                               {"partition"},
+                               {"replicas"},
+                               {"cancel", false}});
     auto a = args::parse(argc, argv, specs);
     if (!a) {
         usage();
@@ -280,7 +369,7 @@ int topic_main(int argc, char** argv) {
         return a->has("help") ? exit_ok : exit_usage;
     }
     const std::string& action = pos[0];
-    bool needs_name = action != "list";
+    bool needs_name = action != "list" && action != "reassignments";
     if (needs_name && pos.size() != 2) {
         usage();
         return report("topic", error(errc::bad_argument, action + " takes one topic name"));
@@ -295,6 +384,8 @@ int topic_main(int argc, char** argv) {
     if (action == "alter-config") return alter_config(**c, pos[1], *a);
     if (action == "add-partitions") return add_partitions(**c, pos[1], *a);
     if (action == "delete") return remove(**c, pos[1]);
+    if (action == "reassign") return reassign(**c, pos[1], *a);
+    if (action == "reassignments") return reassignments(**c);
     usage();
     return report("topic", error(errc::bad_argument, "unknown action '" + action + "'"));
 }

@@ -333,6 +333,43 @@ class ClusterTest(unittest.TestCase):
         self.assertIn("Brokers: 3", out.stdout)
         self.assertIn("OfflinePartitions: 0", out.stdout)
 
+    def test_reassignment_moves_a_partition_with_its_records(self):
+        a = admin(self.cluster)
+        a.create_topics([ck_admin.NewTopic("moved", num_partitions=1, replica_assignment=[[1, 2]])])["moved"].result(WAIT_S)
+        wait_for(lambda: describe(self.cluster, "moved")[0]["leader"] == 1, "leader 1")
+        p = producer(self.cluster)
+        for i in range(500):
+            p.produce("moved", value=b"m%d" % i)
+        self.assertEqual(p.flush(30), 0)
+        sluice = os.environ["SLUICE_BIN"]
+        boot = ["--bootstrap-server", self.cluster.bootstrap]
+        # Moving off the leader: 3 copies from 1, then 1 leaves and 2 or 3 leads.
+        out = subprocess.run([sluice, "topic", "reassign", "moved", "--partition", "0",
+                              "--replicas", "3,2"] + boot, capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        wait_for(lambda: describe(self.cluster, "moved")[0]["replicas"] == [3, 2],
+                 "the move to finish")
+        out = subprocess.run([sluice, "topic", "reassignments"] + boot, capture_output=True,
+                             text=True, timeout=60)
+        self.assertIn("No reassignment in progress", out.stdout)
+        state = describe(self.cluster, "moved")[0]
+        self.assertIn(state["leader"], (2, 3))
+        self.assertEqual(sorted(state["isr"]), [2, 3])
+        # Broker 1 no longer holds the replica; the records all moved.
+        wait_for(lambda: not os.path.exists(os.path.join(
+            self.cluster.brokers[1].data_dir, "data", "moved-0")), "broker 1's copy removed")
+        stored = consume_all(self.cluster, "moved", 1, 500)
+        self.assertEqual([v for _, v in stored[0]], [b"m%d" % i for i in range(500)])
+        # Refusals: an unknown broker; cancelling what is not moving.
+        out = subprocess.run([sluice, "topic", "reassign", "moved", "--partition", "0",
+                              "--replicas", "2,9"] + boot, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("broker 9 is not registered", out.stderr)
+        out = subprocess.run([sluice, "topic", "reassign", "moved", "--partition", "0",
+                              "--cancel"] + boot, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("NO_REASSIGNMENT_IN_PROGRESS", out.stderr)
+
     def test_auto_rebalance_moves_leadership_back(self):
         create_topic(self.cluster, "rebalanced", partitions=3)
         preferred = [p["replicas"][0] for p in describe(self.cluster, "rebalanced")]
