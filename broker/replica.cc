@@ -189,6 +189,25 @@ void shard::become_leader(partition& p, const replication::partition_state& st) 
 
 void shard::become_follower(partition& p, const replication::partition_state& st,
                             bool leader_live) {
+    if (p.log->failed() && leader_live && !p.repairing) {
+        // A follower whose log opened corrupt (or failed since): its leader has every record it
+        // should hold, so the damaged copy goes and the replica copies the log again. It is out
+        // of the ISR until it has caught up, so it cannot be elected meanwhile.
+        log::warn("replication", p.tp.dir_name(), " is damaged (", p.log->status().error().describe(),
+                  "); deleting this replica's copy and fetching it again from leader ", st.leader);
+        p.repairing = true;
+        model::tp tp = p.tp;
+        config_map eff = p.config;
+        _srv.fetchers().unfollow(tp);
+        close_partition(tp, true, [this, tp, eff] {
+            open_replica(tp, eff);  // empty; the next view makes it a follower
+            if (auto* c = _srv.cluster_member()) {
+                auto v = c->view();
+                reconcile(v);
+            }
+        });
+        return;
+    }
     bool was_leader = p.role == replica_role::leader;
     stop_leading(p, kafka_error::not_leader_or_follower);
     p.role = leader_live ? replica_role::follower : replica_role::offline;

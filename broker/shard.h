@@ -105,6 +105,7 @@ struct partition {
     int64_t follower_hw = 0;  // the leader's high watermark as the last fetch told it
     std::map<uint64_t, ack_waiter> acks;  // by id, which is append order
     bool isr_change_in_flight = false;
+    bool repairing = false;  // a damaged follower copy being replaced
 
     // Single broker: everything written is replicated to the whole ISR (itself). A leader: the
     // ISR's smallest log end. A follower: what its leader last said, at most its own log end.

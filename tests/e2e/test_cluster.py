@@ -370,6 +370,36 @@ class ClusterTest(unittest.TestCase):
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("NO_REASSIGNMENT_IN_PROGRESS", out.stderr)
 
+    def test_corrupt_follower_copy_is_replaced_from_the_leader(self):
+        create_topic(self.cluster, "repaired", partitions=1)
+        p = producer(self.cluster)
+        for i in range(300):
+            p.produce("repaired", value=b"r%d" % i)
+        self.assertEqual(p.flush(30), 0)
+        state = describe(self.cluster, "repaired")[0]
+        leader = state["leader"]
+        victim, other = [i for i in (1, 2, 3) if i != leader]
+        wait_for(lambda: sorted(describe(self.cluster, "repaired")[0]["isr"]) == [1, 2, 3], "ISR")
+        b = self.cluster.brokers[victim]
+        self.assertEqual(b.stop(), 0)
+        seg = os.path.join(b.data_dir, "data", "repaired-0", "00000000000000000000.log")
+        with open(seg, "r+b") as f:  # a flipped byte inside the first batch, below the
+            f.seek(100)              # recovery point: the log opens failed
+            byte = f.read(1)
+            f.seek(100)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        self.cluster.restart(victim)
+        wait_for(lambda: "fetching it again from leader" in b.log_text(), "the repair")
+        wait_for(lambda: victim in describe(self.cluster, "repaired")[0]["isr"],
+                 "the repaired replica back in the ISR")
+        # Make the repaired copy the only one serving: its records are the leader's.
+        self.assertEqual(self.cluster.brokers[leader].stop(), 0)
+        self.assertEqual(self.cluster.brokers[other].stop(), 0)
+        wait_for(lambda: describe(self.cluster, "repaired")[0]["leader"] == victim,
+                 "the repaired replica leading")
+        stored = consume_all(self.cluster, "repaired", 1, 300)
+        self.assertEqual([v for _, v in stored[0]], [b"r%d" % i for i in range(300)])
+
     def test_auto_rebalance_moves_leadership_back(self):
         create_topic(self.cluster, "rebalanced", partitions=3)
         preferred = [p["replicas"][0] for p in describe(self.cluster, "rebalanced")]
