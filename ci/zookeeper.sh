@@ -4,6 +4,8 @@
 #                                    DIR/zookeeper.log, and returns once the server grants sessions
 #                                    on 127.0.0.1:PORT (within $SLUICE_ZK_START_TIMEOUT, 60 s)
 #   ci/zookeeper.sh stop DIR [PORT]  SIGTERM, then SIGKILL after 10 s; DIR itself is left alone
+# SLUICE_ZK_ADDRESS (default 127.0.0.1) is the address it listens on: a test that builds its own
+# veth pair puts it on its end of that pair.
 # It runs Debian's ZooKeeper 3.8 jars with java (packages zookeeper, default-jre-headless), never
 # the system service or /etc/zookeeper, and it signals only the process whose pid it wrote in
 # DIR/zookeeper.pid (checked against that process's command line first). The jars and settings
@@ -19,6 +21,7 @@ cmd=$1
 mkdir -p "$2"
 dir=$(cd "$2" && pwd)
 port=${3:-}
+address=${SLUICE_ZK_ADDRESS:-127.0.0.1}
 pid_file=$dir/zookeeper.pid
 
 jar_dir=/usr/share/java
@@ -63,7 +66,7 @@ write_config() {
 tickTime=500
 dataDir=$dir/data
 clientPort=$port
-clientPortAddress=127.0.0.1
+clientPortAddress=$address
 minSessionTimeout=1000
 maxSessionTimeout=30000
 maxClientCnxns=60
@@ -89,11 +92,11 @@ running_pid() {
 grants_session() {
     local reply
     reply=$(timeout 2 bash -c '
-        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        exec 3<>"/dev/tcp/$2/$1" || exit 1
         printf "\x00\x00\x00\x2d\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" >&3
         printf "\x00\x00\x03\xe8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10" >&3
         printf "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" >&3
-        head -c 12 <&3 | od -An -tx1' _ "$port" 2>/dev/null) || return 1
+        head -c 12 <&3 | od -An -tx1' _ "$port" "$address" 2>/dev/null) || return 1
     read -ra bytes <<<"$reply"
     ((${#bytes[@]} == 12)) && [[ "${bytes[*]:8:4}" != "00 00 00 00" ]]
 }
@@ -119,7 +122,7 @@ start() {
     local deadline=$((SECONDS + ${SLUICE_ZK_START_TIMEOUT:-60}))
     until grants_session; do
         if ! kill -0 "$pid" 2>/dev/null || ((SECONDS >= deadline)); then
-            echo "ci/zookeeper: the server on 127.0.0.1:$port did not come up; its log ends:" >&2
+            echo "ci/zookeeper: the server on $address:$port did not come up; its log ends:" >&2
             tail -n 20 "$dir/zookeeper.log" >&2 || true
             kill -KILL "$pid" 2>/dev/null || true
             rm -f "$pid_file"
@@ -127,7 +130,7 @@ start() {
         fi
         sleep 0.1
     done
-    echo "ci/zookeeper: serving 127.0.0.1:$port (pid $pid, log $dir/zookeeper.log)"
+    echo "ci/zookeeper: serving $address:$port (pid $pid, log $dir/zookeeper.log)"
 }
 
 stop() {

@@ -45,8 +45,12 @@ def sluice_binary():
 
 
 class Broker:
-    def __init__(self, num_partitions=3, **config):
+    def __init__(self, num_partitions=3, host="127.0.0.1", prefix=None, **config):
+        """`host`: the address to listen on (a test's own veth address); `prefix`: a command
+        that runs the broker (["ip", "netns", "exec", NS] for a namespace the test made)."""
         self.binary = sluice_binary()
+        self.host = host
+        self.prefix = list(prefix or [])
         self.data_dir = tempfile.mkdtemp(prefix="sluice-e2e-")
         self.config = {"num.partitions": str(num_partitions), "sluice.cores": "2"}
         self.config.update({k.replace("_", "."): str(v) for k, v in config.items()})
@@ -60,7 +64,7 @@ class Broker:
 
     def start(self):
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
-        args = [self.binary, "serve", "--listeners=PLAINTEXT://127.0.0.1:0",
+        args = self.prefix + [self.binary, "serve", "--listeners=PLAINTEXT://%s:0" % self.host,
                 "--log.dirs=" + os.path.join(self.data_dir, "data")]
         args += ["--%s=%s" % kv for kv in self.config.items()]
         # The log goes to a file (never a pipe that nobody drains); the port is read from it.
@@ -137,7 +141,7 @@ class Broker:
 
     @property
     def bootstrap(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -176,7 +180,7 @@ class Broker:
 
     def api_versions(self, timeout=5):
         """{api key: (min, max)} from an ApiVersions v0 request on a fresh connection."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
             s.sendall(request_frame(18, 0, 8, b""))
             _, body = read_response(s, timeout)
         error, count = struct.unpack_from(">hi", body)
@@ -190,7 +194,7 @@ class Broker:
 
     def api_versions_ok(self, timeout=5):
         """True when a fresh connection gets an ApiVersions v0 answer with error 0."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
             s.sendall(request_frame(18, 0, 7, b""))
             corr, body = read_response(s, timeout)
             return corr == 7 and struct.unpack(">h", body[:2])[0] == 0

@@ -20,20 +20,24 @@ ZOOKEEPER_SH = os.path.join(HERE, "..", "..", "ci", "zookeeper.sh")
 SESSION_MS = 4000
 
 
-def free_port():
+def free_port(host="127.0.0.1"):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
 class Cluster:
-    def __init__(self, brokers=3, **config):
+    def __init__(self, brokers=3, zk_host="127.0.0.1", hosts=None, prefixes=None, **config):
+        """`hosts` / `prefixes`: per broker id, the address it listens on and the command that
+        runs it (Broker's `host` and `prefix`); `zk_host` the address ZooKeeper listens on."""
         self.dir = tempfile.mkdtemp(prefix="sluice-cluster-")
         self.zk_dir = os.path.join(self.dir, "zookeeper")
-        self.zk_port = free_port()
+        self.zk_host = zk_host
+        self.zk_port = free_port(zk_host)
         subprocess.run([ZOOKEEPER_SH, "start", self.zk_dir, str(self.zk_port)], check=True,
-                       stdout=subprocess.DEVNULL, timeout=90)
-        self.zk_connect = "127.0.0.1:%d/sluice" % self.zk_port
+                       stdout=subprocess.DEVNULL, timeout=90,
+                       env=dict(os.environ, SLUICE_ZK_ADDRESS=zk_host))
+        self.zk_connect = "%s:%d/sluice" % (zk_host, self.zk_port)
         self.config = {"zookeeper_connect": self.zk_connect,
                        "zookeeper_session_timeout_ms": SESSION_MS,
                        "default_replication_factor": min(3, brokers),
@@ -47,7 +51,8 @@ class Cluster:
         self.brokers = {}
         try:
             for i in range(1, brokers + 1):
-                self.brokers[i] = Broker(broker_id=i, **self.config)
+                self.brokers[i] = Broker(broker_id=i, host=(hosts or {}).get(i, "127.0.0.1"),
+                                         prefix=(prefixes or {}).get(i), **self.config)
             for b in self.brokers.values():
                 self.wait_joined(b)
         except BaseException:
@@ -89,6 +94,7 @@ class Cluster:
             except Exception:  # pragma: no cover - best effort
                 pass
         subprocess.run([ZOOKEEPER_SH, "stop", self.zk_dir, str(self.zk_port)],
+                       env=dict(os.environ, SLUICE_ZK_ADDRESS=self.zk_host),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -89,9 +89,19 @@ def consume_all(cluster, topic, partitions, expect, timeout=WAIT_S):
     out = {p: [] for p in range(partitions)}
     got = 0
     deadline = time.monotonic() + timeout
+    ends = None  # high watermarks, once read: the reading ends there even if `expect` is high
     while got < expect and time.monotonic() < deadline:
         m = c.poll(0.5)
         if m is None or m.error():
+            if ends is None:
+                try:
+                    ends = {p: c.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=5)[1]
+                            for p in range(partitions)}
+                except ck.KafkaException:
+                    ends = None
+            if ends is not None and all((out[p][-1][0] + 1 if out[p] else 0) >= ends[p]
+                                        for p in range(partitions)):
+                break
             continue
         out[m.partition()].append((m.offset(), m.value()))
         got += 1
