@@ -13,6 +13,8 @@ packages=(
   # libzookeeper-java holds the jars the `zookeeper` package would add only scripts and a full
   # default-jre to; the system service is the separate zookeeperd, deliberately not installed.
   libzookeeper-mt-dev libzookeeper-java default-jre-headless
+  # `ip` for the network-partition test (namespaces and a veth pair it creates).
+  iproute2
 )
 # Real Kafka clients used by the end-to-end tests (tests/e2e): kcat, kafka-python with the
 # codecs it can use (snappy, lz4, zstd), confluent-kafka, Go's sarama built with Debian's go,
