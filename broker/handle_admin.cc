@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -664,6 +666,97 @@ void handle_list_partition_reassignments(context_ptr ctx, protocol::any_request&
         }
     }
     ctx->respond(resp);
+}
+
+}  // namespace sluice::broker
+
+namespace sluice::broker {
+
+namespace {
+struct log_dir_entry {
+    std::string dir;  // the log dir holding the partition directory
+    model::tp tp;
+    int64_t bytes = 0;
+    int64_t lag = 0;  // a follower's distance to its leader's high watermark, as last told
+};
+}  // namespace
+
+void handle_describe_log_dirs(context_ptr ctx, protocol::any_request& any) {
+    auto req = std::make_shared<protocol::describe_log_dirs_request>(
+        std::move(std::get<protocol::describe_log_dirs_request>(any)));
+    server& srv = ctx->srv;
+    auto collected = std::make_shared<std::vector<log_dir_entry>>();
+    runtime::reactor* origin = runtime::reactor::local();
+    srv.run_on_all(
+        [req, collected, origin](shard& s) {
+            std::vector<log_dir_entry> mine;
+            s.for_each_partition([&](const partition& p) {
+                if (req->topics) {
+                    bool wanted = false;
+                    for (const auto& t : *req->topics) {
+                        if (t.topic != p.tp.topic) continue;
+                        for (int32_t i : t.partitions) wanted |= i == p.tp.partition();
+                    }
+                    if (!wanted) return;
+                }
+                log_dir_entry e;
+                e.dir = std::filesystem::path(p.log->dir()).parent_path().string();
+                e.tp = p.tp;
+                for (const auto& seg : p.log->closed_segments()) e.bytes += static_cast<int64_t>(seg.size_bytes);
+                e.bytes += static_cast<int64_t>(p.log->active_segment().size_bytes);
+                if (p.role == replica_role::follower) {
+                    e.lag = std::max<int64_t>(0, p.follower_hw - p.log->log_end_offset()());
+                }
+                mine.push_back(std::move(e));
+            });
+            auto add = [collected, mine = std::move(mine)] {
+                collected->insert(collected->end(), mine.begin(), mine.end());
+            };
+            if (runtime::reactor::local() == origin) {
+                add();
+            } else {
+                origin->post(add);
+            }
+        },
+        [ctx, collected] {
+            // Each core's entries were posted here before its completion was: all are in.
+            {
+                protocol::describe_log_dirs_response resp;
+                for (const auto& dir : ctx->srv.config().log_dirs()) {
+                    protocol::describe_log_dirs_response::describe_log_dirs_result r;
+                    r.log_dir = dir;
+                    std::error_code ec;
+                    auto space = std::filesystem::space(dir, ec);
+                    r.total_bytes = ec ? -1 : static_cast<int64_t>(space.capacity);
+                    r.usable_bytes = ec ? -1 : static_cast<int64_t>(space.available);
+                    if (ec) r.error_code = code(kafka_error::kafka_storage_error);
+                    std::map<std::string, std::vector<const log_dir_entry*>> by_topic;
+                    for (const auto& e : *collected) {
+                        if (std::filesystem::path(e.dir) == std::filesystem::path(dir)) {
+                            by_topic[e.tp.topic].push_back(&e);
+                        }
+                    }
+                    for (auto& [name, es] : by_topic) {
+                        protocol::describe_log_dirs_response::describe_log_dirs_topic t;
+                        t.name = name;
+                        std::sort(es.begin(), es.end(), [](auto* a, auto* b) {
+                            return a->tp.partition() < b->tp.partition();
+                        });
+                        for (const auto* e : es) {
+                            protocol::describe_log_dirs_response::describe_log_dirs_partition p;
+                            p.partition_index = e->tp.partition();
+                            p.partition_size = e->bytes;
+                            p.offset_lag = e->lag;
+                            p.is_future_key = false;
+                            t.partitions.push_back(p);
+                        }
+                        r.topics.push_back(std::move(t));
+                    }
+                    resp.results.push_back(std::move(r));
+                }
+                ctx->respond(resp);
+            }
+        });
 }
 
 }  // namespace sluice::broker

@@ -39,6 +39,7 @@ const handler_entry table[] = {
     {23, 0, 4, handle_offset_for_leader_epoch},
     {32, 0, 4, handle_describe_configs},
     {33, 0, 2, handle_alter_configs},
+    {35, 0, 4, handle_describe_log_dirs},
     {37, 0, 3, handle_create_partitions},
     {42, 0, 2, handle_delete_groups},
     {43, 0, 2, handle_elect_leaders},
@@ -48,6 +49,21 @@ const handler_entry table[] = {
     {47, 0, 0, handle_offset_delete},
     {60, 0, 1, handle_describe_cluster},
 };
+
+// The live brokers of a cluster view as Metadata / DescribeCluster entries (their first
+// endpoint is the one clients get).
+template <class Entry>
+void add_live_brokers(const replication::cluster_view& view, std::vector<Entry>& out,
+                      int32_t Entry::*id) {
+    for (const auto& br : view.brokers) {
+        if (br.endpoints.empty()) continue;
+        Entry b;
+        b.*id = br.id;
+        b.host = br.endpoints.front().host;
+        b.port = br.endpoints.front().port;
+        out.push_back(b);
+    }
+}
 
 protocol::uuid to_uuid(const replication::topic_id& id) {
     protocol::uuid u;
@@ -146,14 +162,8 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
         cluster* cl = srv.cluster_member();
         auto view = cl ? cl->view() : nullptr;
         if (view) {
-            for (const auto& br : view->brokers) {
-                if (br.endpoints.empty()) continue;
-                protocol::metadata_response::metadata_response_broker b;
-                b.node_id = br.id;
-                b.host = br.endpoints.front().host;
-                b.port = br.endpoints.front().port;
-                resp.brokers.push_back(b);
-            }
+            add_live_brokers(*view, resp.brokers,
+                             &protocol::metadata_response::metadata_response_broker::node_id);
             resp.controller_id = view->controller_id;
         } else {
             protocol::metadata_response::metadata_response_broker b;
@@ -253,14 +263,8 @@ void handle_describe_cluster(context_ptr ctx, protocol::any_request&) {
     if (cluster* cl = srv.cluster_member()) {
         auto view = cl->view();
         resp.controller_id = view->controller_id;
-        for (const auto& br : view->brokers) {
-            if (br.endpoints.empty()) continue;
-            protocol::describe_cluster_response::describe_cluster_broker b;
-            b.broker_id = br.id;
-            b.host = br.endpoints.front().host;
-            b.port = br.endpoints.front().port;
-            resp.brokers.push_back(b);
-        }
+        add_live_brokers(*view, resp.brokers,
+                         &protocol::describe_cluster_response::describe_cluster_broker::broker_id);
         ctx->respond(resp);
         return;
     }

@@ -85,6 +85,7 @@ void handle_describe_configs(context_ptr ctx, protocol::any_request& req);
 void handle_alter_configs(context_ptr ctx, protocol::any_request& req);
 void handle_incremental_alter_configs(context_ptr ctx, protocol::any_request& req);
 void handle_elect_leaders(context_ptr ctx, protocol::any_request& req);
+void handle_describe_log_dirs(context_ptr ctx, protocol::any_request& req);
 void handle_alter_partition_reassignments(context_ptr ctx, protocol::any_request& req);
 void handle_list_partition_reassignments(context_ptr ctx, protocol::any_request& req);
 // Consumer groups (handle_group.cc).

@@ -3,7 +3,10 @@
 // truncations (driven by replica_fetcher.cc). DESIGN.md section 7; replication/README.md.
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "base/log.h"
 #include "broker/cluster.h"
@@ -40,6 +43,10 @@ std::vector<int32_t> ints(const std::vector<model::node_id>& ids) {
 }
 
 int64_t now_ms() { return runtime::system_clock::instance().now_ms(); }
+
+// Kafka's replica.high.watermark.checkpoint.interval.ms default.
+constexpr int64_t hw_checkpoint_interval_ms = 5000;
+constexpr const char* hw_checkpoint_file = "high-watermark";
 
 }  // namespace
 
@@ -96,8 +103,42 @@ void shard::open_replica(const model::tp& tp, const config_map& effective) {
             }
         }
     }
-    // Until the leader says more, what was committed is unknown: start from the log start.
+    // What this replica knew was committed when it last checkpointed (docs/formats/
+    // high-watermark.md); at most its log end, at least its log start.
     p.follower_hw = p.log->log_start_offset()();
+    if (std::ifstream in(p.log->dir() + "/" + hw_checkpoint_file); in) {
+        int64_t hw = -1;
+        if (in >> hw && hw >= 0) {
+            p.follower_hw = std::clamp(hw, p.log->log_start_offset()(), leo);
+            p.hw_checkpointed = hw;
+        } else {
+            log::warn("replication", tp.dir_name(), ": ", hw_checkpoint_file,
+                      " does not parse; the high watermark restarts at the log start");
+        }
+    }
+}
+
+void shard::checkpoint_high_watermarks() {
+    for (auto& [tp, p] : _partitions) {
+        if (p->role == replica_role::single || p->log->failed()) continue;
+        int64_t hw = p->high_watermark();
+        if (hw == p->hw_checkpointed) continue;
+        std::string path = p->log->dir() + "/" + hw_checkpoint_file;
+        std::string tmp = path + ".tmp";
+        {
+            std::ofstream out(tmp, std::ios::trunc);
+            out << hw << "\n";
+            if (!out) {
+                log::warn("replication", "cannot write ", tmp);
+                continue;
+            }
+        }
+        if (::rename(tmp.c_str(), path.c_str()) != 0) {
+            log::warn("replication", "cannot rename ", tmp, ": ", std::strerror(errno));
+            continue;
+        }
+        p->hw_checkpointed = hw;
+    }
 }
 
 void shard::reconcile(std::shared_ptr<const replication::cluster_view> view) {
@@ -209,6 +250,8 @@ void shard::become_follower(partition& p, const replication::partition_state& st
         return;
     }
     bool was_leader = p.role == replica_role::leader;
+    // A leader stepping down knew what was committed: that is where its follower view starts.
+    if (p.leader) p.follower_hw = std::max(p.follower_hw, p.leader->high_watermark()());
     stop_leading(p, kafka_error::not_leader_or_follower);
     p.role = leader_live ? replica_role::follower : replica_role::offline;
     p.leader_id = st.leader;
@@ -284,6 +327,10 @@ void shard::schedule_isr_check() {
         if (_closing) return;
         for (auto& [tp, p] : _partitions) {
             if (p->leader && !p->isr_change_in_flight) check_isr(*p);
+        }
+        if (now_ms() - _last_hw_checkpoint_ms >= hw_checkpoint_interval_ms) {
+            _last_hw_checkpoint_ms = now_ms();
+            checkpoint_high_watermarks();
         }
         schedule_isr_check();
     });

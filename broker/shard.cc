@@ -186,6 +186,7 @@ void shard::update_topic_config(const std::string& topic, const config_map& effe
 
 void shard::close_all(std::function<void()> done) {
     _closing = true;
+    if (_srv.cluster_member() != nullptr) checkpoint_high_watermarks();
     if (_partitions.empty()) {
         done();
         return;

@@ -106,6 +106,7 @@ struct partition {
     std::map<uint64_t, ack_waiter> acks;  // by id, which is append order
     bool isr_change_in_flight = false;
     bool repairing = false;  // a damaged follower copy being replaced
+    int64_t hw_checkpointed = -1;  // the high watermark last written to `high-watermark`
 
     // Single broker: everything written is replicated to the whole ISR (itself). A leader: the
     // ISR's smallest log end. A follower: what its leader last said, at most its own log end.
@@ -206,6 +207,9 @@ public:
     void run_retention();
 
     size_t partition_count() const { return _partitions.size(); }
+    void for_each_partition(const std::function<void(const partition&)>& fn) const {
+        for (const auto& [tp, p] : _partitions) fn(*p);
+    }
 
     // The consumer groups this core coordinates (handle_group.cc), set by start_groups().
     std::shared_ptr<group_services> groups;
@@ -231,6 +235,7 @@ private:
     void check_isr(partition& p);
     void schedule_isr_check();
     void save_epochs(partition& p);
+    void checkpoint_high_watermarks();
     bool leads(const partition& p) const;
 
     server& _srv;
@@ -239,6 +244,7 @@ private:
     std::unordered_map<model::tp, std::unique_ptr<partition>> _partitions;
     uint64_t _retention_timer = 0;
     uint64_t _isr_timer = 0;
+    int64_t _last_hw_checkpoint_ms = 0;
     uint64_t _next_ack_id = 1;
     bool _closing = false;
 };

@@ -18,7 +18,51 @@ void usage() {
                  "  replica counts, and under-replicated and offline partitions.\n"
                  "       sluice cluster elect-leaders [--topic T [--partition P]]\n"
                  "  Preferred-replica election (ElectLeaders): moves leadership of the partitions\n"
-                 "  (all when no --topic) back to their first replica where it is in sync.\n");
+                 "  (all when no --topic) back to their first replica where it is in sync.\n"
+                 "       sluice cluster log-dirs\n"
+                 "  Every broker's log directories (DescribeLogDirs): capacity, free space, and\n"
+                 "  each replica there with its size and how far it is behind its leader.\n");
+}
+
+int log_dirs(client& c) {
+    auto md = c.metadata(std::nullopt);
+    if (!md) return report("cluster log-dirs", md.error());
+    int rc = exit_ok;
+    std::vector<int32_t> ids;
+    for (const auto& [id, addr] : (*md)->brokers) ids.push_back(id);
+    for (int32_t id : ids) {
+        auto conn = c.broker(id);
+        if (!conn) {
+            std::fprintf(stderr, "sluice cluster log-dirs: broker %d: %s\n", id,
+                         user_message(conn.error()).c_str());
+            rc = exit_failed;
+            continue;
+        }
+        protocol::describe_log_dirs_request req;
+        req.topics = std::nullopt;  // every partition
+        auto resp = (*conn)->call<protocol::describe_log_dirs_api>(req);
+        if (!resp) {
+            std::fprintf(stderr, "sluice cluster log-dirs: broker %d: %s\n", id,
+                         user_message(resp.error()).c_str());
+            rc = exit_failed;
+            continue;
+        }
+        for (const auto& r : resp->results) {
+            std::printf("Broker: %d\tLogDir: %s\tError: %s\tTotalBytes: %lld\tUsableBytes: %lld\n",
+                        id, r.log_dir.c_str(),
+                        r.error_code ? kafka_error_name(r.error_code).c_str() : "none",
+                        static_cast<long long>(r.total_bytes), static_cast<long long>(r.usable_bytes));
+            for (const auto& t : r.topics) {
+                for (const auto& p : t.partitions) {
+                    std::printf("\tTopic: %s\tPartition: %d\tSize: %lld\tOffsetLag: %lld\n",
+                                t.name.c_str(), p.partition_index,
+                                static_cast<long long>(p.partition_size),
+                                static_cast<long long>(p.offset_lag));
+                }
+            }
+        }
+    }
+    return rc;
 }
 
 int elect_leaders(client& c, const args& a) {
@@ -82,7 +126,8 @@ int cluster_main(int argc, char** argv) {
         return report("cluster", a.error());
     }
     const auto& pos = a->positional();
-    if (a->has("help") || pos.size() != 1 || (pos[0] != "describe" && pos[0] != "elect-leaders")) {
+    if (a->has("help") || pos.size() != 1 ||
+        (pos[0] != "describe" && pos[0] != "elect-leaders" && pos[0] != "log-dirs")) {
         usage();
         return a->has("help") ? exit_ok : exit_usage;
     }
@@ -91,6 +136,7 @@ int cluster_main(int argc, char** argv) {
     auto c = client::connect(*opts);
     if (!c) return report("cluster", c.error());
     if (pos[0] == "elect-leaders") return elect_leaders(**c, *a);
+    if (pos[0] == "log-dirs") return log_dirs(**c);
     auto md = (*c)->metadata(std::nullopt);
     if (!md) return report("cluster", md.error());
     const cluster_info& ci = **md;

@@ -192,6 +192,20 @@ class ClusterTest(unittest.TestCase):
             self.assertEqual(sorted(r["id"] for r in p["isrs"]), [1, 2, 3])
             leaders.add(p["leader"])
         self.assertEqual(leaders, {1, 2, 3}, "leaders spread over the brokers")
+        # DescribeLogDirs on every broker: each holds a replica of every partition.
+        p = producer(self.cluster)
+        for i in range(30):
+            p.produce("meta", value=b"x" * 100, partition=i % 3)
+        self.assertEqual(p.flush(30), 0)
+        out = subprocess.run([os.environ["SLUICE_BIN"], "cluster", "log-dirs",
+                              "--bootstrap-server", self.cluster.bootstrap],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        for b in (1, 2, 3):
+            self.assertIn("Broker: %d\tLogDir: " % b, out.stdout)
+        rows = [l for l in out.stdout.splitlines() if "\tTopic: meta\t" in l]
+        self.assertEqual(len(rows), 9, out.stdout)  # 3 partitions x 3 replicas
+        self.assertTrue(all(int(l.split("Size: ")[1].split()[0]) > 0 for l in rows), out.stdout)
         # Every broker answers the same, and DescribeCluster names the controller.
         for b in self.cluster.brokers.values():
             md = admin_for(b).list_topics("meta", timeout=10)
@@ -303,6 +317,13 @@ class ClusterTest(unittest.TestCase):
                 self.assertIn("controlled shutdown", b.log_text())
                 # SIGTERM moved its leaderships before the process went away.
                 self.assertNotIn(i, [p["leader"] for p in describe(self.cluster, "rolling")])
+                # Its replicas checkpointed their high watermarks at the clean shutdown.
+                hws = []
+                for part in range(3):
+                    with open(os.path.join(b.data_dir, "data", "rolling-%d" % part,
+                                           "high-watermark")) as f:
+                        hws.append(int(f.read()))
+                self.assertTrue(all(h > 0 for h in hws), hws)
                 self.cluster.restart(i)
                 wait_for(lambda: all(i in p["isr"] for p in describe(self.cluster, "rolling")),
                          "broker %d back in the ISRs" % i)
@@ -329,7 +350,9 @@ class ClusterTest(unittest.TestCase):
                              capture_output=True, text=True, timeout=90)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("already on their preferred replica", out.stdout)
-        self.assertEqual([p["leader"] for p in describe(self.cluster, "preferred")], preferred)
+        # (Every broker's view follows within a poll interval of the controller's write.)
+        wait_for(lambda: [p["leader"] for p in describe(self.cluster, "preferred")] == preferred,
+                 "every broker showing the preferred leaders", timeout=10)
         # With nothing to move, the CLI says so for every partition.
         out = subprocess.run([os.environ["SLUICE_BIN"], "cluster", "elect-leaders",
                               "--topic", "preferred", "--bootstrap-server", self.cluster.bootstrap],
