@@ -6,6 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <set>
+#include <thread>
+
 #include "replication/errc.h"
 #include "replication/membership.h"
 #include "replication/testing/zk_fixture.h"
@@ -207,4 +211,101 @@ TEST_F(zk_topics_test, partitions_grow_configs_change_and_topics_delete) {
     // A corrupt topic znode is skipped, not fatal.
     ASSERT_TRUE(admin->create("/brokers/topics/broken", "{not json"));
     EXPECT_FALSE(read().topics->contains("broken"));
+}
+
+TEST_F(zk_topics_test, a_reassignment_completes_once_the_new_replica_is_in_sync) {
+    start_brokers(3);
+    ASSERT_FALSE(HasFatalFailure());
+    auto view = read();
+    ASSERT_TRUE(create_topic_znodes(*admin, view, {"moved", -1, -1, {{1, 2}}, {}}));
+    ASSERT_TRUE(claim_controller(*brokers[1], 1));
+    auto me = read_controller_identity(*brokers[1]);
+    ASSERT_TRUE(me);
+    ASSERT_TRUE(controller_pass(*brokers[1], read(), *me, {}));
+    // Cancelling what is not moving; a target naming an unregistered broker.
+    auto none = write_reassignment(*admin, read(), {"moved", model::partition_id(0)}, std::nullopt);
+    ASSERT_FALSE(none);
+    EXPECT_TRUE(none.error().is(errc::no_reassignment));
+    auto bad = write_reassignment(*admin, read(), {"moved", model::partition_id(0)},
+                                  std::vector<int32_t>{3, 9});
+    ASSERT_FALSE(bad);
+    EXPECT_TRUE(bad.error().is(errc::invalid_replica_assignment));
+
+    // Move [1, 2] to [3, 2]: meanwhile the assignment holds both, target first.
+    ASSERT_TRUE(write_reassignment(*admin, read(), {"moved", model::partition_id(0)},
+                                   std::vector<int32_t>{3, 2}));
+    view = read();
+    const auto& t = view.topics->at("moved");
+    EXPECT_EQ(t.replicas[0], (std::vector<int32_t>{3, 2, 1}));
+    EXPECT_EQ(t.adding.at(0), (std::vector<int32_t>{3}));
+    EXPECT_EQ(t.removing.at(0), (std::vector<int32_t>{1}));
+    // Broker 3 is not in the ISR yet: nothing completes.
+    auto early = controller_reassign(*brokers[1], view, *me);
+    ASSERT_TRUE(early) << early.error().describe();
+    EXPECT_EQ(*early, 0u);
+    // The leader (1) adds 3 to its ISR; then the controller completes the move, electing 3
+    // (the first of the target in the ISR) in a new epoch since the leader leaves.
+    auto st = *t.states[0];
+    EXPECT_EQ(st.leader, 1);
+    st.isr = {1, 2, 3};
+    ASSERT_TRUE(write_partition_state(*brokers[1], {"moved", model::partition_id(0)}, st));
+    auto done = controller_reassign(*brokers[1], read(), *me);
+    ASSERT_TRUE(done) << done.error().describe();
+    EXPECT_EQ(*done, 1u);
+    view = read();
+    const auto& after = view.topics->at("moved");
+    EXPECT_EQ(after.replicas[0], (std::vector<int32_t>{3, 2}));
+    EXPECT_TRUE(after.adding.empty());
+    EXPECT_TRUE(after.removing.empty());
+    ASSERT_TRUE(after.states[0]);
+    EXPECT_EQ(after.states[0]->leader, 3);
+    EXPECT_EQ(after.states[0]->leader_epoch, st.leader_epoch + 1);
+    EXPECT_EQ(after.states[0]->isr, (std::vector<int32_t>{2, 3}));
+}
+
+TEST_F(zk_topics_test, preferred_elections_are_asked_for_and_found_by_the_imbalance_rule) {
+    start_brokers(3);
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_TRUE(create_topic_znodes(*admin, read(), {"pref", -1, -1, {{1, 2}, {2, 1}}, {}}));
+    ASSERT_TRUE(claim_controller(*brokers[3], 3));
+    auto me = read_controller_identity(*brokers[3]);
+    ASSERT_TRUE(me);
+    ASSERT_TRUE(controller_pass(*brokers[3], read(), *me, {}));
+    // Broker 1 dies: partition 0 moves to 2; back, it is in the ISR again (its leader adds it).
+    brokers[1].reset();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (read().live(1) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_TRUE(controller_pass(*brokers[3], read(), *me, {}));
+    EXPECT_EQ(read().topics->at("pref").states[0]->leader, 2);
+    start_brokers(1);
+    ASSERT_FALSE(HasFatalFailure());
+    auto st = *read().topics->at("pref").states[0];
+    st.isr = {2, 1};
+    ASSERT_TRUE(write_partition_state(*brokers[2], {"pref", model::partition_id(0)}, st));
+    // Broker 1 leads none of the 1 partition it prefers: 100 % > 10 %.
+    auto off = imbalanced_partitions(read(), 10);
+    ASSERT_EQ(off.size(), 1u);
+    EXPECT_EQ(off[0], (model::tp{"pref", model::partition_id(0)}));
+    // An admin's request, read back by the controller; a second one waits for the first.
+    ASSERT_TRUE(write_preferred_election(*admin, off));
+    auto again = write_preferred_election(*admin, off);
+    ASSERT_FALSE(again);
+    EXPECT_TRUE(again.error().is(errc::node_exists));
+    auto asked = read_preferred_election(*brokers[3]);
+    ASSERT_TRUE(asked && *asked);
+    EXPECT_EQ(**asked, off);
+    std::set<model::tp> only(off.begin(), off.end());
+    election_rules rules;
+    rules.preferred = true;
+    auto moved = controller_pass(*brokers[3], read(), *me, rules, &only);
+    ASSERT_TRUE(moved);
+    EXPECT_EQ(*moved, 1u);
+    ASSERT_TRUE(clear_preferred_election(*brokers[3]));
+    auto gone = read_preferred_election(*brokers[3]);
+    ASSERT_TRUE(gone);
+    EXPECT_FALSE(*gone);
+    EXPECT_EQ(read().topics->at("pref").states[0]->leader, 1);
+    EXPECT_TRUE(imbalanced_partitions(read(), 10).empty());
 }
