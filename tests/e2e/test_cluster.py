@@ -247,6 +247,7 @@ class ClusterTest(unittest.TestCase):
         follower = next(i for i in (1, 2, 3) if i != leader)
         self.cluster.brokers[follower].kill()
         wait_for(lambda: follower not in describe(self.cluster, "isr")[0]["isr"], "ISR shrink")
+        time.sleep(1.5)  # every broker's view, the leader's included, has it by now (1 s reads)
         errs.clear()
         p.produce("isr", value=b"refused", on_delivery=lambda e, m: errs.append(e))
         p.flush(30)
@@ -318,8 +319,10 @@ class ClusterTest(unittest.TestCase):
                 b = self.cluster.brokers[i]
                 self.assertEqual(b.stop(), 0, b.log_tail())
                 self.assertIn("controlled shutdown", b.log_text())
-                # SIGTERM moved its leaderships before the process went away.
-                self.assertNotIn(i, [p["leader"] for p in describe(self.cluster, "rolling")])
+                # SIGTERM moved its leaderships before the process went away (every broker's
+                # view shows it within a poll interval).
+                wait_for(lambda: i not in [p["leader"] for p in describe(self.cluster, "rolling")],
+                         "leadership off broker %d" % i, timeout=5)
                 # Its replicas checkpointed their high watermarks at the clean shutdown.
                 hws = []
                 for part in range(3):
