@@ -318,7 +318,7 @@ class ClusterTest(unittest.TestCase):
                 wait_for(lambda: load.total() > before + 20, "progress")
                 b = self.cluster.brokers[i]
                 self.assertEqual(b.stop(), 0, b.log_tail())
-                self.assertIn("controlled shutdown", b.log_text())
+                self.assertIn("controlled shutdown: no movable leadership left here", b.log_text())
                 # SIGTERM moved its leaderships before the process went away (every broker's
                 # view shows it within a poll interval).
                 wait_for(lambda: i not in [p["leader"] for p in describe(self.cluster, "rolling")],
