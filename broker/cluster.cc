@@ -143,10 +143,23 @@ result<void> cluster::refresh() {
     return ok();
 }
 
+result<std::shared_ptr<replication::zk_client>> cluster::usable_client() const {
+    // Admin writes run on the core that received them: while ZooKeeper has not answered this
+    // broker lately (no lease) they fail at once instead of blocking the core until
+    // libzookeeper gives up.
+    auto zk = client();
+    if (!zk || !lease_valid()) {
+        return error(replication::errc::not_ready, "ZooKeeper is not reachable from broker " +
+                                                       std::to_string(_opts.self.id) + " right now");
+    }
+    return zk;
+}
+
 template <class T>
 result<T> cluster::write(const std::function<result<T>(replication::zk_client&)>& fn) {
-    auto zk = client();
-    if (!zk) return error(replication::errc::not_ready, "no ZooKeeper session right now");
+    auto usable = usable_client();
+    if (!usable) return usable.error();
+    auto zk = *usable;
     auto r = fn(*zk);
     if (r) {
         bump();
@@ -162,9 +175,9 @@ result<T> cluster::write(const std::function<result<T>(replication::zk_client&)>
 
 result<cluster::view_ptr> cluster::with_live_brokers() const {
     // Assignments are made over the brokers registered now, not those of the last tick.
-    auto zk = client();
-    if (!zk) return error(replication::errc::not_ready, "no ZooKeeper session right now");
-    auto live = replication::read_live_brokers(*zk);
+    auto zk = usable_client();
+    if (!zk) return zk.error();
+    auto live = replication::read_live_brokers(**zk);
     if (!live) return live.error();
     auto v = std::make_shared<replication::cluster_view>(*view());
     v->brokers = std::move(live->brokers);
@@ -259,9 +272,9 @@ void cluster::controlled_shutdown(int64_t timeout_ms) {
 }
 
 result<void> cluster::request_preferred_election(const std::vector<model::tp>& tps) {
-    auto zk = client();
-    if (!zk) return error(replication::errc::not_ready, "no ZooKeeper session right now");
-    auto w = replication::write_preferred_election(*zk, tps);
+    auto usable = usable_client();
+    if (!usable) return usable.error();
+    auto w = replication::write_preferred_election(**usable, tps);
     if (!w) return w;
     bump();
     return ok();

@@ -115,6 +115,7 @@ private:
     void bump();
     result<view_ptr> with_live_brokers() const;
     std::shared_ptr<replication::zk_client> client() const;
+    result<std::shared_ptr<replication::zk_client>> usable_client() const;
     // Writes by admin requests: run `fn` with the client, bump and refresh on success.
     template <class T>
     result<T> write(const std::function<result<T>(replication::zk_client&)>& fn);

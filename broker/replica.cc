@@ -336,12 +336,18 @@ void shard::schedule_isr_check() {
     });
 }
 
-void shard::check_isr(partition& p) {
+void shard::check_isr(partition& p, std::optional<int32_t> joiner) {
     cluster* c = _srv.cluster_member();
     if (c == nullptr || !p.leader || p.isr_change_in_flight) return;
     int64_t lag_max = _srv.config().int_value("replica.lag.time.max.ms");
     auto lagging = p.leader->lagging(now_ms(), lag_max);
-    auto joining = p.leader->joinable();
+    std::vector<model::node_id> joining;
+    if (joiner) {
+        auto j = p.leader->joinable();
+        if (std::find(j.begin(), j.end(), model::node_id(*joiner)) != j.end()) {
+            joining.push_back(model::node_id(*joiner));
+        }
+    }
     if (lagging.empty() && joining.empty()) return;
     std::vector<int32_t> old_isr = ints(p.leader->isr());
     std::vector<int32_t> next_isr;

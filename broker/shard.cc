@@ -1,5 +1,6 @@
 #include "broker/shard.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 
@@ -383,7 +384,12 @@ fetch_part_result shard::fetch(const model::tp& tp, int64_t offset, int32_t max_
                 complete_acks(*p);
                 p->notify_waiters();
             }
-            if (!p->isr_change_in_flight && !p->leader->joinable().empty()) check_isr(*p);
+            if (!p->isr_change_in_flight) {
+                auto j = p->leader->joinable();
+                if (std::find(j.begin(), j.end(), model::node_id(replica_id)) != j.end()) {
+                    check_isr(*p, replica_id);
+                }
+            }
         }
     }
     out.high_watermark = p->high_watermark();

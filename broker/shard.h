@@ -11,6 +11,7 @@
 #include <map>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -232,7 +233,10 @@ private:
     void complete_acks(partition& p);
     void wait_for_isr(partition& p, produce_part_result r, produce_opts opts,
                       std::function<void(produce_part_result)> done);
-    void check_isr(partition& p);
+    // Shrinks the ISR of lagging followers; adds `joiner` (a follower whose fetch just showed
+    // it in sync) when given. Only a fetching follower joins: one that stopped fetching keeps
+    // its last progress, which must not bring it back.
+    void check_isr(partition& p, std::optional<int32_t> joiner = std::nullopt);
     void schedule_isr_check();
     void save_epochs(partition& p);
     void checkpoint_high_watermarks();

@@ -55,6 +55,7 @@ class Cluster:
                                          prefix=(prefixes or {}).get(i), **self.config)
             for b in self.brokers.values():
                 self.wait_joined(b)
+            self.wait_settled(brokers)
         except BaseException:
             self.close()
             raise
@@ -68,6 +69,20 @@ class Cluster:
                 raise RuntimeError("broker exited:\n" + broker.log_tail())
             time.sleep(0.05)
         raise RuntimeError("broker did not join within %ss:\n%s" % (timeout, broker.log_tail()))
+
+    def wait_settled(self, count, timeout=30):
+        """Until the cluster reports `count` brokers and a controller (sluice cluster describe)."""
+        deadline = time.monotonic() + timeout
+        out = ""
+        while time.monotonic() < deadline:
+            r = subprocess.run([os.environ["SLUICE_BIN"], "cluster", "describe",
+                                "--bootstrap-server", self.bootstrap],
+                               capture_output=True, text=True, timeout=30)
+            out = r.stdout + r.stderr
+            if r.returncode == 0 and "\tBrokers: %d\n" % count in out and "Controller: -1" not in out:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the cluster did not settle within %ss:\n%s" % (timeout, out))
 
     @property
     def bootstrap(self):
