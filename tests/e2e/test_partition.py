@@ -36,11 +36,23 @@ def sh(*args, check=True):
 def can_make_namespaces():
     if os.geteuid() != 0 or not os.path.exists("/usr/sbin/ip") and not os.path.exists("/sbin/ip"):
         return False
+    # Everything setUp does, once: a namespace, a veth pair, one end moved into it, addresses.
     name = "slp-probe-%d" % os.getpid()
-    if sh("ip", "netns", "add", name, check=False).returncode != 0:
+    veth = "slq%d" % (os.getpid() % 100000)
+    try:
+        if sh("ip", "netns", "add", name, check=False).returncode != 0:
+            return False
+        steps = [("ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "p"),
+                 ("ip", "link", "set", veth + "p", "netns", name),
+                 ("ip", "addr", "add", "10.213.251.1/30", "dev", veth),
+                 ("ip", "link", "set", veth, "up"),
+                 ("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")]
+        return all(sh(*step, check=False).returncode == 0 for step in steps)
+    except (OSError, subprocess.SubprocessError):
         return False
-    sh("ip", "netns", "del", name, check=False)
-    return True
+    finally:
+        sh("ip", "link", "del", veth, check=False)
+        sh("ip", "netns", "del", name, check=False)
 
 
 SKIP = ck is None or not can_make_namespaces()
