@@ -37,7 +37,29 @@ result<void> cluster::join(view_fn on_view) {
     _on_view = std::move(on_view);
     _on_view(view());
     _thread = std::thread([this] { run(); });
+    _admin_thread = std::thread([this] {
+        while (true) {
+            std::function<void()> work;
+            {
+                std::unique_lock lock(_admin_mu);
+                _admin_cv.wait(lock, [&] { return _stopping.load() || !_admin_queue.empty(); });
+                if (_stopping) return;
+                work = std::move(_admin_queue.front());
+                _admin_queue.pop_front();
+            }
+            work();
+        }
+    });
     return ok();
+}
+
+void cluster::run_admin(std::function<void()> work) {
+    {
+        std::lock_guard lock(_admin_mu);
+        if (_stopping) return;
+        _admin_queue.push_back(std::move(work));
+    }
+    _admin_cv.notify_one();
 }
 
 cluster::~cluster() { stop(); }
@@ -111,10 +133,17 @@ void cluster::stop() {
     _lease_until_ms = 0;  // stop acknowledging as a leader before the session goes
     if (_stopping.exchange(true)) {
         if (_thread.joinable()) _thread.join();
+        if (_admin_thread.joinable()) _admin_thread.join();
         return;
     }
     _cv.notify_all();
+    {
+        std::lock_guard lock(_admin_mu);
+        _admin_queue.clear();
+    }
+    _admin_cv.notify_all();
     if (_thread.joinable()) _thread.join();
+    if (_admin_thread.joinable()) _admin_thread.join();
     std::lock_guard lock(_zk_mu);
     _zk.reset();  // closes the session: the registration goes now, not at expiry
 }

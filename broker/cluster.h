@@ -20,8 +20,9 @@
 // their next tick; a missed bump is caught by the periodic full read.
 //
 // Threading: snapshot()/view()/lease_valid() from any thread (atomic snapshots); the
-// metadata_store writers and change_isr() from reactor threads (writers block for one ZooKeeper
-// round trip: admin requests are rare); everything else on the control thread.
+// metadata_store writers block for a ZooKeeper round trip, so request handlers call them on the
+// admin thread (run_admin(), through server::metadata_write()), never on a core; change_isr()
+// from reactor threads (it only queues); everything else on the control thread.
 
 #include <atomic>
 #include <condition_variable>
@@ -93,6 +94,10 @@ public:
                     runtime::reactor* origin,
                     std::function<void(result<replication::partition_state>)> done);
 
+    // Runs `work` on the admin thread (blocking metadata writes for request handlers), in order.
+    // Work still queued when the cluster stops is dropped.
+    void run_admin(std::function<void()> work);
+
     // Controlled shutdown: asks the controller to move every leadership away from this broker
     // and waits (up to `timeout_ms`) until the view shows none left here.
     void controlled_shutdown(int64_t timeout_ms);
@@ -147,6 +152,11 @@ private:
     std::mutex _mu;
     std::condition_variable _cv;
     std::deque<isr_request> _isr_requests;
+
+    std::mutex _admin_mu;
+    std::condition_variable _admin_cv;
+    std::deque<std::function<void()>> _admin_queue;
+    std::thread _admin_thread;
 };
 
 }  // namespace sluice::broker

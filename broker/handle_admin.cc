@@ -52,15 +52,23 @@ std::function<void()> countdown(size_t n, std::function<void()> done) {
 
 }  // namespace
 
+namespace {
+struct to_open {
+    std::string name;
+    int32_t partitions;
+};
+}  // namespace
+
 void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
-    auto& req = std::get<protocol::create_topics_request>(any);
-    server& srv = ctx->srv;
+    auto held = std::make_shared<protocol::create_topics_request>(
+        std::move(std::get<protocol::create_topics_request>(any)));
     auto resp = std::make_shared<protocol::create_topics_response>();
-    struct to_open {
-        std::string name;
-        int32_t partitions;
-    };
-    std::vector<to_open> created;
+    auto created_ptr = std::make_shared<std::vector<to_open>>();
+    // The writes may block on ZooKeeper: server::metadata_write runs them off the core.
+    ctx->srv.metadata_write([ctx, held, resp, created_ptr] {
+    const auto& req = *held;
+    server& srv = ctx->srv;
+    auto& created = *created_ptr;
     std::set<std::string> seen;
     for (const auto& t : req.topics) {
         protocol::create_topics_response::creatable_topic_result r;
@@ -174,14 +182,20 @@ void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
         }
         resp->topics.push_back(std::move(r));
     }
-    auto tick = countdown(created.size(), [ctx, resp] { ctx->respond(*resp); });
-    for (const auto& c : created) srv.open_partitions(c.name, 0, c.partitions, tick);
+    }, [ctx, resp, created_ptr] {
+        auto tick = countdown(created_ptr->size(), [ctx, resp] { ctx->respond(*resp); });
+        for (const auto& c : *created_ptr) ctx->srv.open_partitions(c.name, 0, c.partitions, tick);
+    });
 }
 
 void handle_delete_topics(context_ptr ctx, protocol::any_request& any) {
-    auto& req = std::get<protocol::delete_topics_request>(any);
-    server& srv = ctx->srv;
+    auto held = std::make_shared<protocol::delete_topics_request>(
+        std::move(std::get<protocol::delete_topics_request>(any)));
     auto resp = std::make_shared<protocol::delete_topics_response>();
+    auto dropped_ptr = std::make_shared<std::vector<std::pair<std::string, int32_t>>>();
+    ctx->srv.metadata_write([ctx, held, resp, dropped_ptr] {
+    const auto& req = *held;
+    server& srv = ctx->srv;
     struct target {
         std::optional<std::string> name;
         protocol::uuid id;
@@ -190,7 +204,7 @@ void handle_delete_topics(context_ptr ctx, protocol::any_request& any) {
     for (const auto& n : req.topic_names) targets.push_back({n, {}});
     for (const auto& t : req.topics) targets.push_back({t.name, t.topic_id});
     bool enabled = srv.config().bool_value("delete.topic.enable");
-    std::vector<std::pair<std::string, int32_t>> dropped;
+    auto& dropped = *dropped_ptr;
     for (const auto& t : targets) {
         protocol::delete_topics_response::deletable_topic_result r;
         r.name = t.name;
@@ -226,15 +240,21 @@ void handle_delete_topics(context_ptr ctx, protocol::any_request& any) {
         }
         resp->responses.push_back(std::move(r));
     }
-    auto tick = countdown(dropped.size(), [ctx, resp] { ctx->respond(*resp); });
-    for (const auto& [name, parts] : dropped) srv.drop_topic(name, parts, tick);
+    }, [ctx, resp, dropped_ptr] {
+        auto tick = countdown(dropped_ptr->size(), [ctx, resp] { ctx->respond(*resp); });
+        for (const auto& [name, parts] : *dropped_ptr) ctx->srv.drop_topic(name, parts, tick);
+    });
 }
 
 void handle_create_partitions(context_ptr ctx, protocol::any_request& any) {
-    auto& req = std::get<protocol::create_partitions_request>(any);
-    server& srv = ctx->srv;
+    auto held = std::make_shared<protocol::create_partitions_request>(
+        std::move(std::get<protocol::create_partitions_request>(any)));
     auto resp = std::make_shared<protocol::create_partitions_response>();
-    std::vector<std::tuple<std::string, int32_t, int32_t>> grown;
+    auto grown_ptr = std::make_shared<std::vector<std::tuple<std::string, int32_t, int32_t>>>();
+    ctx->srv.metadata_write([ctx, held, resp, grown_ptr] {
+    const auto& req = *held;
+    server& srv = ctx->srv;
+    auto& grown = *grown_ptr;
     for (const auto& t : req.topics) {
         protocol::create_partitions_response::create_partitions_topic_result r;
         r.name = t.name;
@@ -259,8 +279,10 @@ void handle_create_partitions(context_ptr ctx, protocol::any_request& any) {
         }
         resp->results.push_back(std::move(r));
     }
-    auto tick = countdown(grown.size(), [ctx, resp] { ctx->respond(*resp); });
-    for (const auto& [name, from, to] : grown) srv.open_partitions(name, from, to, tick);
+    }, [ctx, resp, grown_ptr] {
+        auto tick = countdown(grown_ptr->size(), [ctx, resp] { ctx->respond(*resp); });
+        for (const auto& [name, from, to] : *grown_ptr) ctx->srv.open_partitions(name, from, to, tick);
+    });
 }
 
 void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
@@ -360,12 +382,16 @@ std::pair<kafka_error, std::string> store_topic_overrides(server& srv, const std
 }
 
 template <class Response, class Resource, class Apply>
-void alter_configs_common(context_ptr ctx, const std::vector<Resource>& resources,
+void alter_configs_common(context_ptr ctx, const std::vector<Resource>& resources_in,
                           bool validate_only, Apply apply) {
-    server& srv = ctx->srv;
     auto resp = std::make_shared<Response>();
-    std::vector<std::string> changed;
-    for (const auto& res : resources) {
+    auto held = std::make_shared<std::vector<Resource>>(resources_in);
+    auto changed_ptr = std::make_shared<std::vector<std::string>>();
+    // The writes may block on ZooKeeper: off the core in cluster mode.
+    ctx->srv.metadata_write([ctx, resp, held, changed_ptr, validate_only, apply] {
+    server& srv = ctx->srv;
+    auto& changed = *changed_ptr;
+    for (const auto& res : *held) {
         typename decltype(resp->responses)::value_type r;
         r.error_message = std::nullopt;  // null on success, as Kafka sends it
         r.resource_type = res.resource_type;
@@ -400,8 +426,10 @@ void alter_configs_common(context_ptr ctx, const std::vector<Resource>& resource
         }
         resp->responses.push_back(std::move(r));
     }
-    auto tick = countdown(changed.size(), [ctx, resp] { ctx->respond(*resp); });
-    for (const auto& t : changed) srv.apply_topic_config(t, tick);
+    }, [ctx, resp, changed_ptr] {
+        auto tick = countdown(changed_ptr->size(), [ctx, resp] { ctx->respond(*resp); });
+        for (const auto& t : *changed_ptr) ctx->srv.apply_topic_config(t, tick);
+    });
 }
 
 }  // namespace
@@ -488,23 +516,46 @@ struct election_wait {
     std::chrono::steady_clock::time_point deadline;
 };
 
+void election_check(std::shared_ptr<election_wait> w);
+
 void election_poll(std::shared_ptr<election_wait> w) {
     cluster* cl = w->ctx->srv.cluster_member();
-    if (!w->written) {
-        auto r = cl->request_preferred_election(w->asked);
-        // An earlier request is still pending: ask again once the controller has taken it.
-        if (r || !r.error().is(replication::errc::node_exists)) {
-            w->written = true;
-            if (!r) {
-                for (auto& p : w->waiting) {
-                    auto& pr = w->resp.replica_election_results[p.topic].partition_result[p.partition];
-                    pr.error_code = code(to_kafka_error(r.error()));
-                    pr.error_message = r.error().describe();
-                }
-                w->waiting.clear();
-            }
-        }
+    if (w->written) {
+        election_check(w);
+        return;
     }
+    // The request is one ZooKeeper write: off the core.
+    auto outcome = std::make_shared<std::optional<error>>();
+    auto busy = std::make_shared<bool>(false);
+    w->ctx->srv.metadata_write(
+        [cl, w, outcome, busy] {
+            auto r = cl->request_preferred_election(w->asked);
+            if (r) return;
+            // An earlier request is still pending: ask again once the controller has taken it.
+            if (r.error().is(replication::errc::node_exists)) {
+                *busy = true;
+            } else {
+                *outcome = r.error();
+            }
+        },
+        [w, outcome, busy] {
+            if (!*busy) {
+                w->written = true;
+                if (*outcome) {
+                    for (auto& p : w->waiting) {
+                        auto& pr = w->resp.replica_election_results[p.topic].partition_result[p.partition];
+                        pr.error_code = code(to_kafka_error(**outcome));
+                        pr.error_message = (*outcome)->describe();
+                    }
+                    w->waiting.clear();
+                }
+            }
+            election_check(w);
+        });
+}
+
+void election_check(std::shared_ptr<election_wait> w) {
+    cluster* cl = w->ctx->srv.cluster_member();
     auto view = cl->view();
     std::vector<election_wait::pending> still;
     for (auto& p : w->waiting) {
@@ -606,11 +657,15 @@ void handle_elect_leaders(context_ptr ctx, protocol::any_request& any) {
 namespace sluice::broker {
 
 void handle_alter_partition_reassignments(context_ptr ctx, protocol::any_request& any) {
-    auto& req = std::get<protocol::alter_partition_reassignments_request>(any);
-    protocol::alter_partition_reassignments_response resp;
+    auto held = std::make_shared<protocol::alter_partition_reassignments_request>(
+        std::move(std::get<protocol::alter_partition_reassignments_request>(any)));
+    auto resp_ptr = std::make_shared<protocol::alter_partition_reassignments_response>();
+    // The writes may block on ZooKeeper: off the core in cluster mode.
+    ctx->srv.metadata_write([ctx, held, resp_ptr] {
+    auto& resp = *resp_ptr;
     resp.error_message = std::nullopt;
     cluster* cl = ctx->srv.cluster_member();
-    for (const auto& t : req.topics) {
+    for (const auto& t : held->topics) {
         protocol::alter_partition_reassignments_response::reassignable_topic_response tr;
         tr.name = t.name;
         for (const auto& p : t.partitions) {
@@ -632,7 +687,7 @@ void handle_alter_partition_reassignments(context_ptr ctx, protocol::any_request
         }
         resp.responses.push_back(std::move(tr));
     }
-    ctx->respond(resp);
+    }, [ctx, resp_ptr] { ctx->respond(*resp_ptr); });
 }
 
 void handle_list_partition_reassignments(context_ptr ctx, protocol::any_request& any) {

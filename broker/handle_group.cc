@@ -127,12 +127,18 @@ void ensure_offsets_topic(server& srv, std::function<void()> then) {
     spec.partitions = n;
     spec.replication_factor = static_cast<int16_t>(rf);
     spec.configs = {{"cleanup.policy", "compact"}, {"segment.bytes", "104857600"}};
-    auto created = srv.metadata().create_topic(spec);
-    if (created) {
-        log::info("broker", "created ", coord::offsets_topic, " with ", n,
-                  " partition(s), replication factor ", rf);
-    }
-    srv.open_partitions(coord::offsets_topic, 0, n, std::move(then));
+    // The creation may block on ZooKeeper: off the core in cluster mode.
+    srv.metadata_write(
+        [&srv, spec, n, rf] {
+            auto created = srv.metadata().create_topic(spec);
+            if (created) {
+                log::info("broker", "created ", coord::offsets_topic, " with ", n,
+                          " partition(s), replication factor ", rf);
+            }
+        },
+        [&srv, n, then = std::move(then)]() mutable {
+            srv.open_partitions(coord::offsets_topic, 0, n, std::move(then));
+        });
 }
 
 // Runs `op(coordinator, reply)` on the core that owns `group_id`; `done(result)` runs on the

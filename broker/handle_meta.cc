@@ -234,26 +234,38 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
         return;
     }
     int32_t partitions = static_cast<int32_t>(srv.config().int_value("num.partitions"));
-    auto pending = std::make_shared<size_t>(to_create.size());
     auto shared_answer = std::make_shared<decltype(answer)>(std::move(answer));
-    for (const auto& name : to_create) {
-        replication::topic_spec spec;
-        spec.name = name;
-        spec.partitions = partitions;
-        if (srv.cluster_member() != nullptr) {
-            spec.replication_factor =
-                static_cast<int16_t>(srv.config().int_value("default.replication.factor"));
-        }
-        auto created = srv.metadata().create_topic(spec);
-        if (created) {
-            log::info("broker", "auto-created topic ", name, " with ", partitions, " partition(s)");
-        } else {
-            log::warn("broker", "auto-creating topic ", name, ": ", created.error().describe());
-        }
-        srv.open_partitions(name, 0, partitions, [pending, shared_answer] {
-            if (--*pending == 0) (*shared_answer)();
+    auto names = std::make_shared<std::vector<std::string>>(std::move(to_create));
+    // The creation may block on ZooKeeper: off the core in cluster mode.
+    srv.metadata_write(
+        [ctx, names, partitions] {
+            server& srv = ctx->srv;
+            for (const auto& name : *names) {
+                replication::topic_spec spec;
+                spec.name = name;
+                spec.partitions = partitions;
+                if (srv.cluster_member() != nullptr) {
+                    spec.replication_factor =
+                        static_cast<int16_t>(srv.config().int_value("default.replication.factor"));
+                }
+                auto created = srv.metadata().create_topic(spec);
+                if (created) {
+                    log::info("broker", "auto-created topic ", name, " with ", partitions,
+                              " partition(s)");
+                } else {
+                    log::warn("broker", "auto-creating topic ", name, ": ",
+                              created.error().describe());
+                }
+            }
+        },
+        [ctx, names, partitions, shared_answer] {
+            auto pending = std::make_shared<size_t>(names->size());
+            for (const auto& name : *names) {
+                ctx->srv.open_partitions(name, 0, partitions, [pending, shared_answer] {
+                    if (--*pending == 0) (*shared_answer)();
+                });
+            }
         });
-    }
 }
 
 void handle_describe_cluster(context_ptr ctx, protocol::any_request&) {

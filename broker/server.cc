@@ -365,6 +365,19 @@ void server::stop_core(unsigned core) {
     });
 }
 
+void server::metadata_write(std::function<void()> work, std::function<void()> done) {
+    if (_cluster == nullptr) {
+        work();
+        done();
+        return;
+    }
+    runtime::reactor* origin = runtime::reactor::local();
+    _cluster->run_admin([work = std::move(work), done = std::move(done), origin]() mutable {
+        work();
+        origin->post(std::move(done));
+    });
+}
+
 void server::controlled_shutdown() {
     if (_cluster == nullptr) return;
     _cluster->controlled_shutdown(

@@ -86,6 +86,11 @@ public:
     // SIGTERM in cluster mode: moves leadership off this broker before stop() (bounded wait).
     void controlled_shutdown();
 
+    // Runs `work`, which may write the metadata store: in cluster mode on the cluster's admin
+    // thread (a ZooKeeper round trip must not block a core), else right here; then `done` on the
+    // calling core. `work` may only touch what it owns and thread-safe server state.
+    void metadata_write(std::function<void()> work, std::function<void()> done);
+
     // Producer ids for InitProducerId, unique across restarts (persisted in blocks).
     result<int64_t> allocate_producer_id();
 
