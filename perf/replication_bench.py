@@ -19,7 +19,7 @@ and brokers on free loopback ports, removed afterwards), every figure from one r
 
 Reproduce:
   cmake --build build && SLUICE_BIN=build/tools/sluice /usr/bin/python3 perf/replication_bench.py \\
-      --rounds 3 --seconds 5 [--json out.json]
+      --rounds 3 --seconds 5 [--cores 2] [--json out.json]
 """
 
 import argparse
@@ -138,12 +138,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rate", type=int, default=1000, help="records/s in the unavailability runs")
+    ap.add_argument("--cores", type=int, default=2,
+                    help="sluice.cores of each broker (three brokers share this host's CPUs)")
     ap.add_argument("--json")
     args = ap.parse_args()
     binary = os.environ.get("SLUICE_BIN") or os.path.join(HERE, "..", "build", "tools", "sluice")
     os.environ["SLUICE_BIN"] = binary
     out = {"session_timeout_ms": SESSION_MS}
-    with Cluster(3, auto_leader_rebalance_enable="false") as c:
+    with Cluster(3, auto_leader_rebalance_enable="false", sluice_cores=args.cores) as c:
         create(c.bootstrap, "rf3", 3, 3)
         create(c.bootstrap, "rf1", 3, 1)
         rounds = []
