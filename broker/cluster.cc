@@ -24,11 +24,6 @@ int64_t now_ms() {
         .count();
 }
 
-result<void> done(const result<bool>& r) {
-    if (!r) return r.error();
-    return ok();
-}
-
 }  // namespace
 
 result<void> cluster::join(view_fn on_view) {
@@ -225,22 +220,17 @@ result<void> cluster::delete_topic(const std::string& name) {
     if (!view()->topics->contains(name)) {
         return error(replication::errc::unknown_topic, name);
     }
-    return done(write<bool>([&](replication::zk_client& zk) -> result<bool> {
-        if (auto r = replication::delete_topic_znodes(zk, name); !r) return r.error();
-        return true;
-    }));
+    return write<void>(
+        [&](replication::zk_client& zk) { return replication::delete_topic_znodes(zk, name); });
 }
 
 result<void> cluster::set_partition_count(const std::string& name, int32_t partitions) {
     auto fresh = with_live_brokers();
     if (!fresh) return fresh.error();
     auto v = *fresh;
-    return done(write<bool>([&](replication::zk_client& zk) -> result<bool> {
-        if (auto r = replication::add_partitions_znodes(zk, *v, name, partitions); !r) {
-            return r.error();
-        }
-        return true;
-    }));
+    return write<void>([&](replication::zk_client& zk) {
+        return replication::add_partitions_znodes(zk, *v, name, partitions);
+    });
 }
 
 result<void> cluster::set_topic_configs(const std::string& name,
@@ -248,10 +238,9 @@ result<void> cluster::set_topic_configs(const std::string& name,
     if (!view()->topics->contains(name)) {
         return error(replication::errc::unknown_topic, name);
     }
-    return done(write<bool>([&](replication::zk_client& zk) -> result<bool> {
-        if (auto r = replication::set_topic_config_znode(zk, name, configs); !r) return r.error();
-        return true;
-    }));
+    return write<void>([&](replication::zk_client& zk) {
+        return replication::set_topic_config_znode(zk, name, configs);
+    });
 }
 
 void cluster::change_isr(const model::tp& tp, replication::partition_state next,
@@ -314,10 +303,9 @@ result<void> cluster::request_reassignment(const model::tp& tp,
     auto fresh = with_live_brokers();
     if (!fresh) return fresh.error();
     auto v = *fresh;
-    return done(write<bool>([&](replication::zk_client& zk) -> result<bool> {
-        if (auto r = replication::write_reassignment(zk, *v, tp, target); !r) return r.error();
-        return true;
-    }));
+    return write<void>([&](replication::zk_client& zk) {
+        return replication::write_reassignment(zk, *v, tp, target);
+    });
 }
 
 void cluster::run() {

@@ -59,6 +59,31 @@ struct to_open {
 };
 }  // namespace
 
+namespace {
+
+// Cluster mode: runs `done` on the core once every partition of `topics` has a live leader in
+// this broker's view, or at `deadline`; re-checked every 100 ms.
+void wait_for_leaders(context_ptr ctx, std::shared_ptr<std::vector<to_open>> topics,
+                      std::chrono::steady_clock::time_point deadline, std::function<void()> done) {
+    auto view = ctx->srv.cluster_member()->view();
+    bool ready = true;
+    for (const auto& t : *topics) {
+        auto it = view->topics->find(t.name);
+        if (it == view->topics->end()) continue;  // deleted meanwhile
+        for (const auto& st : it->second.states) ready &= st && view->live(st->leader);
+    }
+    if (ready || std::chrono::steady_clock::now() >= deadline) {
+        done();
+        return;
+    }
+    ctx->home.reactor().add_timer(std::chrono::milliseconds(100),
+                                  [ctx, topics, deadline, done = std::move(done)]() mutable {
+                                      wait_for_leaders(ctx, topics, deadline, std::move(done));
+                                  });
+}
+
+}  // namespace
+
 void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
     auto held = std::make_shared<protocol::create_topics_request>(
         std::move(std::get<protocol::create_topics_request>(any)));
@@ -182,7 +207,15 @@ void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
         }
         resp->topics.push_back(std::move(r));
     }
-    }, [ctx, resp, created_ptr] {
+    }, [ctx, held, resp, created_ptr] {
+        if (ctx->srv.cluster_member() != nullptr) {
+            // As Kafka does, answer once the controller has given every new partition a leader
+            // (or the request's timeout passed: the topics exist either way).
+            auto deadline = std::chrono::steady_clock::now() +
+                            std::chrono::milliseconds(std::clamp(held->timeout_ms, 0, 60000));
+            wait_for_leaders(ctx, created_ptr, deadline, [ctx, resp] { ctx->respond(*resp); });
+            return;
+        }
         auto tick = countdown(created_ptr->size(), [ctx, resp] { ctx->respond(*resp); });
         for (const auto& c : *created_ptr) ctx->srv.open_partitions(c.name, 0, c.partitions, tick);
     });

@@ -117,7 +117,7 @@ void ensure_offsets_topic(server& srv, std::function<void()> then) {
     int32_t live = 1;
     if (auto* cl = srv.cluster_member()) live = static_cast<int32_t>(cl->view()->brokers.size());
     int32_t rf = std::max(1, std::min(want, live));
-    if (rf < want) {
+    if (rf < want && srv.cluster_member() != nullptr) {
         log::warn("broker", coord::offsets_topic, ": offsets.topic.replication.factor=", want,
                   " but only ", live, " broker(s) are live; creating it with replication factor ",
                   rf);

@@ -384,7 +384,7 @@ fetch_part_result shard::fetch(const model::tp& tp, int64_t offset, int32_t max_
                 complete_acks(*p);
                 p->notify_waiters();
             }
-            if (!p->isr_change_in_flight) {
+            if (!p->isr_change_in_flight && !p->leader->in_isr(model::node_id(replica_id))) {
                 auto j = p->leader->joinable();
                 if (std::find(j.begin(), j.end(), model::node_id(replica_id)) != j.end()) {
                     check_isr(*p, replica_id);

@@ -1,7 +1,8 @@
 #pragma once
 // The cluster's topic metadata: which topics exist, their ids, partition counts and per-topic
-// config overrides. Two implementations are planned (DESIGN.md section 7): `local_metadata_store`
-// (a file in the first log dir; a single broker, the default) and a ZooKeeper-backed one.
+// config overrides. Two implementations (DESIGN.md section 7): `local_metadata_store` (a file in
+// the first log dir; a single broker, the default) and the ZooKeeper-backed cluster member,
+// `broker::cluster` (broker/cluster.h), which also carries replicas and partition states.
 //
 // Threading: the store is written by one thread (the controller core) and read from every core
 // through immutable snapshots, which are swapped atomically; a reader keeps its snapshot alive

@@ -39,7 +39,7 @@ int log_dirs(client& c) {
             continue;
         }
         protocol::describe_log_dirs_request req;
-        req.topics = std::nullopt;  // every partition
+        req.topics = std::nullopt;  // every partition (Kafka's definition has no null default)
         auto resp = (*conn)->call<protocol::describe_log_dirs_api>(req);
         if (!resp) {
             std::fprintf(stderr, "sluice cluster log-dirs: broker %d: %s\n", id,
@@ -69,6 +69,7 @@ int elect_leaders(client& c, const args& a) {
     protocol::elect_leaders_request req;
     req.election_type = 0;
     req.timeout_ms = 60000;
+    req.topic_partitions = std::nullopt;  // every partition, unless --topic names one
     if (a.has("topic")) {
         std::string topic = a.get_or("topic", "");
         protocol::elect_leaders_request::topic_partitions_entry tp;
@@ -82,8 +83,7 @@ int elect_leaders(client& c, const args& a) {
             if (!t) return report("cluster elect-leaders", t.error());
             for (const auto& p : (*t)->partitions) tp.partitions.push_back(p.partition);
         }
-        req.topic_partitions.emplace();
-        req.topic_partitions->push_back(std::move(tp));
+        req.topic_partitions.emplace({std::move(tp)});
     }
     auto conn = c.controller();
     if (!conn) return report("cluster elect-leaders", conn.error());

@@ -274,7 +274,6 @@ int reassign(client& c, const std::string& name, const args& a) {
     t.name = name;
     protocol::alter_partition_reassignments_request::reassignable_partition p;
     p.partition_index = static_cast<int32_t>(*part);
-    p.replicas = std::nullopt;  // null: cancel
     if (!a.has("cancel")) {
         if (!a.has("replicas")) {
             return report("topic reassign", error(errc::bad_argument, "--replicas or --cancel"));
@@ -323,7 +322,6 @@ int reassign(client& c, const std::string& name, const args& a) {
 int reassignments(client& c) {
     protocol::list_partition_reassignments_request req;
     req.timeout_ms = admin_timeout_ms;
-    req.topics = std::nullopt;  // every topic
     auto conn = c.controller();
     if (!conn) return report("topic reassignments", conn.error());
     auto resp = (*conn)->call<protocol::list_partition_reassignments_api>(req);

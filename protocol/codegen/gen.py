@@ -342,7 +342,9 @@ def default_init(msg, fld):
     t = fld.elem
     d = fld.default
     if fld.is_array:
-        return "std::in_place" if fld.nullable is not None else None
+        if fld.nullable is None or d == "null":
+            return None  # empty vector / null (std::nullopt)
+        return "std::in_place"
     if t in ("int8", "int16", "int32", "int64", "uint16", "uint32"):
         return int_literal(SCALARS[t][0], d, fld.where) if d is not None else "0"
     if t == "float64":
