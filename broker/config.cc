@@ -102,10 +102,15 @@ const key_def broker_keys[] = {
     {"group.max.session.timeout.ms", kind::int32, "1800000", 0, int_max},
     {"group.max.size", kind::int32, "2147483647", 1, int_max},
     {"transaction.state.log.num.partitions", kind::int32, "50", 1, 10000},
-    {"transaction.state.log.replication.factor", kind::int32, "1", 1, 100},
-    {"transaction.state.log.min.isr", kind::int32, "1", 1, 100},
+    // Kafka's defaults; the replication factor is capped at the live brokers when the topic is
+    // created (a single broker: 1), and the min ISR at that replication factor.
+    {"transaction.state.log.replication.factor", kind::int32, "3", 1, 100},
+    {"transaction.state.log.min.isr", kind::int32, "2", 1, 100},
+    {"transaction.state.log.segment.bytes", kind::int32, "104857600", 1024, int_max},
     {"transaction.max.timeout.ms", kind::int32, "900000", 1, int_max},
     {"transactional.id.expiration.ms", kind::int32, "604800000", 1, int_max},
+    {"transaction.abort.timed.out.transaction.cleanup.interval.ms", kind::int32, "10000", 1,
+     int_max},
     // Kafka sizes thread pools with these; Sluice runs one reactor per core (sluice.cores).
     {"num.network.threads", kind::int32, "3", 1, 1024, nullptr, nullptr, true},
     {"num.io.threads", kind::int32, "8", 1, 1024, nullptr, nullptr, true},
@@ -126,6 +131,9 @@ const key_def broker_keys[] = {
     {"sluice.tcp.congestion.local", kind::string, "cubic"},
     // Bytes a partition accepts ahead of its disk writes; past it produces wait (never fail).
     {"sluice.append.buffer.bytes", kind::int64, "33554432", 4096, long_max},
+    // How often a quiet partition's producer state is snapshotted (so a restart replays only
+    // what came after); also written at every clean close.
+    {"sluice.producer.snapshot.interval.ms", kind::int64, "30000", 100, long_max},
     {"sluice.log.level", kind::choice, "info", 0, 0, "trace,debug,info,warn,error,off"},
 };
 

@@ -65,8 +65,6 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
                 pr.error_code = code(kafka_error::invalid_required_acks);
             } else if (!partition_exists(*snap, td.name, pd.index)) {
                 pr.error_code = code(kafka_error::unknown_topic_or_partition);
-            } else if (req->transactional_id) {
-                pr.error_code = code(kafka_error::transactional_id_authorization_failed);
             } else if (req->acks == -1 && min_isr > 1 && srv.cluster_member() == nullptr) {
                 // A single broker is an ISR of one.
                 pr.error_code = code(kafka_error::not_enough_replicas);
@@ -203,6 +201,17 @@ void fetch_finish(std::shared_ptr<fetch_state> st, std::vector<fetch_part_result
         pd.high_watermark = r.high_watermark;
         pd.last_stable_offset = r.last_stable_offset;
         pd.log_start_offset = r.log_start_offset;
+        if (st->req.isolation_level == 1) {
+            // read_committed: the aborted transactions among the records, so the client drops
+            // them (an empty list when there are none; read_uncommitted gets null).
+            pd.aborted_transactions.emplace();
+            for (const auto& [pid, first] : r.aborted) {
+                protocol::fetch_response::aborted_transaction a;
+                a.producer_id = pid;
+                a.first_offset = first;
+                pd.aborted_transactions->push_back(a);
+            }
+        }
         if (r.regions.empty()) continue;
         // The response as a whole stays within max_bytes, except that the first partition
         // with data always returns at least one batch (KIP-74).
@@ -288,6 +297,7 @@ void handle_fetch(context_ptr ctx, protocol::any_request& any) {
             pd.high_watermark = -1;
             pd.last_stable_offset = -1;
             pd.log_start_offset = -1;
+            pd.aborted_transactions.reset();
             // Kafka answers with an empty record set, never a null one (librdkafka rejects -1).
             pd.records = protocol::records::from_memory({});
             if (meta == nullptr) {

@@ -17,6 +17,7 @@
 #include "broker/shard.h"
 #include "coord/group_coordinator.h"
 #include "coord/log_reader.h"
+#include "coord/txn_coordinator.h"
 #include "runtime/clock.h"
 #include "runtime/reactor.h"
 
@@ -24,7 +25,7 @@ namespace sluice::broker {
 
 // What a shard keeps for its consumer groups: the coordinator and the reactor-backed timers and
 // partition-log storage it runs on. Lives on the shard's core; created by start_groups().
-struct group_services final : coord::timer_service, coord::offsets_storage {
+struct group_services final : coord::timer_service, coord::log_storage {
     shard& sh;
     std::unique_ptr<coord::group_coordinator> coordinator;
 
@@ -67,8 +68,6 @@ struct group_services final : coord::timer_service, coord::offsets_storage {
     }
 };
 
-namespace {
-
 kafka_error to_kafka(coord::errc e) {
     switch (e) {
         case coord::errc::none: return kafka_error::none;
@@ -90,9 +89,19 @@ kafka_error to_kafka(coord::errc e) {
         case coord::errc::group_max_size_reached: return kafka_error::group_max_size_reached;
         // A failed append to __consumer_offsets: retriable, as Kafka reports it.
         case coord::errc::storage_error: return kafka_error::coordinator_not_available;
+        case coord::errc::producer_fenced: return kafka_error::producer_fenced;
+        case coord::errc::invalid_producer_id_mapping: return kafka_error::invalid_producer_id_mapping;
+        case coord::errc::invalid_txn_state: return kafka_error::invalid_txn_state;
+        case coord::errc::concurrent_transactions: return kafka_error::concurrent_transactions;
+        case coord::errc::invalid_transaction_timeout: return kafka_error::invalid_transaction_timeout;
+        case coord::errc::transactional_id_not_found: return kafka_error::transactional_id_not_found;
+        case coord::errc::unknown_topic_or_partition: return kafka_error::unknown_topic_or_partition;
+        case coord::errc::unstable_offset_commit: return kafka_error::unstable_offset_commit;
     }
     return kafka_error::unknown_server_error;
 }
+
+namespace {
 
 int16_t kcode(coord::errc e) { return code(to_kafka(e)); }
 
@@ -195,25 +204,27 @@ void handle_find_coordinator(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::find_coordinator_request>(any);
     std::vector<std::string> keys =
         ctx->version() >= 4 ? req.coordinator_keys : std::vector<std::string>{req.key};
-    int8_t key_type = req.key_type;
-    ensure_offsets_topic(ctx->srv, [ctx, keys, key_type] {
+    int8_t key_type = ctx->version() >= 1 ? req.key_type : 0;
+    // Groups live in __consumer_offsets, transactional ids in __transaction_state; each is
+    // coordinated by the leader of its key's partition there.
+    const char* topic = key_type == 1 ? coord::txn_topic : coord::offsets_topic;
+    auto ensure = key_type == 1 ? ensure_txn_topic : ensure_offsets_topic;
+    ensure(ctx->srv, [ctx, keys, key_type, topic] {
         server& srv = ctx->srv;
         protocol::find_coordinator_response resp;
         for (const auto& key : keys) {
             protocol::find_coordinator_response::coordinator c;
             c.key = key;
-            if (key_type != 0) {
-                // The transaction coordinator is not built yet.
-                c.error_code = code(kafka_error::coordinator_not_available);
-                c.error_message = "transactions are not supported yet";
+            if (key_type != 0 && key_type != 1) {
+                c.error_code = code(kafka_error::invalid_request);
+                c.error_message = "unknown coordinator key type " + std::to_string(key_type);
                 c.node_id = -1;
                 c.host = "";
                 c.port = -1;
             } else if (auto* cl = srv.cluster_member()) {
-                // The leader of the group's __consumer_offsets partition coordinates it.
                 auto view = cl->view();
                 int32_t leader = -1;
-                auto t = view->topics->find(coord::offsets_topic);
+                auto t = view->topics->find(topic);
                 if (t != view->topics->end() && t->second.partitions > 0) {
                     int32_t p = coord::partition_for(key, t->second.partitions);
                     const auto& st = t->second.states[static_cast<size_t>(p)];
@@ -430,8 +441,8 @@ namespace {
 // One group's part of OffsetFetch, answered on the group's core.
 void fetch_group_offsets(
     server& srv, std::string group, std::optional<std::vector<coord::partition_ref>> parts,
-    std::function<void(coord::fetch_offsets_result)> done) {
-    coord::fetch_offsets_request fr{group, std::move(parts)};
+    bool require_stable, std::function<void(coord::fetch_offsets_result)> done) {
+    coord::fetch_offsets_request fr{group, std::move(parts), require_stable};
     on_group_core<coord::fetch_offsets_result>(
         srv, group,
         [fr](coord::group_coordinator& c, std::function<void(coord::fetch_offsets_result)> reply) {
@@ -475,7 +486,8 @@ void handle_offset_fetch(context_ptr ctx, protocol::any_request& any) {
                 for (int32_t p : t.partition_indexes) parts->push_back({t.name, p});
             }
         }
-        fetch_group_offsets(srv, req.group_id, std::move(parts), [ctx](coord::fetch_offsets_result r) {
+        bool stable = ctx->version() >= 7 && req.require_stable;
+        fetch_group_offsets(srv, req.group_id, std::move(parts), stable, [ctx](coord::fetch_offsets_result r) {
             resp_t resp;
             int16_t err = kcode(r.error);
             bool per_partition = ctx->version() < 2;
@@ -504,7 +516,7 @@ void handle_offset_fetch(context_ptr ctx, protocol::any_request& any) {
             }
         }
         resp->groups[i].group_id = g.group_id;
-        fetch_group_offsets(srv, g.group_id, std::move(parts),
+        fetch_group_offsets(srv, g.group_id, std::move(parts), req.require_stable,
                             [ctx, resp, left, i](coord::fetch_offsets_result r) {
                                 auto& out = resp->groups[i];
                                 out.error_code = kcode(r.error);
@@ -648,6 +660,68 @@ void handle_delete_groups(context_ptr ctx, protocol::any_request& any) {
                 if (--*left == 0) ctx->respond(*resp);
             });
     }
+}
+
+}  // namespace sluice::broker
+
+namespace sluice::broker {
+
+void txn_offsets_completed(shard& s, int32_t partition, int64_t producer_id, bool commit) {
+    if (s.groups) s.groups->coordinator->complete_txn(partition, producer_id, commit);
+}
+
+void handle_txn_offset_commit(context_ptr ctx, protocol::any_request& any) {
+    auto req = std::make_shared<protocol::txn_offset_commit_request>(
+        std::move(std::get<protocol::txn_offset_commit_request>(any)));
+    auto resp = std::make_shared<protocol::txn_offset_commit_response>();
+    auto cr = std::make_shared<coord::txn_commit_request>();
+    cr->group_id = req->group_id;
+    cr->producer_id = req->producer_id;
+    cr->producer_epoch = req->producer_epoch;
+    if (ctx->version() >= 3) {
+        cr->generation_id = req->generation_id;
+        cr->member_id = req->member_id;
+        cr->group_instance_id = req->group_instance_id;
+    }
+    std::vector<std::pair<size_t, size_t>> where;
+    auto snap = ctx->srv.metadata().snapshot();
+    for (size_t t = 0; t < req->topics.size(); ++t) {
+        const auto& topic = req->topics[t];
+        auto known = snap->find(topic.name);
+        protocol::txn_offset_commit_response::txn_offset_commit_response_topic rt;
+        rt.name = topic.name;
+        for (size_t p = 0; p < topic.partitions.size(); ++p) {
+            const auto& part = topic.partitions[p];
+            protocol::txn_offset_commit_response::txn_offset_commit_response_partition rp;
+            rp.partition_index = part.partition_index;
+            if (known == snap->end() || part.partition_index < 0 ||
+                part.partition_index >= known->second.partitions) {
+                rp.error_code = code(kafka_error::unknown_topic_or_partition);
+            } else {
+                cr->offsets.push_back({{topic.name, part.partition_index}, part.committed_offset,
+                                       part.committed_leader_epoch, part.committed_metadata});
+                where.emplace_back(t, p);
+            }
+            rt.partitions.push_back(rp);
+        }
+        resp->topics.push_back(std::move(rt));
+    }
+    on_group_core<coord::commit_result>(
+        ctx->srv, cr->group_id,
+        [cr](coord::group_coordinator& c, std::function<void(coord::commit_result)> reply) {
+            c.txn_commit(std::move(*cr), std::move(reply));
+        },
+        [ctx, resp, where](coord::commit_result r) {
+            for (size_t i = 0; i < where.size() && i < r.partitions.size(); ++i) {
+                auto e = to_kafka(r.partitions[i]);
+                // TxnOffsetCommit before v2 knows INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.
+                if (e == kafka_error::producer_fenced && ctx->version() < 2) {
+                    e = kafka_error::invalid_producer_epoch;
+                }
+                resp->topics[where[i].first].partitions[where[i].second].error_code = code(e);
+            }
+            ctx->respond(*resp);
+        });
 }
 
 }  // namespace sluice::broker

@@ -37,6 +37,11 @@ const handler_entry table[] = {
     {21, 0, 2, handle_delete_records},
     {22, 0, 4, handle_init_producer_id},
     {23, 0, 4, handle_offset_for_leader_epoch},
+    {24, 0, 3, handle_add_partitions_to_txn},
+    {25, 0, 3, handle_add_offsets_to_txn},
+    {26, 0, 3, handle_end_txn},
+    {27, 0, 1, handle_write_txn_markers},
+    {28, 0, 3, handle_txn_offset_commit},
     {32, 0, 4, handle_describe_configs},
     {33, 0, 2, handle_alter_configs},
     {35, 0, 4, handle_describe_log_dirs},
@@ -48,6 +53,9 @@ const handler_entry table[] = {
     {44, 0, 1, handle_incremental_alter_configs},
     {47, 0, 0, handle_offset_delete},
     {60, 0, 1, handle_describe_cluster},
+    {61, 0, 0, handle_describe_producers},
+    {65, 0, 0, handle_describe_transactions},
+    {66, 0, 1, handle_list_transactions},
 };
 
 // The live brokers of a cluster view as Metadata / DescribeCluster entries (their first
@@ -293,13 +301,7 @@ void handle_init_producer_id(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::init_producer_id_request>(any);
     protocol::init_producer_id_response resp;
     if (req.transactional_id && !req.transactional_id->empty()) {
-        // Transactions need the transaction coordinator, which is not built yet.
-        log::warn("broker", "InitProducerId for transactional id '", *req.transactional_id,
-                  "' refused: transactions are not supported yet");
-        resp.error_code = code(kafka_error::coordinator_not_available);
-        resp.producer_id = -1;
-        resp.producer_epoch = -1;
-        ctx->respond(resp);
+        handle_init_producer_id_txn(ctx, req);
         return;
     }
     if (req.producer_id >= 0) {

@@ -14,6 +14,8 @@
 #include <span>
 #include <string>
 
+#include "broker/kafka_error.h"
+#include "coord/errc.h"
 #include "net/connection.h"
 #include "protocol/request.h"
 #include "protocol/response.h"
@@ -106,6 +108,31 @@ void start_groups(shard& s);
 // Cluster mode: leadership of some of the shard's __consumer_offsets partitions moved; the
 // coordinator drops the lost ones and loads the gained ones.
 void groups_changed(shard& s);
+
+// A coordinator error as the Kafka code the broker answers with (the one mapping, tested).
+kafka_error to_kafka(coord::errc e);
+// A group coordinator's transactional offset commits of `producer_id` in its __consumer_offsets
+// partition became committed or aborted (a marker was written there).
+void txn_offsets_completed(shard& s, int32_t partition, int64_t producer_id, bool commit);
+
+// Transactions (handle_txn.cc): InitProducerId with a transactional id, AddPartitionsToTxn,
+// AddOffsetsToTxn, EndTxn, TxnOffsetCommit, WriteTxnMarkers, DescribeTransactions,
+// ListTransactions, DescribeProducers.
+void handle_init_producer_id_txn(context_ptr ctx, protocol::init_producer_id_request& req);
+void handle_add_partitions_to_txn(context_ptr ctx, protocol::any_request& req);
+void handle_add_offsets_to_txn(context_ptr ctx, protocol::any_request& req);
+void handle_end_txn(context_ptr ctx, protocol::any_request& req);
+void handle_txn_offset_commit(context_ptr ctx, protocol::any_request& req);
+void handle_write_txn_markers(context_ptr ctx, protocol::any_request& req);
+void handle_describe_transactions(context_ptr ctx, protocol::any_request& req);
+void handle_list_transactions(context_ptr ctx, protocol::any_request& req);
+void handle_describe_producers(context_ptr ctx, protocol::any_request& req);
+// Creates the compacted __transaction_state topic on first use (transaction.state.log.*).
+void ensure_txn_topic(server& srv, std::function<void()> then);
+// Creates the shard's transaction coordinator and loads what it owns; txns_changed is
+// groups_changed's counterpart for __transaction_state.
+void start_txns(shard& s);
+void txns_changed(shard& s);
 
 // The ApiVersions answer to a request at a version Sluice does not serve: v0, UNSUPPORTED_VERSION.
 net::output unsupported_api_versions_response(int32_t correlation_id);

@@ -11,7 +11,9 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <unordered_map>
+#include <vector>
 
 namespace sluice::broker {
 
@@ -43,17 +45,34 @@ public:
     decision check(const batch_info& b) const;
     // Records an accepted batch with its assigned offsets.
     void commit(const batch_info& b, int64_t base_offset, int64_t last_offset);
+    // A transaction marker of `epoch` was written: a bumped epoch (the coordinator fenced the
+    // producer) becomes the producer's, with no sequences yet.
+    void on_marker(int64_t producer_id, int16_t epoch);
+    // What DescribeProducers shows of each producer: its epoch and last sequence.
+    struct summary {
+        int64_t producer_id = -1;
+        int16_t epoch = -1;
+        int32_t last_seq = -1;
+        int64_t last_offset = -1;
+    };
+    std::vector<summary> summaries() const;
     // Forgets everything (after a truncation the state is rebuilt by replaying the log).
     void clear() { _producers.clear(); }
     size_t producers() const { return _producers.size(); }
 
-private:
+    // The snapshot's view (broker/producer_snapshot.cc): every producer with its cached batches,
+    // oldest first.
     struct cached_batch {
         int32_t first_seq = -1;
         int32_t last_seq = -1;
         int64_t base_offset = -1;
         int64_t last_offset = -1;
     };
+    void for_each(const std::function<void(int64_t pid, int16_t epoch,
+                                           const std::vector<cached_batch>& batches)>& fn) const;
+    void restore(int64_t producer_id, int16_t epoch, const std::vector<cached_batch>& batches);
+
+private:
     struct entry {
         int16_t epoch = -1;
         std::array<cached_batch, max_batches_cached> recent{};  // ring, newest at `head`

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "broker/cluster.h"
 #include "broker/handlers.h"
+#include "broker/producer_snapshot.h"
 #include "broker/replica_fetcher.h"
 #include "broker/server.h"
 #include "broker/shard.h"
@@ -226,6 +227,7 @@ void shard::become_leader(partition& p, const replication::partition_state& st) 
               list(st.isr), ")");
     p.notify_waiters();
     if (!was_leader && p.tp.topic == "__consumer_offsets" && groups) groups_changed(*this);
+    if (!was_leader && p.tp.topic == "__transaction_state" && transactions) txns_changed(*this);
 }
 
 void shard::become_follower(partition& p, const replication::partition_state& st,
@@ -266,6 +268,7 @@ void shard::become_follower(partition& p, const replication::partition_state& st
     }
     p.notify_waiters();
     if (was_leader && p.tp.topic == "__consumer_offsets" && groups) groups_changed(*this);
+    if (was_leader && p.tp.topic == "__transaction_state" && transactions) txns_changed(*this);
 }
 
 void shard::stop_leading(partition& p, kafka_error why) {
@@ -416,7 +419,6 @@ void shard::replica_append(const model::tp& tp, int32_t epoch,
         return;
     }
     // New epochs in the leader's batches start where their first batch does.
-    std::vector<std::pair<producer_state::batch_info, std::pair<int64_t, int64_t>>> commits;
     bool epochs_changed = false;
     size_t whole = 0;
     {
@@ -430,10 +432,7 @@ void shard::replica_append(const model::tp& tp, int32_t epoch,
                                  model::offset(h.base_offset));
                 epochs_changed = true;
             }
-            if (h.producer_id >= 0 && !h.control()) {
-                commits.push_back({{h.producer_id, h.producer_epoch, h.base_sequence, h.record_count},
-                                   {h.base_offset, h.last_offset()}});
-            }
+
         }
     }
     if (epochs_changed) save_epochs(*p);
@@ -460,8 +459,12 @@ void shard::replica_append(const model::tp& tp, int32_t epoch,
                        q->follower_hw = std::max(q->follower_hw, leader_hw);
                        done(q->log->log_end_offset()());
                    });
-    for (const auto& [info, range] : commits) {
-        p->producers.commit(info, range.first, range.second);
+    {
+        // Producer and transaction state follow the leader's batches as they are written.
+        model::batch_iterator it(bytes);
+        model::batch_header h;
+        std::span<const std::byte> b;
+        while (it.next(h, b)) track_batch(*p, h, b);
     }
 }
 
@@ -487,6 +490,18 @@ void shard::replica_truncate(const model::tp& tp, int32_t epoch, int64_t offset,
         save_epochs(*q);
         q->follower_hw = std::min(q->follower_hw, end);
         q->producers = producer_state{};
+        // Open transactions and the aborted index are rebuilt past what stays.
+        remove_producer_snapshot(q->log->dir());
+        q->snapshot_at = -1;
+        q->tracked_end = 0;
+        if (auto t = q->txns.load(q->log->dir(), q->log->log_start_offset()()); !t) {
+            log::warn("replication", "reading the transaction index of ", tp.dir_name(), ": ",
+                      t.error().describe());
+        }
+        if (auto t = q->txns.truncate(end); !t) {
+            log::warn("replication", "truncating the transaction index of ", tp.dir_name(), ": ",
+                      t.error().describe());
+        }
         rebuild_producer_state(*q);
         done(ok());
     });

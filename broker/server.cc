@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "broker/cluster.h"
+#include "broker/marker_sender.h"
 #include "broker/replica_fetcher.h"
 #include "broker/session.h"
 #include "broker/shard.h"
@@ -63,6 +64,7 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
         s->_metadata = std::move(*store);
     }
     s->_fetchers = std::make_unique<replica_fetchers>(*s);
+    s->_markers = std::make_unique<marker_sender>(s->node_id());
     auto stack = net::make_network_stack(s->_cfg.string_value("sluice.network.stack"));
     if (!stack) return stack.error();
     s->_stack = std::move(*stack);
@@ -389,6 +391,7 @@ void server::stop() {
     // No more views, no more copying: then the cores close their partitions.
     if (_cluster != nullptr) _cluster->stop();
     if (_fetchers) _fetchers->stop();
+    if (_markers) _markers->stop();
     for (unsigned i = 0; i < _cores.size(); ++i) {
         if (_cores[i]->reactor != nullptr) {
             _cores[i]->reactor->post([this, i] { stop_core(i); });

@@ -39,6 +39,7 @@ class shard;
 class session;
 class cluster;
 class replica_fetchers;
+class marker_sender;
 
 class server {
 public:
@@ -83,6 +84,8 @@ public:
     // Cluster mode (zookeeper.connect set): this broker's cluster member, else nullptr.
     cluster* cluster_member() const { return _cluster; }
     replica_fetchers& fetchers() { return *_fetchers; }
+    // Sends transaction markers to other brokers (handle_txn.cc).
+    marker_sender& markers() { return *_markers; }
     // SIGTERM in cluster mode: moves leadership off this broker before stop() (bounded wait).
     void controlled_shutdown();
 
@@ -108,6 +111,7 @@ private:
     std::unique_ptr<replication::metadata_store> _metadata;
     cluster* _cluster = nullptr;  // _metadata, in cluster mode
     std::unique_ptr<replica_fetchers> _fetchers;
+    std::unique_ptr<marker_sender> _markers;
     std::unique_ptr<net::network_stack> _stack;
     std::vector<std::unique_ptr<core_state>> _cores;
     std::atomic<uint16_t> _bound_port{0};

@@ -6,10 +6,12 @@
 
 #include "base/log.h"
 #include "broker/handlers.h"
+#include "broker/producer_snapshot.h"
 #include "broker/server.h"
 #include "engine/errc.h"
 #include "engine/retention.h"
 #include "model/record_batch.h"
+#include "model/records.h"
 #include "runtime/clock.h"
 #include "runtime/reactor.h"
 
@@ -26,6 +28,7 @@ shard::shard(server& srv, unsigned id, runtime::reactor& r) : _srv(srv), _id(id)
 
 shard::~shard() {
     if (_retention_timer != 0) _reactor.cancel_timer(_retention_timer);
+    if (_snapshot_timer != 0) _reactor.cancel_timer(_snapshot_timer);
     if (_isr_timer != 0) _reactor.cancel_timer(_isr_timer);
 }
 
@@ -59,6 +62,10 @@ result<partition*> shard::open_partition(const model::tp& tp, const config_map& 
     if (auto st = p->log->status(); !st) {
         log::error("broker", "partition ", tp.dir_name(), " is offline: ", st.error().describe());
     }
+    if (auto r = p->txns.load(p->log->dir(), p->log->log_start_offset()()); !r) {
+        log::warn("broker", "reading the aborted-transaction index of ", tp.dir_name(), ": ",
+                  r.error().describe());
+    }
     rebuild_producer_state(*p);
     auto* raw = p.get();
     _partitions[tp] = std::move(p);
@@ -66,15 +73,17 @@ result<partition*> shard::open_partition(const model::tp& tp, const config_map& 
 }
 
 void shard::rebuild_producer_state(partition& p) {
-    // Replay the batch headers of the newest segments so that a producer retrying across a
-    // restart is still recognised. Older history is not needed: only the last five batches of
-    // each producer matter for duplicate detection.
+    // Replay batch headers so that a producer retrying across a restart is still recognised and
+    // open transactions are known again (they hold back the last stable offset). The replay
+    // starts at the producer-state snapshot when one is valid, else at the log start.
     if (p.log->failed()) return;
-    auto segs = p.log->closed_segments();
-    int64_t from = p.log->active_segment().base_offset();
-    if (!segs.empty()) from = segs.back().base_offset();
-    from = std::max(from, p.log->log_start_offset()());
+    int64_t from = p.log->log_start_offset()();
     int64_t end = p.log->log_end_offset()();
+    if (auto at = load_producer_snapshot(p.log->dir(), from, end, p.producers, p.txns)) {
+        from = *at;
+        p.snapshot_at = *at;
+    }
+    p.tracked_end = std::max(p.tracked_end, from);
     std::vector<std::byte> buf;
     while (from < end) {
         auto r = p.log->read(model::offset(from), 1 << 20, model::offset(end), true);
@@ -87,16 +96,37 @@ void shard::rebuild_producer_state(partition& p) {
             model::batch_iterator it(buf);
             model::batch_header h;
             std::span<const std::byte> b;
-            while (it.next(h, b)) {
-                if (h.producer_id >= 0 && !h.control()) {
-                    p.producers.commit({h.producer_id, h.producer_epoch, h.base_sequence,
-                                        h.record_count},
-                                       h.base_offset, h.last_offset());
-                }
-            }
+            while (it.next(h, b)) track_batch(p, h, b);
         }
         if (r->last_offset() < from) break;
         from = r->last_offset() + 1;
+    }
+}
+
+void shard::track_batch(partition& p, const model::batch_header& h,
+                        std::span<const std::byte> batch) {
+    p.tracked_end = std::max(p.tracked_end, h.last_offset() + 1);
+    if (h.producer_id < 0) return;
+    if (!h.control()) {
+        p.producers.commit({h.producer_id, h.producer_epoch, h.base_sequence, h.record_count},
+                           h.base_offset, h.last_offset());
+        if (h.transactional()) p.txns.on_data(h.producer_id, h.base_offset);
+        return;
+    }
+    std::vector<std::byte> scratch;
+    std::optional<model::control_marker> marker;
+    auto r = model::for_each_record(batch, h, scratch, [&](const model::record_view& rec) {
+        if (auto m = model::parse_control_record(rec)) marker = *m;
+    });
+    if (!r || !marker) return;
+    bool commit = marker->type == model::control_type::commit;
+    if (!commit && marker->type != model::control_type::abort) return;
+    p.producers.on_marker(h.producer_id, h.producer_epoch);
+    int64_t lso = p.last_stable_offset();
+    auto seg = p.log->active_segment().base_offset();
+    if (auto w = p.txns.on_marker(h.producer_id, commit, h.base_offset, seg, lso); !w) {
+        log::error("broker", "writing the aborted-transaction index of ", p.tp.dir_name(), ": ",
+                   w.error().describe());
     }
 }
 
@@ -104,8 +134,10 @@ void shard::open_owned_partitions() {
     if (_srv.cluster_member() != nullptr) {
         // Replicas open as the cluster view names them (reconcile()).
         schedule_retention();
+        schedule_snapshots();
         schedule_isr_check();
         start_groups(*this);
+        start_txns(*this);
         return;
     }
     auto snap = _srv.metadata().snapshot();
@@ -120,7 +152,9 @@ void shard::open_owned_partitions() {
         }
     }
     schedule_retention();
+    schedule_snapshots();
     start_groups(*this);
+    start_txns(*this);
 }
 
 void shard::close_partition(const model::tp& tp, bool remove_files, std::function<void()> done) {
@@ -143,6 +177,7 @@ void shard::close_partition(const model::tp& tp, bool remove_files, std::functio
     p->log->close([p, remove_files, done = std::move(done)](result<void> r) {
         if (!r) log::warn("broker", "closing ", p->tp.dir_name(), ": ", r.error().describe());
         std::string dir = p->log->dir();
+        if (r && !remove_files) save_snapshot(*p);
         p->log.reset();
         if (remove_files) {
             std::error_code ec;
@@ -272,6 +307,14 @@ void shard::append_now(partition* p, std::span<std::byte> batches,
     std::span<const std::byte> b;
     std::vector<producer_state::batch_info> infos;
     while (it.next(h, b)) {
+        if (h.control() && !opts.internal) {
+            done({kafka_error::invalid_record, "a client may not write control batches"});
+            return;
+        }
+        if (h.transactional() && h.producer_id < 0) {
+            done({kafka_error::invalid_record, "a transactional batch needs a producer id"});
+            return;
+        }
         producer_state::batch_info info{h.producer_id, h.producer_epoch, h.base_sequence,
                                         h.record_count};
         auto d = p->producers.check(info);
@@ -352,7 +395,7 @@ void shard::append_now(partition* p, std::span<std::byte> batches,
     for (size_t i = 0; i < spans.size(); ++i) {
         auto hdr = model::parse_header(spans[i]);
         if (!hdr || hdr->base_offset < 0) break;  // rejected; the callback reports why
-        p->producers.commit(infos[i], hdr->base_offset, hdr->last_offset());
+        track_batch(*p, *hdr, spans[i]);
     }
 }
 
@@ -393,7 +436,7 @@ fetch_part_result shard::fetch(const model::tp& tp, int64_t offset, int32_t max_
         }
     }
     out.high_watermark = p->high_watermark();
-    out.last_stable_offset = out.high_watermark;  // no open transactions yet
+    out.last_stable_offset = p->last_stable_offset();
     out.log_start_offset = p->log->log_start_offset()();
     if (auto st = p->log->status(); !st) {
         out.error = kafka_error::kafka_storage_error;
@@ -414,6 +457,11 @@ fetch_part_result shard::fetch(const model::tp& tp, int64_t offset, int32_t max_
     }
     out.regions = std::move(r->regions);
     out.bytes = r->total_bytes;
+    if (read_committed && !replica && r->last_offset() >= offset) {
+        for (const auto& a : p->txns.aborted_between(offset, r->last_offset() + 1)) {
+            out.aborted.emplace_back(a.producer_id, a.first_offset);
+        }
+    }
     return out;
 }
 
@@ -430,9 +478,8 @@ offset_lookup_result shard::list_offset(const model::tp& tp, int64_t timestamp,
         return out;
     }
     out.leader_epoch = p->leader_epoch;
-    (void)read_committed;  // no transactions yet: the last stable offset is the high watermark
     if (timestamp == engine::partition_log::latest_timestamp) {
-        out.offset = p->high_watermark();
+        out.offset = read_committed ? p->last_stable_offset() : p->high_watermark();
         return out;
     }
     if (timestamp == engine::partition_log::earliest_timestamp) {
@@ -472,7 +519,31 @@ result<int64_t> shard::delete_records(const model::tp& tp, int64_t before_offset
         return error(engine::errc::offset_out_of_range, std::to_string(target));
     }
     if (auto r = p->log->delete_records_before(model::offset(target)); !r) return r.error();
+    p->txns.drop_before(p->log->log_start_offset()());
     return p->log->log_start_offset()();
+}
+
+void shard::save_snapshot(partition& p) {
+    // Only a quiet partition: the state must not include appends whose write is still running
+    // (they would be lost in a crash, and the snapshot would remember them).
+    int64_t end = p.log->log_end_offset()();
+    if (p.log->failed() || p.tracked_end > end || p.snapshot_at == end) return;
+    if (auto r = save_producer_snapshot(p.log->dir(), end, p.producers, p.txns); !r) {
+        log::warn("broker", "writing the producer snapshot of ", p.tp.dir_name(), ": ",
+                  r.error().describe());
+        return;
+    }
+    p.snapshot_at = end;
+}
+
+void shard::schedule_snapshots() {
+    int64_t interval = _srv.config().int_value("sluice.producer.snapshot.interval.ms");
+    _snapshot_timer = _reactor.add_timer(std::chrono::milliseconds(interval), [this] {
+        _snapshot_timer = 0;
+        if (_closing) return;
+        for (auto& [tp, p] : _partitions) save_snapshot(*p);
+        schedule_snapshots();
+    });
 }
 
 void shard::schedule_retention() {
@@ -503,6 +574,7 @@ void shard::run_retention() {
         if (!r) {
             log::warn("broker", "retention on ", tp.dir_name(), ": ", r.error().describe());
         } else if (*r > 0) {
+            p->txns.drop_before(p->log->log_start_offset()());
             p->retention_deleted_segments += *r;
             log::info("broker", "retention deleted ", *r, " segment(s) of ", tp.dir_name(),
                       "; log start offset is now ", p->log->log_start_offset()());

@@ -19,9 +19,11 @@
 #include "base/fd.h"
 #include "base/result.h"
 #include "broker/kafka_error.h"
+#include "broker/partition_txns.h"
 #include "broker/producer_state.h"
 #include "broker/topic_config.h"
 #include "engine/partition_log.h"
+#include "model/record_batch.h"
 #include "model/fundamental.h"
 #include "replication/leader_epoch_cache.h"
 #include "replication/leader_state.h"
@@ -38,6 +40,7 @@ namespace sluice::broker {
 
 class server;
 struct group_services;  // handle_group.cc
+struct txn_services;    // handle_txn.cc
 
 struct produce_part_result {
     kafka_error error = kafka_error::none;
@@ -53,6 +56,9 @@ struct produce_part_result {
 struct produce_opts {
     bool wait_isr = false;
     int32_t timeout_ms = 30000;
+    // The broker's own write (a transaction marker): control batches are allowed. A client's
+    // produce carrying a control batch is refused (INVALID_RECORD).
+    bool internal = false;
 };
 
 // Told when a produce starts waiting for room in its partition's append buffer (true) and when
@@ -84,6 +90,7 @@ struct partition {
     model::tp tp;
     std::unique_ptr<engine::partition_log> log;
     producer_state producers;
+    partition_txns txns;  // open and aborted transactions
     config_map config;  // effective topic config
     // Long-polling fetches waiting for this partition to grow, by waiter id. Each callback runs
     // once, on this shard's thread, and is then removed.
@@ -108,6 +115,10 @@ struct partition {
     bool isr_change_in_flight = false;
     bool repairing = false;  // a damaged follower copy being replaced
     int64_t hw_checkpointed = -1;  // the high watermark last written to `high-watermark`
+    // One past the last offset producer/transaction state has seen (appends in flight
+    // included), and the offset of the last producer snapshot written or restored.
+    int64_t tracked_end = 0;
+    int64_t snapshot_at = -1;
 
     // Single broker: everything written is replicated to the whole ISR (itself). A leader: the
     // ISR's smallest log end. A follower: what its leader last said, at most its own log end.
@@ -115,6 +126,13 @@ struct partition {
         if (leader) return leader->high_watermark()();
         if (role == replica_role::single) return log->log_end_offset()();
         return std::min(follower_hw, log->log_end_offset()());
+    }
+    // The high watermark, held back to the first offset of the oldest open transaction: what
+    // a read_committed consumer may read.
+    int64_t last_stable_offset() const {
+        int64_t hw = high_watermark();
+        auto first = txns.first_unstable_offset();
+        return first ? std::min(hw, *first) : hw;
     }
     void notify_waiters();
 };
@@ -127,6 +145,9 @@ struct fetch_part_result {
     int64_t log_start_offset = -1;
     std::vector<file_region> regions;
     uint64_t bytes = 0;
+    // read_committed: the aborted transactions among the returned batches (producer id, first
+    // offset), so that the client drops their records.
+    std::vector<std::pair<int64_t, int64_t>> aborted;
 };
 
 struct offset_lookup_result {
@@ -172,6 +193,12 @@ public:
                             bool read_committed, bool min_one_batch, int32_t replica_id = -1,
                             int32_t current_leader_epoch = -1);
 
+    // Writes a transaction marker (COMMIT or ABORT control batch) for the producer's open
+    // transaction, acknowledged like acks=all (broker/handle_txn.cc). A marker of an older
+    // producer epoch than the partition knows is refused (INVALID_PRODUCER_EPOCH).
+    void write_marker(const model::tp& tp, int64_t producer_id, int16_t producer_epoch, bool commit,
+                      int32_t coordinator_epoch, std::function<void(kafka_error)> done);
+
     // Cluster mode (broker/replica.cc).
     // Brings this core's replicas in line with the cluster view: opens, closes, and takes the
     // leader or follower role of every partition per its state.
@@ -214,10 +241,15 @@ public:
 
     // The consumer groups this core coordinates (handle_group.cc), set by start_groups().
     std::shared_ptr<group_services> groups;
+    // The transactions this core coordinates (handle_txn.cc), set by start_txns().
+    std::shared_ptr<txn_services> transactions;
 
 private:
     std::string partition_dir_for(const model::tp& tp) const;
     void rebuild_producer_state(partition& p);
+    // Brings producer and transaction state up to date with one batch the log accepted (its
+    // offsets assigned): sequences, open transactions, markers.
+    void track_batch(partition& p, const model::batch_header& h, std::span<const std::byte> batch);
     // Checks producer sequences and appends (the partition has room).
     void append_now(partition* p, std::span<std::byte> batches,
                     std::function<void(produce_part_result)> done, produce_opts opts);
@@ -225,6 +257,9 @@ private:
     void admit_held(const model::tp& tp);
     void wait_for_room(partition& p);
     void schedule_retention();
+    // Writes the producer snapshot of a quiet partition (broker/producer_snapshot.h).
+    static void save_snapshot(partition& p);
+    void schedule_snapshots();
     // Cluster mode.
     void open_replica(const model::tp& tp, const config_map& effective);
     void become_leader(partition& p, const replication::partition_state& st);
@@ -247,6 +282,7 @@ private:
     runtime::reactor& _reactor;
     std::unordered_map<model::tp, std::unique_ptr<partition>> _partitions;
     uint64_t _retention_timer = 0;
+    uint64_t _snapshot_timer = 0;
     uint64_t _isr_timer = 0;
     int64_t _last_hw_checkpoint_ms = 0;
     uint64_t _next_ack_id = 1;

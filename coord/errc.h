@@ -1,6 +1,6 @@
 #pragma once
-// Outcomes of group coordinator operations. These are the group protocol's own errors; the
-// broker maps each to its Kafka error code in one place (broker/handle_group.cc).
+// Outcomes of group and transaction coordinator operations. The broker maps each to its Kafka
+// error code in one place (broker/handle_group.cc).
 
 #include <cstdint>
 
@@ -24,7 +24,16 @@ enum class errc : int16_t {
     offset_metadata_too_large,
     group_subscribed_to_topic,
     group_max_size_reached,
-    storage_error,  // the append to __consumer_offsets failed
+    storage_error,  // the append to the coordinator's internal topic failed
+    // Transactions (coord/txn_coordinator.h).
+    producer_fenced,               // an older epoch of the transactional id's producer
+    invalid_producer_id_mapping,   // the producer id is not the transactional id's
+    invalid_txn_state,             // the request does not fit the transaction's state
+    concurrent_transactions,       // the previous transaction is still completing; retry
+    invalid_transaction_timeout,   // above transaction.max.timeout.ms, or not positive
+    transactional_id_not_found,
+    unknown_topic_or_partition,
+    unstable_offset_commit,        // a transactional offset commit is pending for the partition
 };
 
 const char* errc_name(errc e);

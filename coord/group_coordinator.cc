@@ -46,6 +46,8 @@ struct group_coordinator::group {
     std::map<std::string, std::string> static_members;  // instance id -> member id
     std::map<std::string, uint64_t> pending_members;     // member id -> expiry timer
     std::map<partition_ref, committed_offset> offsets;
+    // Transactional commits not yet committed or aborted, by producer id.
+    std::map<int64_t, std::map<partition_ref, committed_offset>> txn_offsets;
     int64_t state_timestamp_ms = -1;
     uint64_t join_timer = 0;
     bool initial_delay = false;     // the first rebalance of an empty group is waiting
@@ -57,6 +59,8 @@ struct group_coordinator::load_state {
     int64_t next = 0;
     std::map<std::string, format::group_value> groups;
     std::map<std::string, std::map<partition_ref, committed_offset>> offsets;
+    // Transactional commits whose marker is not read yet: producer id -> group -> offsets.
+    std::map<int64_t, std::map<std::string, std::map<partition_ref, committed_offset>>> pending;
     uint64_t records = 0;
     uint64_t malformed = 0;
 };
@@ -126,6 +130,14 @@ const char* errc_name(errc e) {
         case errc::group_subscribed_to_topic: return "group_subscribed_to_topic";
         case errc::group_max_size_reached: return "group_max_size_reached";
         case errc::storage_error: return "storage_error";
+        case errc::producer_fenced: return "producer_fenced";
+        case errc::invalid_producer_id_mapping: return "invalid_producer_id_mapping";
+        case errc::invalid_txn_state: return "invalid_txn_state";
+        case errc::concurrent_transactions: return "concurrent_transactions";
+        case errc::invalid_transaction_timeout: return "invalid_transaction_timeout";
+        case errc::transactional_id_not_found: return "transactional_id_not_found";
+        case errc::unknown_topic_or_partition: return "unknown_topic_or_partition";
+        case errc::unstable_offset_commit: return "unstable_offset_commit";
     }
     return "unknown";
 }
@@ -193,7 +205,7 @@ int32_t partition_for(std::string_view group_id, int32_t partitions) {
 }
 
 group_coordinator::group_coordinator(coordinator_config cfg, runtime::clock& clock,
-                                     timer_service& timers, offsets_storage& storage)
+                                     timer_service& timers, log_storage& storage)
     : _cfg(cfg), _clock(clock), _timers(timers), _storage(storage) {
     std::random_device rd;
     _id_salt = (uint64_t{rd()} << 32) ^ rd();
@@ -306,7 +318,23 @@ void group_coordinator::load_step(int32_t partition) {
     std::span<const std::byte> b;
     std::vector<std::byte> scratch;
     while (batches.next(h, b)) {
-        if (h.control()) continue;
+        if (h.control()) {
+            // A transaction marker settles the producer's pending transactional commits.
+            std::optional<model::control_marker> marker;
+            auto r = model::for_each_record(b, h, scratch, [&](const model::record_view& rec) {
+                if (auto m = model::parse_control_record(rec)) marker = *m;
+            });
+            auto pend = st.pending.find(h.producer_id);
+            if (!r || !marker || pend == st.pending.end()) continue;
+            if (marker->type == model::control_type::commit) {
+                for (auto& [gid, offs] : pend->second) {
+                    for (auto& [tp, v] : offs) st.offsets[gid][tp] = v;
+                }
+            }
+            st.pending.erase(pend);
+            continue;
+        }
+        bool txn = h.transactional() && h.producer_id >= 0;
         auto r = model::for_each_record(b, h, scratch, [&](const model::record_view& rec) {
             ++st.records;
             if (!rec.key) return;
@@ -324,6 +352,10 @@ void group_coordinator::load_step(int32_t partition) {
                 auto v = format::decode_offset_value(*rec.value);
                 if (!v) {
                     ++st.malformed;
+                    return;
+                }
+                if (txn) {
+                    st.pending[h.producer_id][ok->group][tp] = *v;
                     return;
                 }
                 st.offsets[ok->group][tp] = *v;
@@ -388,6 +420,17 @@ void group_coordinator::finish_load(int32_t partition, load_state& st) {
             ++groups;
         }
         g->offsets = std::move(offs);
+    }
+    // Transactions still open when the log ends: their commits wait for the marker.
+    for (auto& [pid, by_group] : st.pending) {
+        for (auto& [id, offs] : by_group) {
+            group* g = find(id);
+            if (g == nullptr) {
+                g = &create(id, partition);
+                ++groups;
+            }
+            g->txn_offsets[pid] = std::move(offs);
+        }
     }
     if (st.records > 0) {
         log::info("coord", "loaded ", offsets_topic, "-", partition, ": ", st.records,
@@ -1136,6 +1179,86 @@ void group_coordinator::commit(commit_request req, std::function<void(commit_res
                    });
 }
 
+void group_coordinator::txn_commit(txn_commit_request req, std::function<void(commit_result)> done) {
+    auto fail_all = [&](errc e) {
+        commit_result r;
+        r.partitions.assign(req.offsets.size(), e);
+        done(std::move(r));
+    };
+    if (req.group_id.empty()) return fail_all(errc::invalid_group_id);
+    int32_t partition = 0;
+    if (auto e = check_partition(req.group_id, partition); e != errc::none) return fail_all(e);
+    group* g = find(req.group_id);
+    // A transactional commit may name a group no consumer joined (Kafka creates it, Empty).
+    if (g == nullptr) g = &create(req.group_id, partition);
+    if (g->state == group_state::dead) return fail_all(errc::coordinator_not_available);
+    if (req.generation_id >= 0 || !req.member_id.empty()) {
+        // KIP-447: a member's commit is fenced like a plain commit from that member.
+        if (req.group_instance_id) {
+            auto s = g->static_members.find(*req.group_instance_id);
+            if (s != g->static_members.end() && s->second != req.member_id) {
+                return fail_all(errc::fenced_instance_id);
+            }
+        }
+        if (!req.member_id.empty() && !g->members.count(req.member_id)) {
+            return fail_all(errc::unknown_member_id);
+        }
+        if (req.generation_id >= 0 && req.generation_id != g->generation) {
+            return fail_all(errc::illegal_generation);
+        }
+    }
+    auto result = std::make_shared<commit_result>();
+    result->partitions.assign(req.offsets.size(), errc::none);
+    std::vector<std::pair<bytes, std::optional<bytes>>> records;
+    auto values = std::make_shared<std::vector<std::pair<partition_ref, committed_offset>>>();
+    int64_t now = _clock.now_ms();
+    for (size_t i = 0; i < req.offsets.size(); ++i) {
+        const auto& e = req.offsets[i];
+        std::string md = e.metadata.value_or("");
+        if (md.size() > _cfg.offset_metadata_max_bytes) {
+            result->partitions[i] = errc::offset_metadata_too_large;
+            continue;
+        }
+        committed_offset v{e.offset, e.leader_epoch, std::move(md), now};
+        records.emplace_back(format::encode_offset_key(g->id, e.tp.topic, e.tp.partition),
+                             format::encode_offset_value(v));
+        values->emplace_back(e.tp, std::move(v));
+    }
+    if (records.empty()) {
+        done(std::move(*result));
+        return;
+    }
+    std::string gid = g->id;
+    int64_t pid = req.producer_id;
+    append_records(
+        partition, records,
+        [this, gid, pid, result, values, done = std::move(done)](bool ok) {
+            group* g = find(gid);
+            for (size_t i = 0; i < result->partitions.size(); ++i) {
+                if (!ok && result->partitions[i] == errc::none) {
+                    result->partitions[i] = errc::storage_error;
+                }
+            }
+            if (ok && g != nullptr) {
+                for (auto& [tp, v] : *values) g->txn_offsets[pid][tp] = v;
+            }
+            done(std::move(*result));
+        },
+        req.producer_id, req.producer_epoch);
+}
+
+void group_coordinator::complete_txn(int32_t partition, int64_t producer_id, bool commit) {
+    for (auto& [id, g] : _groups) {
+        if (g->partition != partition) continue;
+        auto it = g->txn_offsets.find(producer_id);
+        if (it == g->txn_offsets.end()) continue;
+        if (commit) {
+            for (auto& [tp, v] : it->second) g->offsets[tp] = v;
+        }
+        g->txn_offsets.erase(it);
+    }
+}
+
 fetch_offsets_result group_coordinator::fetch_offsets(const fetch_offsets_request& req) {
     fetch_offsets_result out;
     int32_t partition = 0;
@@ -1155,6 +1278,11 @@ fetch_offsets_result group_coordinator::fetch_offsets(const fetch_offsets_reques
         f.tp = tp;
         if (g != nullptr) {
             if (auto it = g->offsets.find(tp); it != g->offsets.end()) f.committed = it->second;
+            if (req.require_stable) {
+                for (const auto& [pid, offs] : g->txn_offsets) {
+                    if (offs.count(tp)) f.error = errc::unstable_offset_commit;
+                }
+            }
         }
         out.offsets.push_back(std::move(f));
     }
@@ -1355,8 +1483,15 @@ void group_coordinator::persist_group(group& g, std::function<void(bool)> done) 
 
 void group_coordinator::append_records(
     int32_t partition, const std::vector<std::pair<bytes, std::optional<bytes>>>& records,
-    std::function<void(bool)> done) {
-    model::batch_builder builder;
+    std::function<void(bool)> done, int64_t producer_id, int16_t producer_epoch) {
+    model::batch_options opts;
+    if (producer_id >= 0) {
+        // A transactional offset commit: the batch belongs to the producer's transaction.
+        opts.producer_id = producer_id;
+        opts.producer_epoch = producer_epoch;
+        opts.transactional = true;
+    }
+    model::batch_builder builder(opts);
     int64_t now = _clock.now_ms();
     for (const auto& [k, v] : records) {
         model::nullable_bytes value;

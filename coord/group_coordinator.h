@@ -33,6 +33,7 @@
 
 #include "base/result.h"
 #include "coord/offsets_format.h"
+#include "coord/services.h"
 #include "coord/types.h"
 
 namespace sluice::runtime {
@@ -57,39 +58,11 @@ struct coordinator_config {
     int32_t pending_member_timeout_ms = 300000;
 };
 
-// One-shot timers on the coordinator's thread.
-class timer_service {
-public:
-    virtual ~timer_service() = default;
-    virtual uint64_t schedule(int64_t delay_ms, std::function<void()> fn) = 0;
-    virtual void cancel(uint64_t id) = 0;
-};
-
-// The __consumer_offsets partitions as the coordinator needs them.
-class offsets_storage {
-public:
-    virtual ~offsets_storage() = default;
-    // True when this core owns `partition` and has it open.
-    virtual bool owns(int32_t partition) = 0;
-    // Appends one record batch; done(true) once it is durable per the partition's policy.
-    virtual void append(int32_t partition, bytes batch, std::function<void(bool ok)> done) = 0;
-    struct chunk {
-        bytes batches;             // whole v2 batches
-        int64_t next_offset = 0;   // where the next read starts
-        bool end = false;          // the log end was reached
-    };
-    // Reads whole batches from `from` (at most about `max_bytes`, at least one batch).
-    virtual result<chunk> read(int32_t partition, int64_t from, size_t max_bytes) = 0;
-};
-
-// Kafka's partition for a group: abs(String.hashCode(group_id)) % partitions, with Java's
-// hashCode over UTF-16 code units and Kafka's Utils.abs (MIN_VALUE -> 0).
-int32_t partition_for(std::string_view group_id, int32_t partitions);
 
 class group_coordinator {
 public:
     group_coordinator(coordinator_config cfg, runtime::clock& clock, timer_service& timers,
-                      offsets_storage& storage);
+                      log_storage& storage);
     ~group_coordinator();
     group_coordinator(const group_coordinator&) = delete;
     group_coordinator& operator=(const group_coordinator&) = delete;
@@ -109,6 +82,11 @@ public:
     errc heartbeat(const heartbeat_request& req);
     leave_result leave(const leave_request& req);
     void commit(commit_request req, std::function<void(commit_result)> done);
+    // TxnOffsetCommit: the offsets are written now (in the producer's transaction) and become
+    // committed when complete_txn() says the transaction committed.
+    void txn_commit(txn_commit_request req, std::function<void(commit_result)> done);
+    // A marker for `producer_id` was written to `partition`: its pending commits apply or go.
+    void complete_txn(int32_t partition, int64_t producer_id, bool commit);
     fetch_offsets_result fetch_offsets(const fetch_offsets_request& req);
     void delete_offsets(delete_offsets_request req, std::function<void(delete_offsets_result)> done);
     std::vector<group_listing> list_groups() const;
@@ -159,9 +137,11 @@ private:
     // Persistence.
     void persist_group(group& g, std::function<void(bool)> done);
     format::group_value group_value_of(const group& g) const;
+    // producer_id >= 0: a transactional batch of that producer (TxnOffsetCommit).
     void append_records(int32_t partition,
                         const std::vector<std::pair<bytes, std::optional<bytes>>>& records,
-                        std::function<void(bool)> done);
+                        std::function<void(bool)> done, int64_t producer_id = -1,
+                        int16_t producer_epoch = -1);
     void load_step(int32_t partition);
     void finish_load(int32_t partition, load_state& st);
     void schedule_expiry();
@@ -169,7 +149,7 @@ private:
     coordinator_config _cfg;
     runtime::clock& _clock;
     timer_service& _timers;
-    offsets_storage& _storage;
+    log_storage& _storage;
     std::unordered_map<std::string, std::unique_ptr<group>> _groups;
     std::map<int32_t, std::unique_ptr<load_state>> _loading;
     std::set<int32_t> _loaded;

@@ -8,9 +8,9 @@
 
 namespace sluice::coord {
 
-result<offsets_storage::chunk> read_log_chunk(const engine::partition_log& log, int64_t from,
+result<log_storage::chunk> read_log_chunk(const engine::partition_log& log, int64_t from,
                                               size_t max_bytes) {
-    offsets_storage::chunk out;
+    log_storage::chunk out;
     int64_t start = std::max(from, log.log_start_offset()());
     int64_t end = log.log_end_offset()();
     if (start >= end) {

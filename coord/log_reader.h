@@ -14,7 +14,7 @@ class partition_log;
 
 namespace sluice::coord {
 
-result<offsets_storage::chunk> read_log_chunk(const engine::partition_log& log, int64_t from,
+result<log_storage::chunk> read_log_chunk(const engine::partition_log& log, int64_t from,
                                               size_t max_bytes);
 
 }  // namespace sluice::coord

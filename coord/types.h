@@ -125,6 +125,18 @@ struct commit_request {
     std::vector<commit_entry> offsets;
 };
 
+// TxnOffsetCommit: offsets written as part of a producer's transaction; they become the group's
+// committed offsets when the transaction commits, and are dropped when it aborts.
+struct txn_commit_request {
+    std::string group_id;
+    int64_t producer_id = -1;
+    int16_t producer_epoch = -1;
+    int32_t generation_id = -1;  // v3+ (KIP-447): checked when >= 0
+    std::string member_id;
+    std::optional<std::string> group_instance_id;
+    std::vector<commit_entry> offsets;
+};
+
 struct commit_result {
     std::vector<errc> partitions;  // one per commit_request::offsets entry
 };
@@ -138,6 +150,9 @@ struct fetched_offset {
 struct fetch_offsets_request {
     std::string group_id;
     std::optional<std::vector<partition_ref>> partitions;  // nullopt: everything committed
+    // OffsetFetch v7+ (read_committed consumers): a partition with a transactional commit still
+    // pending answers UNSTABLE_OFFSET_COMMIT, so the consumer waits for the outcome.
+    bool require_stable = false;
 };
 
 struct fetch_offsets_result {

@@ -236,9 +236,11 @@ def collect_structs(msg, fields):
                 raise DefError(f"{fld.where}: struct {fld.elem} defined twice")
             s = Struct(fld.elem, fld.versions)
             s.fields = fld.children
-            if s.cxx == fld.cxx:
+            if s.cxx == fld.cxx or any(c.cxx == s.cxx for c in fld.children):
                 # Kafka names some arrays after their element type (ElectLeaders'
-                # TopicPartitions); C++ cannot have a member and a nested type of one name.
+                # TopicPartitions), and some structs after one of their own fields
+                # (ListTransactions' TransactionState); C++ cannot have a member and a nested
+                # type of one name.
                 s.cxx += "_entry"
             msg.structs[s.name] = s
             collect_structs(msg, fld.children)
