@@ -52,6 +52,7 @@ int cli_main(const std::string& cmd, int argc, char** argv) {
     if (cmd == "bench") return bench_main(argc, argv);
     if (cmd == "group") return group_main(argc, argv);
     if (cmd == "cluster") return cluster_main(argc, argv);
+    if (cmd == "txn") return txn_main(argc, argv);
     std::fprintf(stderr, "sluice: unknown command '%s' (try sluice --help)\n", cmd.c_str());
     return exit_usage;
 }

@@ -23,6 +23,7 @@ int consume_main(int argc, char** argv);
 int bench_main(int argc, char** argv);
 int group_main(int argc, char** argv);  // group_cli.cc
 int cluster_main(int argc, char** argv);  // cluster_cmd.cc
+int txn_main(int argc, char** argv);      // txn_cmd.cc
 
 // Options every client subcommand accepts.
 std::vector<option_spec> common_options();

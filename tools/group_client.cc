@@ -44,9 +44,11 @@ void add_offsets(std::map<topic_partition, int64_t>& out, const std::string& top
 
 }  // namespace
 
-result<coordinator_info> find_group_coordinator(connection& conn, const std::string& group) {
+result<coordinator_info> find_group_coordinator(connection& conn, const std::string& group,
+                                                int8_t key_type) {
     protocol::find_coordinator_request req;
     req.key = group;
+    req.key_type = key_type;
     req.coordinator_keys = {group};
     auto resp = conn.call<protocol::find_coordinator_api>(req);
     if (!resp) return resp.error();
@@ -62,7 +64,10 @@ result<coordinator_info> find_group_coordinator(connection& conn, const std::str
         host = c.host;
         port = c.port;
     }
-    if (err != 0) return kafka_failure(err, "finding the coordinator of group " + group);
+    if (err != 0) {
+        return kafka_failure(err, std::string("finding the coordinator of ") +
+                                      (key_type == 1 ? "transactional id " : "group ") + group);
+    }
     if (port <= 0 || port > 65535) {
         return error(errc::protocol, "FindCoordinator: port " + std::to_string(port));
     }

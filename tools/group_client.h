@@ -37,10 +37,12 @@ struct coordinator_info {
     broker_address address;
 };
 
-// FindCoordinator for a consumer group, asked on `conn`. Kafka errors (COORDINATOR_NOT_AVAILABLE
-// while the offsets topic is being created, ...) are returned as errc::kafka.
+// FindCoordinator for a consumer group (key_type 0) or a transactional id (1), asked on `conn`.
+// Kafka errors (COORDINATOR_NOT_AVAILABLE while the internal topic is being created, ...) are
+// returned as errc::kafka.
 [[nodiscard]] result<coordinator_info> find_group_coordinator(connection& conn,
-                                                              const std::string& group);
+                                                              const std::string& group,
+                                                              int8_t key_type = 0);
 
 // The group's committed offsets (OffsetFetch on its coordinator): of `partitions`, or of every
 // partition it has one for when nullopt. A partition without a committed offset maps to -1.

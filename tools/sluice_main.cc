@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
             "  consume    print records of a topic\n"
             "  bench      load generator against any Kafka broker\n"
             "  group      list | describe | reset-offsets | delete consumer groups\n"
-            "  cluster    describe: controller, brokers, under-replicated partitions\n");
+            "  cluster    describe: controller, brokers, under-replicated partitions\n"
+            "  txn        list | describe | find-hanging | abort transactions\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];

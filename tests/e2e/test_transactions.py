@@ -6,6 +6,7 @@ after the broker was killed; bad transactional requests refused."""
 
 import socket
 import struct
+import subprocess
 import time
 import unittest
 
@@ -178,6 +179,37 @@ class TransactionsTest(BrokerTestCase):
         self.assertEqual(got, ["later"])
         with self.assertRaises(ck.KafkaException):
             p.commit_transaction(10)
+
+    def sluice(self, *argv):
+        out = subprocess.run([self.broker.binary, *argv, "--bootstrap-server",
+                              self.broker.bootstrap], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout
+
+    def test_cli_lists_describes_and_aborts_a_hanging_transaction(self):
+        topic = self.unique_topic()
+        txn_id = "cli-" + topic
+        p = self.producer(txn_id)
+        p.begin_transaction()
+        self.send(p, topic, "stuck", 3)
+        plain = ck.Producer({"bootstrap.servers": self.broker.bootstrap})
+        plain.produce(topic, value=b"after")
+        plain.flush(WAIT_S)
+        listed = self.sluice("txn", "list", "--state", "Ongoing")
+        self.assertRegex(listed, r"%s\s+0\s+\d+\s+Ongoing" % txn_id)
+        described = self.sluice("txn", "describe", txn_id)
+        self.assertIn("State: Ongoing", described)
+        self.assertIn("Partition: %s-0" % topic, described)
+        hanging = self.sluice("txn", "find-hanging", "--topic", topic, "--min-age-ms", "0")
+        self.assertRegex(hanging, r"%s\s+0\s+\d+\s+\d+\s+0\s" % topic)
+        self.assertIn("1 hanging transaction(s)", hanging)
+        # The operator aborts it on the partition: read_committed moves past it at once.
+        aborted = self.sluice("txn", "abort", "--topic", topic, "--partition", "0",
+                              "--start-offset", "0")
+        self.assertIn("Aborted the transaction", aborted)
+        self.assertEqual(values(self.read(topic, "read_committed", expect=1)), ["after"])
+        self.assertIn("0 hanging transaction(s)",
+                      self.sluice("txn", "find-hanging", "--topic", topic, "--min-age-ms", "0"))
 
     def test_transactional_requests_from_strangers_are_refused(self):
         # EndTxn v0 for an id that never called InitProducerId: INVALID_PRODUCER_ID_MAPPING (49).
