@@ -4,6 +4,7 @@
 
 #include "base/errc.h"
 #include "broker/config.h"
+#include "broker/handlers.h"
 #include "engine/errc.h"
 #include "model/errc.h"
 #include "replication/metadata_store.h"
@@ -33,4 +34,21 @@ TEST(kafka_error, model_and_metadata_errors) {
     EXPECT_EQ(to_kafka_error(error(broker::errc::invalid_config)), kafka_error::invalid_config);
     EXPECT_EQ(to_kafka_error(error(base::errc::malformed)), kafka_error::invalid_request);
     EXPECT_EQ(to_kafka_error(errno_error(EIO)), kafka_error::unknown_server_error);
+}
+
+TEST(kafka_error, coordinator_errors_map_to_kafka_codes) {
+    using sluice::coord::errc;
+    using sluice::broker::code;
+    using sluice::broker::to_kafka;
+    EXPECT_EQ(code(to_kafka(errc::producer_fenced)), 90);
+    EXPECT_EQ(code(to_kafka(errc::invalid_producer_id_mapping)), 49);
+    EXPECT_EQ(code(to_kafka(errc::invalid_txn_state)), 48);
+    EXPECT_EQ(code(to_kafka(errc::concurrent_transactions)), 51);
+    EXPECT_EQ(code(to_kafka(errc::invalid_transaction_timeout)), 50);
+    EXPECT_EQ(code(to_kafka(errc::transactional_id_not_found)), 105);
+    EXPECT_EQ(code(to_kafka(errc::unstable_offset_commit)), 88);
+    EXPECT_EQ(code(to_kafka(errc::not_coordinator)), 16);
+    EXPECT_EQ(code(to_kafka(errc::coordinator_load_in_progress)), 14);
+    // A failed write to the internal topic is retriable for the client.
+    EXPECT_EQ(code(to_kafka(errc::storage_error)), 15);
 }
