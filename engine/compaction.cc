@@ -50,7 +50,7 @@ result<bool> map_segment(file_system& fs, const compaction_options& opts, mapped
         if (what == batch_scanner::outcome::bad) return scan.problem;
         seg.has_batches = true;
         seg.last_batch_position = scan.position;
-        if (scan.header.control()) continue;
+        if (scan.header.control() || opts.is_aborted(scan.header)) continue;
         const model::batch_header& h = scan.header;
         auto walked = model::for_each_record(
             scan.batch_bytes(), h, scratch.decompressed,
@@ -128,7 +128,8 @@ result<bool> clean_segment(file_system& fs, const compaction_options& opts,
         stats.bytes_read += scan.header.size_bytes();
         const bool last = scan.position == seg.last_batch_position;
         auto fate = filter_batch(scan.batch_bytes(), scan.header, map, drop_tombstones, last,
-                                 opts.max_decompressed_bytes, scratch, writer.buffer(), stats);
+                                 opts.max_decompressed_bytes, scratch, writer.buffer(), stats,
+                                 opts.is_aborted(scan.header));
         if (!fate) {
             return error(errc::corrupt, seg.info->path + " at byte " +
                                             std::to_string(scan.position) + ": " +
@@ -196,10 +197,33 @@ std::optional<int64_t> key_map::latest(model::bytes_view key) const {
     return it->second;
 }
 
+bool compaction_options::is_aborted(const model::batch_header& h) const {
+    if (aborted.empty() || h.control() || !h.transactional()) return false;
+    auto it = aborted.find(h.producer_id);
+    if (it == aborted.end()) return false;
+    for (const auto& [first, last] : it->second) {
+        if (h.base_offset >= first && h.base_offset <= last) return true;
+    }
+    return false;
+}
+
 result<batch_fate> filter_batch(model::bytes_view batch, const model::batch_header& h,
                                 const key_map& map, bool drop_tombstones, bool keep_if_empty,
                                 size_t max_decompressed_bytes, compaction_scratch& scratch,
-                                std::vector<std::byte>& out, compaction_stats& stats) {
+                                std::vector<std::byte>& out, compaction_stats& stats,
+                                bool aborted) {
+    if (aborted && !h.control()) {
+        stats.records_read += static_cast<uint64_t>(std::max(h.record_count, 0));
+        stats.aborted_records_dropped += static_cast<uint64_t>(std::max(h.record_count, 0));
+        if (!keep_if_empty) {
+            ++stats.batches_dropped;
+            return batch_fate::dropped;
+        }
+        scratch.records.clear();
+        if (auto r = rebuild_batch(h, scratch.records, scratch, out); !r) return r.error();
+        ++stats.batches_emptied;
+        return batch_fate::emptied;
+    }
     if (h.control()) {
         // Transaction markers stay: consumers and producer state need them.
         out.insert(out.end(), batch.begin(), batch.end());

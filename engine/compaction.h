@@ -14,6 +14,8 @@
 //    now - delete_retention_ms. The tombstone clock is the segment's max timestamp: a tombstone
 //    lives at least delete.retention.ms after the newest record of its segment was written (by
 //    producer CreateTime or LogAppendTime, whichever the topic uses).
+//  - Records of aborted transactions (compaction_options::aborted) are dropped and ignored by
+//    the key map.
 //  - Control batches (transaction markers) are copied unchanged. Batches that keep every record
 //    are copied unchanged (no recompression). Batches that lose records are rebuilt with the same
 //    base offset, last offset delta, partition leader epoch, producer id/epoch/base sequence,
@@ -69,6 +71,13 @@ struct compaction_options {
     // Called on the worker thread after every cleaned file is written and synced, before the
     // result goes back to the reactor. Tests use it to hold a compaction in flight.
     std::function<void()> before_swap_hook;
+    // Aborted transactions of the partition (its aborted-transaction index): producer id ->
+    // [first offset, ABORT marker offset] ranges. Their data batches are removed, and never enter
+    // the key map, so an aborted record neither survives nor hides an older committed value of
+    // its key (Kafka's cleaner does the same). Markers themselves are kept.
+    std::unordered_map<int64_t, std::vector<std::pair<int64_t, int64_t>>> aborted;
+    // Whether a data batch belongs to one of `aborted`.
+    bool is_aborted(const model::batch_header& h) const;
 };
 
 struct compaction_stats {
@@ -81,6 +90,7 @@ struct compaction_stats {
     uint64_t records_kept = 0;
     uint64_t records_superseded = 0;  // a newer record of the same key exists
     uint64_t tombstones_dropped = 0;
+    uint64_t aborted_records_dropped = 0;  // records of aborted transactions
     uint64_t batches_copied = 0;     // kept byte for byte
     uint64_t batches_rewritten = 0;  // rebuilt with fewer records
     uint64_t batches_emptied = 0;    // kept with no records (last batch of a segment)
@@ -131,10 +141,12 @@ struct compaction_scratch {
 // segment is past delete.retention.ms; `keep_if_empty` keeps an empty batch instead of dropping
 // it. Counts into `stats`. Errors: the batch's records are malformed or do not decompress
 // (model errors), or recompression failed.
+// `aborted`: the batch belongs to an aborted transaction, so none of its records stays.
 result<batch_fate> filter_batch(model::bytes_view batch, const model::batch_header& h,
                                 const key_map& map, bool drop_tombstones, bool keep_if_empty,
                                 size_t max_decompressed_bytes, compaction_scratch& scratch,
-                                std::vector<std::byte>& out, compaction_stats& stats);
+                                std::vector<std::byte>& out, compaction_stats& stats,
+                                bool aborted = false);
 
 // A segment rewritten by compact_segments: `<segment path>.cleaned` is written and synced.
 struct cleaned_segment {

@@ -375,6 +375,44 @@ TEST(compaction, control_batches_and_transactional_batches_are_kept) {
     EXPECT_EQ(c.at(1).second, "new");
 }
 
+TEST(compaction, aborted_transactions_are_removed_and_do_not_hide_committed_values) {
+    log_harness h;
+    h.open();
+    h.append_records({{"k", "committed"}}, 1);  // offset 0
+    model::batch_options o;
+    o.producer_id = 9;
+    o.producer_epoch = 1;
+    o.base_sequence = 0;
+    o.transactional = true;
+    model::batch_builder b(o);
+    b.add(model::bytes_of("k"), model::bytes_of("aborted"), 5);  // offset 1
+    b.add(model::bytes_of("x"), model::bytes_of("aborted"), 5);  // offset 2
+    auto bytes = b.build();
+    ASSERT_TRUE(bytes.has_value());
+    ASSERT_TRUE(h.append(std::move(*bytes)).has_value());
+    ASSERT_TRUE(  // offset 3
+        h.append(model::make_control_batch(9, 1, model::control_type::abort, 0, 7)).has_value());
+    h.append_records({{"y", "1"}}, 8);  // offset 4
+    h.roll();
+    h.append_records({{"z", "z"}}, 9);
+    compaction_options opts;
+    opts.aborted[9] = {{1, 3}};
+    auto stats = compact(h, opts);
+    ASSERT_TRUE(stats.has_value()) << stats.error().describe();
+    EXPECT_EQ(stats->aborted_records_dropped, 2u);
+    auto c = contents(h);
+    // The aborted value of k neither survives nor supersedes the committed one.
+    EXPECT_EQ(c.at(0).second, "committed");
+    EXPECT_EQ(c.count(1), 0u);
+    EXPECT_EQ(c.count(2), 0u);
+    auto headers = batch_headers(h);
+    bool marker = false;
+    for (const auto& hd : headers) marker |= hd.control() && hd.base_offset == 3;
+    EXPECT_TRUE(marker) << "the ABORT marker stays";
+    // (Without the aborted range the transactional records stay:
+    // control_batches_and_transactional_batches_are_kept.)
+}
+
 TEST(compaction, segment_left_with_nothing_keeps_an_empty_last_batch) {
     log_harness h;
     h.open();

@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""Transaction benchmarks on one broker (tests/e2e/broker.py: a private `sluice serve` on a free
+loopback port, its data directory removed afterwards). Every figure is a ratio of two runs
+alternated in the same process, with the same client (librdkafka through Debian's
+confluent-kafka), the same record size and the same topic layout:
+
+  produce: transactional produce (--txn-records per transaction, committed) against
+           idempotent produce, records/s; the ratio is the median of the per-round ratios.
+           The transactional producer is librdkafka's: begin, produce, commit -- commit waits
+           for every record's acknowledgement and for EndTxn, so each transaction costs the
+           client a flush plus one coordinator round trip, as it does against Kafka.
+           Beside it, the broker's CPU seconds (utime + stime of its process) per record in each
+           mode: the broker's own cost of transactions, apart from the client's pace.
+  consume: read_committed against read_uncommitted consumption of the transactional topic
+           (its markers included), records/s, median of per-round ratios.
+
+Reproduce:
+  cmake --build build && SLUICE_BIN=build/tools/sluice /usr/bin/python3 perf/txn_bench.py \\
+      --rounds 3 --seconds 5 [--txn-records 100] [--record-bytes 1024] [--json out.json]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+
+import confluent_kafka as ck  # noqa: E402
+
+from broker import Broker  # noqa: E402
+
+PARTITIONS = 3
+
+
+def cpu_s(pid):
+    """utime + stime of a process (all its threads), seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def produce_for(bootstrap, topic, seconds, record_bytes, txn_records, txn_id=None):
+    """Records/s produced (and acknowledged) in about `seconds`."""
+    conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
+            "batch.size": 1 << 20, "queue.buffering.max.kbytes": 1 << 20}
+    if txn_id:
+        conf["transactional.id"] = txn_id
+    p = ck.Producer(conf)
+    value = b"x" * record_bytes
+    if txn_id:
+        p.init_transactions(30)
+    sent = 0
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if txn_id:
+            p.begin_transaction()
+        for _ in range(txn_records):
+            while True:
+                try:
+                    p.produce(topic, value=value)
+                    break
+                except BufferError:
+                    p.poll(0.01)
+        p.poll(0)
+        if txn_id:
+            p.commit_transaction(30)
+        sent += txn_records
+    p.flush(60)
+    elapsed = time.monotonic() - start
+    return sent / elapsed, sent
+
+
+def consume_all(bootstrap, topic, isolation):
+    """(records, records/s) reading the whole topic: timed from the first record to the last,
+    the end being 2 s without any."""
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-%f" % time.time(),
+                     "enable.auto.commit": False, "isolation.level": isolation,
+                     "fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 16 << 20})
+    c.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    got = 0
+    first = last = None
+    began = time.monotonic()
+    while last is None or time.monotonic() - last < 2:
+        msgs = [m for m in c.consume(10000, timeout=0.5) if m.error() is None]
+        if msgs:
+            last = time.monotonic()
+            first = first or last
+            got += len(msgs)
+        elif first is None and time.monotonic() - began > 30:
+            break
+    c.close()
+    return got, got / max(last - first, 1e-6) if first else 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--txn-records", type=int, default=100)
+    ap.add_argument("--record-bytes", type=int, default=1024)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    with Broker(num_partitions=PARTITIONS) as b:
+        produce = []
+        for r in range(args.rounds):
+            c0 = cpu_s(b.proc.pid)
+            idem, idem_n = produce_for(b.bootstrap, "idem-%d" % r, args.seconds,
+                                       args.record_bytes, args.txn_records)
+            c1 = cpu_s(b.proc.pid)
+            txn, txn_n = produce_for(b.bootstrap, "txn-%d" % r, args.seconds, args.record_bytes,
+                                     args.txn_records, txn_id="bench-%d" % r)
+            c2 = cpu_s(b.proc.pid)
+            # Broker CPU per record: what a transaction costs the broker, apart from the
+            # client's own pace.
+            idem_cpu = (c1 - c0) / idem_n
+            txn_cpu = (c2 - c1) / txn_n
+            produce.append((idem, txn, idem_cpu, txn_cpu))
+            print("round %d: idempotent %.0f rec/s (broker %.2f us/record), transactional "
+                  "(%d/txn) %.0f rec/s (broker %.2f us/record); throughput ratio %.2f, broker "
+                  "CPU per record ratio %.2f" % (r + 1, idem, idem_cpu * 1e6, args.txn_records,
+                                                 txn, txn_cpu * 1e6, txn / idem,
+                                                 txn_cpu / idem_cpu), flush=True)
+        # Consume the last transactional topic both ways, alternated.
+        topic = "txn-%d" % (args.rounds - 1)
+        consume = []
+        for r in range(args.rounds):
+            n_unc, unc = consume_all(b.bootstrap, topic, "read_uncommitted")
+            n_com, com = consume_all(b.bootstrap, topic, "read_committed")
+            if n_unc != n_com:
+                raise RuntimeError("read_committed saw %d records, read_uncommitted %d: every "
+                                   "transaction committed" % (n_com, n_unc))
+            consume.append((unc, com))
+            print("round %d: %d records; read_uncommitted %.0f rec/s, read_committed %.0f rec/s,"
+                  " ratio %.2f" % (r + 1, n_unc, unc, com, com / unc), flush=True)
+    result = {
+        "txn_vs_idempotent_produce": statistics.median(p[1] / p[0] for p in produce),
+        "txn_vs_idempotent_broker_cpu_per_record": statistics.median(p[3] / p[2] for p in produce),
+        "read_committed_vs_uncommitted_consume": statistics.median(c / u for u, c in consume),
+        "idempotent_records_per_s": statistics.median(p[0] for p in produce),
+        "txn_records_per_s": statistics.median(p[1] for p in produce),
+        "records_per_txn": args.txn_records,
+        "record_bytes": args.record_bytes,
+    }
+    print(json.dumps(result, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
