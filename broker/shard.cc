@@ -174,6 +174,7 @@ void shard::close_partition(const model::tp& tp, bool remove_files, std::functio
     }
     p->held.clear();
     if (p->role != replica_role::single) stop_leading(*p, kafka_error::not_leader_or_follower);
+    p->compactor.reset();  // cancels a running compaction and waits for its worker
     p->log->close([p, remove_files, done = std::move(done)](result<void> r) {
         if (!r) log::warn("broker", "closing ", p->tp.dir_name(), ": ", r.error().describe());
         std::string dir = p->log->dir();
@@ -564,6 +565,9 @@ void shard::run_retention() {
     int64_t now = runtime::system_clock::instance().now_ms();
     for (auto& [tp, p] : _partitions) {
         auto policy = p->config.find("cleanup.policy");
+        if (policy != p->config.end() && policy->second.find("compact") != std::string::npos) {
+            maybe_compact(*p, now);
+        }
         if (policy != p->config.end() && policy->second.find("delete") == std::string::npos) {
             continue;  // compact-only topics keep every segment
         }
@@ -580,6 +584,39 @@ void shard::run_retention() {
                       "; log start offset is now ", p->log->log_start_offset()());
         }
     }
+}
+
+void shard::maybe_compact(partition& p, int64_t now_ms) {
+    if (p.log->failed()) return;
+    auto closed = p.log->closed_segments();
+    if (closed.empty() || closed.back().next_offset() == p.compacted_up_to) return;
+    if (!p.compactor) p.compactor = std::make_unique<engine::compactor>();
+    if (p.compactor->running()) return;
+    engine::compaction_options opts;
+    opts.delete_retention_ms = std::stoll(p.config.at("delete.retention.ms"));
+    opts.clean_below_offset = p.last_stable_offset();
+    for (const auto& a : p.txns.aborted()) {
+        opts.aborted[a.producer_id].emplace_back(a.first_offset, a.last_offset);
+    }
+    int64_t target = closed.back().next_offset();
+    bool whole = target <= opts.clean_below_offset;
+    auto r = p.compactor->start(
+        *p.log, engine::posix_file_system::instance(), _reactor, std::move(opts), now_ms,
+        [this, tp = p.tp, target, whole](result<engine::compaction_stats> s) {
+            partition* q = find(tp);
+            if (!s) {
+                log::warn("broker", "compacting ", tp.dir_name(), ": ", s.error().describe());
+                return;
+            }
+            if (q != nullptr && whole) q->compacted_up_to = target;
+            if (s->segments_rewritten > 0) {
+                log::info("broker", "compacted ", tp.dir_name(), ": ", s->segments_rewritten,
+                          " segment(s) rewritten, ", s->records_superseded, " superseded, ",
+                          s->tombstones_dropped, " tombstone(s) and ", s->aborted_records_dropped,
+                          " aborted record(s) dropped");
+            }
+        });
+    if (!r) log::warn("broker", "compacting ", p.tp.dir_name(), ": ", r.error().describe());
 }
 
 }  // namespace sluice::broker

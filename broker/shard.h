@@ -22,6 +22,7 @@
 #include "broker/partition_txns.h"
 #include "broker/producer_state.h"
 #include "broker/topic_config.h"
+#include "engine/compaction.h"
 #include "engine/partition_log.h"
 #include "model/record_batch.h"
 #include "model/fundamental.h"
@@ -119,6 +120,10 @@ struct partition {
     // included), and the offset of the last producer snapshot written or restored.
     int64_t tracked_end = 0;
     int64_t snapshot_at = -1;
+    // cleanup.policy=compact: the background compactor (destroyed before the log), and the end
+    // of the closed segments the last completed run covered.
+    std::unique_ptr<engine::compactor> compactor;
+    int64_t compacted_up_to = -1;
 
     // Single broker: everything written is replicated to the whole ISR (itself). A leader: the
     // ISR's smallest log end. A follower: what its leader last said, at most its own log end.
@@ -257,6 +262,9 @@ private:
     void admit_held(const model::tp& tp);
     void wait_for_room(partition& p);
     void schedule_retention();
+    // Starts compacting a cleanup.policy=compact partition when segments closed since the
+    // last run (below its last stable offset, without its aborted transactions).
+    void maybe_compact(partition& p, int64_t now_ms);
     // Writes the producer snapshot of a quiet partition (broker/producer_snapshot.h).
     static void save_snapshot(partition& p);
     void schedule_snapshots();

@@ -341,6 +341,9 @@ result<void> compactor::start(partition_log& log, file_system& fs, runtime::reac
     st->log = &log;
     st->fs = &fs;
     st->planned = log.closed_segments();
+    while (!st->planned.empty() && st->planned.back().next_offset() > opts.clean_below_offset) {
+        st->planned.pop_back();
+    }
     st->done = std::move(done);
     _state = st;
     _running = true;

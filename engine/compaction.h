@@ -76,6 +76,10 @@ struct compaction_options {
     // the key map, so an aborted record neither survives nor hides an older committed value of
     // its key (Kafka's cleaner does the same). Markers themselves are kept.
     std::unordered_map<int64_t, std::vector<std::pair<int64_t, int64_t>>> aborted;
+    // Only the closed segments wholly below this offset are cleaned: the partition's last
+    // stable offset, so that records of a transaction still open are neither removed nor used
+    // to hide older values (its outcome is not known yet).
+    int64_t clean_below_offset = INT64_MAX;
     // Whether a data batch belongs to one of `aborted`.
     bool is_aborted(const model::batch_header& h) const;
 };

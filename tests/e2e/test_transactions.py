@@ -32,6 +32,7 @@ class TransactionsTest(BrokerTestCase):
         "num_partitions": 1,
         "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500,
         "group.initial.rebalance.delay.ms": 0,
+        "log.retention.check.interval.ms": 500,  # retention and compaction passes
     }
 
     def producer(self, txn_id, **extra):
@@ -179,6 +180,43 @@ class TransactionsTest(BrokerTestCase):
         self.assertEqual(got, ["later"])
         with self.assertRaises(ck.KafkaException):
             p.commit_transaction(10)
+
+    def test_compaction_removes_aborted_records(self):
+        from confluent_kafka import admin as ck_admin
+        topic = self.unique_topic()
+        a = ck_admin.AdminClient({"bootstrap.servers": self.broker.bootstrap})
+        a.create_topics([ck_admin.NewTopic(topic, num_partitions=1, replication_factor=1, config={
+            "cleanup.policy": "compact", "segment.bytes": "2048"})])[topic].result(WAIT_S)
+        p = self.producer("compact-" + topic)
+        pad = "." * 300
+        p.begin_transaction()
+        p.produce(topic, key=b"k", value=("committed" + pad).encode())
+        p.commit_transaction(WAIT_S)
+        p.begin_transaction()
+        p.produce(topic, key=b"k", value=("aborted" + pad).encode())
+        p.produce(topic, key=b"only-aborted", value=("aborted" + pad).encode())
+        p.abort_transaction(WAIT_S)
+        plain = ck.Producer({"bootstrap.servers": self.broker.bootstrap, "linger.ms": 0})
+        for i in range(30):  # closes the segments holding the transactions
+            plain.produce(topic, key=b"fill-%d" % i, value=pad.encode())
+            plain.flush(WAIT_S)
+
+        def uncommitted():
+            return [(m.key(), m.value().decode()[:9]) for m in
+                    self.read(topic, "read_uncommitted", wait_s=2)]
+        deadline = time.time() + 30
+        seen = uncommitted()
+        while any(v.startswith("aborted") for _, v in seen) and time.time() < deadline:
+            time.sleep(0.5)
+            seen = uncommitted()
+        self.assertFalse([kv for kv in seen if kv[1].startswith("aborted")],
+                         "compaction left aborted records")
+        # The aborted value of k did not hide the committed one.
+        self.assertIn((b"k", "committed"), seen)
+        committed = [(m.key(), m.value().decode()[:9]) for m in
+                     self.read(topic, "read_committed", wait_s=2)]
+        self.assertIn((b"k", "committed"), committed)
+        self.assertBrokerAlive()
 
     def sluice(self, *argv):
         out = subprocess.run([self.broker.binary, *argv, "--bootstrap-server",
