@@ -387,6 +387,40 @@ void handle_leave_group(context_ptr ctx, protocol::any_request& any) {
         });
 }
 
+namespace {
+
+// An OffsetCommit's or TxnOffsetCommit's entries for the coordinator, and the response's topics
+// with UNKNOWN_TOPIC_OR_PARTITION set where a partition does not exist; `where` says which
+// (topic, partition) of the response each entry's answer goes to.
+template <class RespTopic, class RespPart, class ReqTopic>
+void split_commits(const replication::topic_map& snap, const std::vector<ReqTopic>& topics,
+                   std::vector<coord::commit_entry>& entries, std::vector<RespTopic>& out,
+                   std::vector<std::pair<size_t, size_t>>& where) {
+    for (size_t t = 0; t < topics.size(); ++t) {
+        const auto& topic = topics[t];
+        auto known = snap.find(topic.name);
+        RespTopic rt;
+        rt.name = topic.name;
+        for (size_t p = 0; p < topic.partitions.size(); ++p) {
+            const auto& part = topic.partitions[p];
+            RespPart rp;
+            rp.partition_index = part.partition_index;
+            if (known == snap.end() || part.partition_index < 0 ||
+                part.partition_index >= known->second.partitions) {
+                rp.error_code = code(kafka_error::unknown_topic_or_partition);
+            } else {
+                entries.push_back({{topic.name, part.partition_index}, part.committed_offset,
+                                   part.committed_leader_epoch, part.committed_metadata});
+                where.emplace_back(t, p);
+            }
+            rt.partitions.push_back(rp);
+        }
+        out.push_back(std::move(rt));
+    }
+}
+
+}  // namespace
+
 void handle_offset_commit(context_ptr ctx, protocol::any_request& any) {
     auto req = std::make_shared<protocol::offset_commit_request>(
         std::move(std::get<protocol::offset_commit_request>(any)));
@@ -398,30 +432,9 @@ void handle_offset_commit(context_ptr ctx, protocol::any_request& any) {
     cr->group_instance_id = req->group_instance_id;
     // Where each commit entry's answer goes: (topic index, partition index).
     std::vector<std::pair<size_t, size_t>> where;
-    auto snap = ctx->srv.metadata().snapshot();
-    for (size_t t = 0; t < req->topics.size(); ++t) {
-        const auto& topic = req->topics[t];
-        auto known = snap->find(topic.name);
-        protocol::offset_commit_response::offset_commit_response_topic rt;
-        rt.name = topic.name;
-        for (size_t p = 0; p < topic.partitions.size(); ++p) {
-            const auto& part = topic.partitions[p];
-            protocol::offset_commit_response::offset_commit_response_partition rp;
-            rp.partition_index = part.partition_index;
-            if (known == snap->end() || part.partition_index < 0 ||
-                part.partition_index >= known->second.partitions) {
-                rp.error_code = code(kafka_error::unknown_topic_or_partition);
-            } else {
-                cr->offsets.push_back({{topic.name, part.partition_index},
-                                       part.committed_offset,
-                                       part.committed_leader_epoch,
-                                       part.committed_metadata});
-                where.emplace_back(t, p);
-            }
-            rt.partitions.push_back(rp);
-        }
-        resp->topics.push_back(std::move(rt));
-    }
+    split_commits<protocol::offset_commit_response::offset_commit_response_topic,
+                  protocol::offset_commit_response::offset_commit_response_partition>(
+        *ctx->srv.metadata().snapshot(), req->topics, cr->offsets, resp->topics, where);
     on_group_core<coord::commit_result>(
         ctx->srv, cr->group_id,
         [cr](coord::group_coordinator& c, std::function<void(coord::commit_result)> reply) {
@@ -684,28 +697,9 @@ void handle_txn_offset_commit(context_ptr ctx, protocol::any_request& any) {
         cr->group_instance_id = req->group_instance_id;
     }
     std::vector<std::pair<size_t, size_t>> where;
-    auto snap = ctx->srv.metadata().snapshot();
-    for (size_t t = 0; t < req->topics.size(); ++t) {
-        const auto& topic = req->topics[t];
-        auto known = snap->find(topic.name);
-        protocol::txn_offset_commit_response::txn_offset_commit_response_topic rt;
-        rt.name = topic.name;
-        for (size_t p = 0; p < topic.partitions.size(); ++p) {
-            const auto& part = topic.partitions[p];
-            protocol::txn_offset_commit_response::txn_offset_commit_response_partition rp;
-            rp.partition_index = part.partition_index;
-            if (known == snap->end() || part.partition_index < 0 ||
-                part.partition_index >= known->second.partitions) {
-                rp.error_code = code(kafka_error::unknown_topic_or_partition);
-            } else {
-                cr->offsets.push_back({{topic.name, part.partition_index}, part.committed_offset,
-                                       part.committed_leader_epoch, part.committed_metadata});
-                where.emplace_back(t, p);
-            }
-            rt.partitions.push_back(rp);
-        }
-        resp->topics.push_back(std::move(rt));
-    }
+    split_commits<protocol::txn_offset_commit_response::txn_offset_commit_response_topic,
+                  protocol::txn_offset_commit_response::txn_offset_commit_response_partition>(
+        *ctx->srv.metadata().snapshot(), req->topics, cr->offsets, resp->topics, where);
     on_group_core<coord::commit_result>(
         ctx->srv, cr->group_id,
         [cr](coord::group_coordinator& c, std::function<void(coord::commit_result)> reply) {

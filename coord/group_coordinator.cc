@@ -211,61 +211,29 @@ group_coordinator::group_coordinator(coordinator_config cfg, runtime::clock& clo
     _id_salt = (uint64_t{rd()} << 32) ^ rd();
 }
 
-group_coordinator::~group_coordinator() {
-    for (uint64_t id : _live_timers) _timers.cancel(id);
-}
+group_coordinator::~group_coordinator() = default;
 
 uint64_t group_coordinator::schedule(int64_t delay_ms, std::function<void()> fn) {
-    auto self_id = std::make_shared<uint64_t>(0);
-    uint64_t id = _timers.schedule(std::max<int64_t>(delay_ms, 0),
-                                   [this, self_id, fn = std::move(fn)] {
-                                       _live_timers.erase(*self_id);
-                                       fn();
-                                   });
-    SLUICE_ASSERT(id != 0, "timer ids start at 1");
-    *self_id = id;
-    _live_timers.insert(id);
-    return id;
+    return _owned_timers.schedule(delay_ms, std::move(fn));
 }
 
-void group_coordinator::cancel(uint64_t& id) {
-    if (id == 0) return;
-    _timers.cancel(id);
-    _live_timers.erase(id);
-    id = 0;
-}
+void group_coordinator::cancel(uint64_t& id) { _owned_timers.cancel(id); }
 
 // ---- partitions and loading ------------------------------------------------------------------
 
-bool group_coordinator::loaded(int32_t partition) const { return _loaded.count(partition) != 0; }
+bool group_coordinator::loaded(int32_t partition) const { return _parts.loaded.count(partition) != 0; }
 
 void group_coordinator::load_owned() {
     for (int32_t p = 0; p < _cfg.offsets_partitions; ++p) {
-        if (!_storage.owns(p) || _loaded.count(p) || _loading.count(p)) continue;
-        _loading[p] = std::make_unique<load_state>();
+        if (!_storage.owns(p) || _parts.loaded.count(p) || _parts.loading.count(p)) continue;
+        _parts.loading[p] = std::make_unique<load_state>();
         load_step(p);
     }
     if (_expiry_timer == 0) schedule_expiry();
 }
 
 void group_coordinator::unload_lost() {
-    std::set<int32_t> lost;
-    for (auto it = _loading.begin(); it != _loading.end();) {
-        if (_storage.owns(it->first)) {
-            ++it;
-        } else {
-            lost.insert(it->first);
-            it = _loading.erase(it);
-        }
-    }
-    for (auto it = _loaded.begin(); it != _loaded.end();) {
-        if (_storage.owns(*it)) {
-            ++it;
-        } else {
-            lost.insert(*it);
-            it = _loaded.erase(it);
-        }
-    }
+    std::set<int32_t> lost = _parts.drop_lost(_storage);
     if (lost.empty()) return;
     size_t dropped = 0;
     for (auto it = _groups.begin(); it != _groups.end();) {
@@ -303,8 +271,8 @@ void group_coordinator::unload_lost() {
 }
 
 void group_coordinator::load_step(int32_t partition) {
-    auto it = _loading.find(partition);
-    if (it == _loading.end()) return;
+    auto it = _parts.loading.find(partition);
+    if (it == _parts.loading.end()) return;
     load_state& st = *it->second;
     auto ch = _storage.read(partition, st.next, load_chunk_bytes);
     if (!ch) {
@@ -438,20 +406,20 @@ void group_coordinator::finish_load(int32_t partition, load_state& st) {
                   st.malformed ? ", malformed records skipped: " : "",
                   st.malformed ? std::to_string(st.malformed) : std::string());
     }
-    _loading.erase(partition);
-    _loaded.insert(partition);
+    _parts.loading.erase(partition);
+    _parts.loaded.insert(partition);
 }
 
 errc group_coordinator::check_partition(const std::string& group_id, int32_t& partition) const {
     partition = partition_for(group_id, _cfg.offsets_partitions);
-    if (_loading.count(partition)) return errc::coordinator_load_in_progress;
-    if (!_loaded.count(partition)) {
+    if (_parts.loading.count(partition)) return errc::coordinator_load_in_progress;
+    if (!_parts.loaded.count(partition)) {
         if (!_storage.owns(partition)) return errc::coordinator_not_available;
         // Owned but never loaded: the offsets topic was just created. Load it now (an empty or
         // small partition finishes in this call).
         auto* self = const_cast<group_coordinator*>(this);
         self->load_owned();
-        if (_loading.count(partition)) return errc::coordinator_load_in_progress;
+        if (_parts.loading.count(partition)) return errc::coordinator_load_in_progress;
     }
     return errc::none;
 }
@@ -1145,20 +1113,7 @@ void group_coordinator::commit(commit_request req, std::function<void(commit_res
     std::vector<std::pair<bytes, std::optional<bytes>>> records;
     auto values = std::make_shared<std::vector<std::pair<partition_ref, committed_offset>>>();
     std::vector<size_t> written;
-    int64_t now = _clock.now_ms();
-    for (size_t i = 0; i < req.offsets.size(); ++i) {
-        const auto& e = req.offsets[i];
-        std::string md = e.metadata.value_or("");
-        if (md.size() > _cfg.offset_metadata_max_bytes) {
-            result->partitions[i] = errc::offset_metadata_too_large;
-            continue;
-        }
-        committed_offset v{e.offset, e.leader_epoch, std::move(md), now};
-        records.emplace_back(format::encode_offset_key(g->id, e.tp.topic, e.tp.partition),
-                             format::encode_offset_value(v));
-        values->emplace_back(e.tp, std::move(v));
-        written.push_back(i);
-    }
+    commit_records(g->id, req.offsets, *result, records, *values, written);
     if (records.empty()) {
         done(std::move(*result));
         return;
@@ -1177,6 +1132,27 @@ void group_coordinator::commit(commit_request req, std::function<void(commit_res
                        }
                        done(std::move(*result));
                    });
+}
+
+void group_coordinator::commit_records(
+    const std::string& group_id, const std::vector<commit_entry>& offsets, commit_result& result,
+    std::vector<std::pair<bytes, std::optional<bytes>>>& records,
+    std::vector<std::pair<partition_ref, committed_offset>>& values,
+    std::vector<size_t>& written) const {
+    int64_t now = _clock.now_ms();
+    for (size_t i = 0; i < offsets.size(); ++i) {
+        const auto& e = offsets[i];
+        std::string md = e.metadata.value_or("");
+        if (md.size() > _cfg.offset_metadata_max_bytes) {
+            result.partitions[i] = errc::offset_metadata_too_large;
+            continue;
+        }
+        committed_offset v{e.offset, e.leader_epoch, std::move(md), now};
+        records.emplace_back(format::encode_offset_key(group_id, e.tp.topic, e.tp.partition),
+                             format::encode_offset_value(v));
+        values.emplace_back(e.tp, std::move(v));
+        written.push_back(i);
+    }
 }
 
 void group_coordinator::txn_commit(txn_commit_request req, std::function<void(commit_result)> done) {
@@ -1211,19 +1187,8 @@ void group_coordinator::txn_commit(txn_commit_request req, std::function<void(co
     result->partitions.assign(req.offsets.size(), errc::none);
     std::vector<std::pair<bytes, std::optional<bytes>>> records;
     auto values = std::make_shared<std::vector<std::pair<partition_ref, committed_offset>>>();
-    int64_t now = _clock.now_ms();
-    for (size_t i = 0; i < req.offsets.size(); ++i) {
-        const auto& e = req.offsets[i];
-        std::string md = e.metadata.value_or("");
-        if (md.size() > _cfg.offset_metadata_max_bytes) {
-            result->partitions[i] = errc::offset_metadata_too_large;
-            continue;
-        }
-        committed_offset v{e.offset, e.leader_epoch, std::move(md), now};
-        records.emplace_back(format::encode_offset_key(g->id, e.tp.topic, e.tp.partition),
-                             format::encode_offset_value(v));
-        values->emplace_back(e.tp, std::move(v));
-    }
+    std::vector<size_t> written;
+    commit_records(g->id, req.offsets, *result, records, *values, written);
     if (records.empty()) {
         done(std::move(*result));
         return;
@@ -1413,7 +1378,7 @@ void group_coordinator::expire_offsets() {
     std::vector<std::string> dead;
     for (auto& [id, gp] : _groups) {
         group& g = *gp;
-        if (g.state != group_state::empty || !g.members.empty() || !_loaded.count(g.partition)) {
+        if (g.state != group_state::empty || !g.members.empty() || !_parts.loaded.count(g.partition)) {
             continue;
         }
         std::vector<std::pair<bytes, std::optional<bytes>>> records;

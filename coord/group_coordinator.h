@@ -135,6 +135,13 @@ private:
                          const std::optional<std::string>& instance_id) const;
 
     // Persistence.
+    // The records of a commit's entries, their values and indexes; an entry whose metadata is
+    // too large gets that error in `result` instead.
+    void commit_records(const std::string& group_id, const std::vector<commit_entry>& offsets,
+                        commit_result& result,
+                        std::vector<std::pair<bytes, std::optional<bytes>>>& records,
+                        std::vector<std::pair<partition_ref, committed_offset>>& values,
+                        std::vector<size_t>& written) const;
     void persist_group(group& g, std::function<void(bool)> done);
     format::group_value group_value_of(const group& g) const;
     // producer_id >= 0: a transactional batch of that producer (TxnOffsetCommit).
@@ -151,13 +158,11 @@ private:
     timer_service& _timers;
     log_storage& _storage;
     std::unordered_map<std::string, std::unique_ptr<group>> _groups;
-    std::map<int32_t, std::unique_ptr<load_state>> _loading;
-    std::set<int32_t> _loaded;
+    partition_loads<load_state> _parts;
     uint64_t _expiry_timer = 0;
     uint64_t _member_seq = 0;
     uint64_t _id_salt = 0;
-    // Timers that are cancelled when the coordinator goes away.
-    std::set<uint64_t> _live_timers;
+    owned_timers _owned_timers{_timers};
     uint64_t schedule(int64_t delay_ms, std::function<void()> fn);
     void cancel(uint64_t& id);
 };

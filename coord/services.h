@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
+#include <set>
 #include <string_view>
 #include <vector>
 
@@ -43,6 +46,53 @@ public:
     virtual int32_t leader_epoch(int32_t partition) {
         (void)partition;
         return 0;
+    }
+};
+
+// A coordinator's timers: cancelled when the owner goes away, so none fires into a destroyed
+// coordinator. Used on the owner's thread only.
+class owned_timers {
+public:
+    explicit owned_timers(timer_service& t) : _timers(t) {}
+    ~owned_timers();
+    owned_timers(const owned_timers&) = delete;
+    owned_timers& operator=(const owned_timers&) = delete;
+    uint64_t schedule(int64_t delay_ms, std::function<void()> fn);
+    // Cancels `id` (0: none) and sets it to 0.
+    void cancel(uint64_t& id);
+
+private:
+    timer_service& _timers;
+    std::set<uint64_t> _live;
+};
+
+// The partitions of its internal topic a coordinator has loaded, or is loading (with its
+// loader's state).
+template <class LoadState>
+struct partition_loads {
+    std::map<int32_t, std::unique_ptr<LoadState>> loading;
+    std::set<int32_t> loaded;
+
+    // Forgets the partitions `storage` no longer owns (leadership moved) and returns them.
+    std::set<int32_t> drop_lost(log_storage& storage) {
+        std::set<int32_t> lost;
+        for (auto it = loading.begin(); it != loading.end();) {
+            if (storage.owns(it->first)) {
+                ++it;
+            } else {
+                lost.insert(it->first);
+                it = loading.erase(it);
+            }
+        }
+        for (auto it = loaded.begin(); it != loaded.end();) {
+            if (storage.owns(*it)) {
+                ++it;
+            } else {
+                lost.insert(*it);
+                it = loaded.erase(it);
+            }
+        }
+        return lost;
     }
 };
 

@@ -77,59 +77,29 @@ txn_coordinator::txn_coordinator(txn_coordinator_config cfg, runtime::clock& clo
     : _cfg(cfg), _clock(clock), _timers(timers), _storage(storage), _markers(markers),
       _allocate_pid(std::move(allocate_pid)) {}
 
-txn_coordinator::~txn_coordinator() {
-    for (uint64_t t : _live_timers) _timers.cancel(t);
-}
+txn_coordinator::~txn_coordinator() = default;
 
 uint64_t txn_coordinator::schedule(int64_t delay_ms, std::function<void()> fn) {
-    auto holder = std::make_shared<uint64_t>(0);
-    uint64_t id = _timers.schedule(delay_ms, [this, holder, fn = std::move(fn)] {
-        _live_timers.erase(*holder);
-        fn();
-    });
-    *holder = id;
-    _live_timers.insert(id);
-    return id;
+    return _owned_timers.schedule(delay_ms, std::move(fn));
 }
 
-void txn_coordinator::cancel(uint64_t& id) {
-    if (id == 0) return;
-    _timers.cancel(id);
-    _live_timers.erase(id);
-    id = 0;
-}
+void txn_coordinator::cancel(uint64_t& id) { _owned_timers.cancel(id); }
 
 // ---- ownership and loading ----------------------------------------------------------------------
 
 void txn_coordinator::load_owned() {
     for (int32_t p = 0; p < _cfg.state_partitions; ++p) {
-        if (_loaded.count(p) || _loading.count(p) || !_storage.owns(p)) continue;
-        _loading[p] = std::make_unique<load_state>();
+        if (_parts.loaded.count(p) || _parts.loading.count(p) || !_storage.owns(p)) continue;
+        _parts.loading[p] = std::make_unique<load_state>();
         load_step(p);
     }
     if (_check_timer == 0) schedule_check();
 }
 
-bool txn_coordinator::loaded(int32_t partition) const { return _loaded.count(partition) > 0; }
+bool txn_coordinator::loaded(int32_t partition) const { return _parts.loaded.count(partition) > 0; }
 
 void txn_coordinator::unload_lost() {
-    std::set<int32_t> lost;
-    for (auto it = _loading.begin(); it != _loading.end();) {
-        if (_storage.owns(it->first)) {
-            ++it;
-        } else {
-            lost.insert(it->first);
-            it = _loading.erase(it);
-        }
-    }
-    for (auto it = _loaded.begin(); it != _loaded.end();) {
-        if (_storage.owns(*it)) {
-            ++it;
-        } else {
-            lost.insert(*it);
-            it = _loaded.erase(it);
-        }
-    }
+    std::set<int32_t> lost = _parts.drop_lost(_storage);
     if (lost.empty()) return;
     for (auto it = _ids.begin(); it != _ids.end();) {
         if (lost.count(it->second->partition)) {
@@ -144,8 +114,8 @@ void txn_coordinator::unload_lost() {
 }
 
 void txn_coordinator::load_step(int32_t partition) {
-    auto it = _loading.find(partition);
-    if (it == _loading.end()) return;
+    auto it = _parts.loading.find(partition);
+    if (it == _parts.loading.end()) return;
     load_state& st = *it->second;
     auto ch = _storage.read(partition, st.next, load_chunk_bytes);
     if (!ch) {
@@ -209,22 +179,22 @@ void txn_coordinator::finish_load(int32_t partition, load_state& st) {
                   " transaction(s) to complete", st.malformed ? ", malformed records: " : "",
                   st.malformed ? std::to_string(st.malformed) : std::string());
     }
-    _loading.erase(partition);
-    _loaded.insert(partition);
+    _parts.loading.erase(partition);
+    _parts.loaded.insert(partition);
     // The previous coordinator decided these; this one writes their markers (again).
     for (const auto& id : resume) write_markers(id);
 }
 
 errc txn_coordinator::check_partition(const std::string& id, int32_t& partition) const {
     partition = partition_for(id, _cfg.state_partitions);
-    if (_loading.count(partition)) return errc::coordinator_load_in_progress;
-    if (!_loaded.count(partition)) {
+    if (_parts.loading.count(partition)) return errc::coordinator_load_in_progress;
+    if (!_parts.loaded.count(partition)) {
         if (!_storage.owns(partition)) return errc::not_coordinator;
         // Owned but never loaded (the topic was just created, or leadership just arrived):
         // load now; a small partition finishes within this call.
         const_cast<txn_coordinator*>(this)->load_owned();
-        if (_loading.count(partition)) return errc::coordinator_load_in_progress;
-        if (!_loaded.count(partition)) return errc::not_coordinator;
+        if (_parts.loading.count(partition)) return errc::coordinator_load_in_progress;
+        if (!_parts.loaded.count(partition)) return errc::not_coordinator;
     }
     return errc::none;
 }
@@ -504,7 +474,7 @@ void txn_coordinator::check_timeouts() {
     std::vector<std::string> expired_txns;
     std::vector<std::string> expired_ids;
     for (auto& [id, e] : _ids) {
-        if (e->busy || !_loaded.count(e->partition)) continue;
+        if (e->busy || !_parts.loaded.count(e->partition)) continue;
         if (e->v.state == txn_state::ongoing && e->v.start_ms >= 0 &&
             now - e->v.start_ms > e->v.timeout_ms) {
             expired_txns.push_back(id);
@@ -557,7 +527,7 @@ txn_description txn_coordinator::describe(const std::string& transactional_id) c
 std::vector<txn_listing> txn_coordinator::list() const {
     std::vector<txn_listing> out;
     for (const auto& [id, e] : _ids) {
-        if (e->v.producer_epoch < 0 || !_loaded.count(e->partition)) continue;
+        if (e->v.producer_epoch < 0 || !_parts.loaded.count(e->partition)) continue;
         out.push_back({id, e->v.producer_id, e->v.state, e->v.start_ms});
     }
     std::sort(out.begin(), out.end(), [](const txn_listing& a, const txn_listing& b) {

@@ -131,10 +131,9 @@ private:
     marker_writer& _markers;
     pid_allocator _allocate_pid;
     std::unordered_map<std::string, std::unique_ptr<entry>> _ids;
-    std::map<int32_t, std::unique_ptr<load_state>> _loading;
-    std::set<int32_t> _loaded;
-    std::set<uint64_t> _live_timers;
+    partition_loads<load_state> _parts;
     uint64_t _check_timer = 0;
+    owned_timers _owned_timers{_timers};
 };
 
 }  // namespace sluice::coord

@@ -218,6 +218,33 @@ class TransactionsTest(BrokerTestCase):
         self.assertIn((b"k", "committed"), committed)
         self.assertBrokerAlive()
 
+    def test_control_batch_in_produce_is_refused(self):
+        topic = self.unique_topic()
+        plain = ck.Producer({"bootstrap.servers": self.broker.bootstrap})
+        plain.produce(topic, value=b"one")
+        plain.flush(WAIT_S)
+        records = control_batch(4242, 0)
+        name = topic.encode()
+        body = struct.pack(">hhi", -1, 1, 10000) + struct.pack(">i", 1) + \
+            struct.pack(">h", len(name)) + name + struct.pack(">ii", 1, 0) + \
+            struct.pack(">i", len(records)) + records
+        client = b"e2e"
+        frame = struct.pack(">hhih", 0, 3, 9, len(client)) + client + body
+        with socket.create_connection(("127.0.0.1", self.broker.port), timeout=10) as s:
+            s.sendall(struct.pack(">i", len(frame)) + frame)
+            size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+            resp = s.recv(size, socket.MSG_WAITALL)
+        at = 4 + 4  # correlation id, topic count
+        n = struct.unpack(">h", resp[at:at + 2])[0]
+        at += 2 + n + 4  # name, partition count
+        index, error = struct.unpack(">ih", resp[at:at + 6])
+        self.assertEqual((index, error), (0, 87))  # INVALID_RECORD
+        # Nothing was written: the log still ends after the one plain record.
+        c = ck.Consumer({"bootstrap.servers": self.broker.bootstrap, "group.id": "e2e-end"})
+        self.assertEqual(c.get_watermark_offsets(ck.TopicPartition(topic, 0), timeout=10), (0, 1))
+        c.close()
+        self.assertBrokerAlive()
+
     def sluice(self, *argv):
         out = subprocess.run([self.broker.binary, *argv, "--bootstrap-server",
                               self.broker.bootstrap], capture_output=True, text=True, timeout=60)
@@ -264,6 +291,39 @@ class TransactionsTest(BrokerTestCase):
         self.assertEqual(correlation, 7)
         self.assertEqual(error, 49)
         self.assertBrokerAlive()
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def varint(n):
+    n = (n << 1) ^ (n >> 63)  # zigzag
+    out = b""
+    while True:
+        if n < 0x80:
+            return out + bytes([n])
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+
+
+def control_batch(producer_id, epoch):
+    """A COMMIT marker as a client would have to forge it: a v2 batch with the control bit."""
+    key = struct.pack(">hh", 0, 1)
+    value = struct.pack(">hi", 0, 0)
+    body = b"\x00" + varint(0) + varint(0) + varint(len(key)) + key + varint(len(value)) + \
+        value + varint(0)
+    record = varint(len(body)) + body
+    after_crc = struct.pack(">hiqqqhii", 0x30, 0, 0, 0, producer_id, epoch, -1, 1) + record
+    head = struct.pack(">ib", 0, 2)  # partition leader epoch, magic
+    crc = struct.pack(">I", crc32c(after_crc))
+    batch_len = len(head) + len(crc) + len(after_crc)
+    return struct.pack(">qi", 0, batch_len) + head + crc + after_crc
 
 
 @unittest.skipIf(ck is None, "python3-confluent-kafka is not installed")

@@ -1,0 +1,33 @@
+#include "coord/services.h"
+
+#include <algorithm>
+
+#include "base/assert.h"
+
+namespace sluice::coord {
+
+owned_timers::~owned_timers() {
+    for (uint64_t id : _live) _timers.cancel(id);
+}
+
+uint64_t owned_timers::schedule(int64_t delay_ms, std::function<void()> fn) {
+    auto self_id = std::make_shared<uint64_t>(0);
+    uint64_t id = _timers.schedule(std::max<int64_t>(delay_ms, 0),
+                                   [this, self_id, fn = std::move(fn)] {
+                                       _live.erase(*self_id);
+                                       fn();
+                                   });
+    SLUICE_ASSERT(id != 0, "timer ids start at 1");
+    *self_id = id;
+    _live.insert(id);
+    return id;
+}
+
+void owned_timers::cancel(uint64_t& id) {
+    if (id == 0) return;
+    _timers.cancel(id);
+    _live.erase(id);
+    id = 0;
+}
+
+}  // namespace sluice::coord
