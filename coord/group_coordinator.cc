@@ -270,80 +270,80 @@ void group_coordinator::unload_lost() {
               "leadership moved; ", dropped, " group(s) now coordinated elsewhere");
 }
 
+void group_coordinator::load_batch(load_state& st, const model::batch_header& h,
+                                   std::span<const std::byte> b, std::vector<std::byte>& scratch) {
+    if (h.control()) {
+        // A transaction marker settles the producer's pending transactional commits.
+        std::optional<model::control_marker> marker;
+        auto r = model::for_each_record(b, h, scratch, [&](const model::record_view& rec) {
+            if (auto m = model::parse_control_record(rec)) marker = *m;
+        });
+        auto pend = st.pending.find(h.producer_id);
+        if (!r || !marker || pend == st.pending.end()) return;
+        if (marker->type == model::control_type::commit) {
+            for (auto& [gid, offs] : pend->second) {
+                for (auto& [tp, v] : offs) st.offsets[gid][tp] = v;
+            }
+        }
+        st.pending.erase(pend);
+        return;
+    }
+    bool txn = h.transactional() && h.producer_id >= 0;
+    auto r = model::for_each_record(b, h, scratch, [&](const model::record_view& rec) {
+        ++st.records;
+        if (!rec.key) return;
+        auto key = format::decode_key(*rec.key);
+        if (!key) {
+            ++st.malformed;
+            return;
+        }
+        if (auto* ok = std::get_if<format::offset_key>(&*key)) {
+            partition_ref tp{ok->topic, ok->partition};
+            if (!rec.value) {
+                st.offsets[ok->group].erase(tp);
+                return;
+            }
+            auto v = format::decode_offset_value(*rec.value);
+            if (!v) {
+                ++st.malformed;
+                return;
+            }
+            if (txn) {
+                st.pending[h.producer_id][ok->group][tp] = *v;
+                return;
+            }
+            st.offsets[ok->group][tp] = *v;
+        } else if (auto* gk = std::get_if<format::group_key>(&*key)) {
+            if (!rec.value) {
+                st.groups.erase(gk->group);
+                return;
+            }
+            auto v = format::decode_group_value(*rec.value);
+            if (!v) {
+                ++st.malformed;
+                return;
+            }
+            st.groups[gk->group] = std::move(*v);
+        }
+    });
+    if (!r) ++st.malformed;
+}
+
 void group_coordinator::load_step(int32_t partition) {
     auto it = _parts.loading.find(partition);
     if (it == _parts.loading.end()) return;
     load_state& st = *it->second;
-    auto ch = _storage.read(partition, st.next, load_chunk_bytes);
-    if (!ch) {
-        log::error("coord", "loading ", offsets_topic, "-", partition, " failed at offset ",
-                   st.next, ": ", ch.error().describe(), "; serving what was read");
-        finish_load(partition, st);
-        return;
-    }
-    model::batch_iterator batches(ch->batches);
-    model::batch_header h;
-    std::span<const std::byte> b;
     std::vector<std::byte> scratch;
-    while (batches.next(h, b)) {
-        if (h.control()) {
-            // A transaction marker settles the producer's pending transactional commits.
-            std::optional<model::control_marker> marker;
-            auto r = model::for_each_record(b, h, scratch, [&](const model::record_view& rec) {
-                if (auto m = model::parse_control_record(rec)) marker = *m;
-            });
-            auto pend = st.pending.find(h.producer_id);
-            if (!r || !marker || pend == st.pending.end()) continue;
-            if (marker->type == model::control_type::commit) {
-                for (auto& [gid, offs] : pend->second) {
-                    for (auto& [tp, v] : offs) st.offsets[gid][tp] = v;
-                }
-            }
-            st.pending.erase(pend);
-            continue;
-        }
-        bool txn = h.transactional() && h.producer_id >= 0;
-        auto r = model::for_each_record(b, h, scratch, [&](const model::record_view& rec) {
-            ++st.records;
-            if (!rec.key) return;
-            auto key = format::decode_key(*rec.key);
-            if (!key) {
-                ++st.malformed;
-                return;
-            }
-            if (auto* ok = std::get_if<format::offset_key>(&*key)) {
-                partition_ref tp{ok->topic, ok->partition};
-                if (!rec.value) {
-                    st.offsets[ok->group].erase(tp);
-                    return;
-                }
-                auto v = format::decode_offset_value(*rec.value);
-                if (!v) {
-                    ++st.malformed;
-                    return;
-                }
-                if (txn) {
-                    st.pending[h.producer_id][ok->group][tp] = *v;
-                    return;
-                }
-                st.offsets[ok->group][tp] = *v;
-            } else if (auto* gk = std::get_if<format::group_key>(&*key)) {
-                if (!rec.value) {
-                    st.groups.erase(gk->group);
-                    return;
-                }
-                auto v = format::decode_group_value(*rec.value);
-                if (!v) {
-                    ++st.malformed;
-                    return;
-                }
-                st.groups[gk->group] = std::move(*v);
-            }
-        });
-        if (!r) ++st.malformed;
-    }
-    st.next = ch->next_offset;
-    if (ch->end) {
+    int64_t from = st.next;
+    auto end = replay_chunk(_storage, partition, st.next, load_chunk_bytes, [&](
+        const model::batch_header& h, std::span<const std::byte> b) {
+        load_batch(st, h, b, scratch);
+    });
+    if (!end) {
+        log::error("coord", "loading ", offsets_topic, "-", partition, " failed at offset ",
+                   from, ": ", end.error().describe(), "; serving what was read");
+        finish_load(partition, st);
+    } else if (*end) {
         finish_load(partition, st);
     } else {
         // Yield to the reactor between chunks: other groups on this core keep being served.

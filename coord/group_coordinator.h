@@ -150,6 +150,9 @@ private:
                         std::function<void(bool)> done, int64_t producer_id = -1,
                         int16_t producer_epoch = -1);
     void load_step(int32_t partition);
+    // Replays one batch of __consumer_offsets into `st`.
+    void load_batch(load_state& st, const model::batch_header& h, std::span<const std::byte> b,
+                    std::vector<std::byte>& scratch);
     void finish_load(int32_t partition, load_state& st);
     void schedule_expiry();
 

@@ -6,6 +6,19 @@
 
 namespace sluice::coord {
 
+result<bool> replay_chunk(
+    log_storage& storage, int32_t partition, int64_t& next, size_t max_bytes,
+    const std::function<void(const model::batch_header&, std::span<const std::byte>)>& on_batch) {
+    auto ch = storage.read(partition, next, max_bytes);
+    if (!ch) return ch.error();
+    model::batch_iterator batches(ch->batches);
+    model::batch_header h;
+    std::span<const std::byte> b;
+    while (batches.next(h, b)) on_batch(h, b);
+    next = ch->next_offset;
+    return ch->end;
+}
+
 owned_timers::~owned_timers() {
     for (uint64_t id : _live) _timers.cancel(id);
 }

@@ -9,10 +9,12 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "base/result.h"
+#include "model/record_batch.h"
 
 namespace sluice::coord {
 
@@ -48,6 +50,13 @@ public:
         return 0;
     }
 };
+
+// One step of a coordinator's replay of `partition`: reads about `max_bytes` from `next`, hands
+// every whole batch to `on_batch`, and moves `next` past them. True once the log end was
+// reached; the read's error otherwise (the caller serves what it read so far).
+result<bool> replay_chunk(
+    log_storage& storage, int32_t partition, int64_t& next, size_t max_bytes,
+    const std::function<void(const model::batch_header&, std::span<const std::byte>)>& on_batch);
 
 // A coordinator's timers: cancelled when the owner goes away, so none fires into a destroyed
 // coordinator. Used on the owner's thread only.

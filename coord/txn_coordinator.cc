@@ -117,19 +117,11 @@ void txn_coordinator::load_step(int32_t partition) {
     auto it = _parts.loading.find(partition);
     if (it == _parts.loading.end()) return;
     load_state& st = *it->second;
-    auto ch = _storage.read(partition, st.next, load_chunk_bytes);
-    if (!ch) {
-        log::error("coord", "loading ", txn_topic, "-", partition, " failed at offset ", st.next,
-                   ": ", ch.error().describe(), "; serving what was read");
-        finish_load(partition, st);
-        return;
-    }
-    model::batch_iterator batches(ch->batches);
-    model::batch_header h;
-    std::span<const std::byte> b;
     std::vector<std::byte> scratch;
-    while (batches.next(h, b)) {
-        if (h.control()) continue;
+    int64_t from = st.next;
+    auto end = replay_chunk(_storage, partition, st.next, load_chunk_bytes, [&](
+        const model::batch_header& h, std::span<const std::byte> b) {
+        if (h.control()) return;
         auto r = model::for_each_record(b, h, scratch, [&](const model::record_view& rec) {
             ++st.records;
             if (!rec.key) return;
@@ -150,9 +142,12 @@ void txn_coordinator::load_step(int32_t partition) {
             st.ids[*id] = std::move(*v);
         });
         if (!r) ++st.malformed;
-    }
-    st.next = ch->next_offset;
-    if (ch->end) {
+    });
+    if (!end) {
+        log::error("coord", "loading ", txn_topic, "-", partition, " failed at offset ", from, ": ",
+                   end.error().describe(), "; serving what was read");
+        finish_load(partition, st);
+    } else if (*end) {
         finish_load(partition, st);
     } else {
         schedule(0, [this, partition] { load_step(partition); });
