@@ -16,6 +16,8 @@ namespace {
 constexpr size_t load_chunk_bytes = size_t{1} << 20;
 // Kafka bumps to a new producer id rather than let the epoch reach Short.MAX_VALUE.
 constexpr int16_t max_epoch = std::numeric_limits<int16_t>::max() - 1;
+// Requests of one id held while its previous change completes (beyond: CONCURRENT_TRANSACTIONS).
+constexpr size_t max_waiting = 16;
 
 bool preparing(txn_state s) {
     return s == txn_state::prepare_commit || s == txn_state::prepare_abort;
@@ -62,6 +64,9 @@ struct txn_coordinator::entry {
     std::vector<txn_partition> markers_left;  // while preparing: partitions without a marker
     bool markers_in_flight = false;
     uint64_t retry_timer = 0;
+    // Requests that arrived while a state write or a completion ran: run again (in order)
+    // once it is done, instead of making the client back off and retry.
+    std::vector<std::function<void()>> waiting;
 };
 
 struct txn_coordinator::load_state {
@@ -101,14 +106,17 @@ bool txn_coordinator::loaded(int32_t partition) const { return _parts.loaded.cou
 void txn_coordinator::unload_lost() {
     std::set<int32_t> lost = _parts.drop_lost(_storage);
     if (lost.empty()) return;
+    std::vector<std::function<void()>> answers;
     for (auto it = _ids.begin(); it != _ids.end();) {
         if (lost.count(it->second->partition)) {
             cancel(it->second->retry_timer);
+            for (auto& w : it->second->waiting) answers.push_back(std::move(w));
             it = _ids.erase(it);
         } else {
             ++it;
         }
     }
+    for (auto& a : answers) a();  // they hear NOT_COORDINATOR now
     log::info("coord", "no longer coordinating the transactions of ", lost.size(), " ",
               txn_topic, " partition(s)");
 }
@@ -243,7 +251,23 @@ void txn_coordinator::persist(entry& e, const format::txn_value& next,
                         cur->busy = false;
                         if (ok) cur->v = next;
                         done(ok);
+                        run_waiting(id);
                     });
+}
+
+bool txn_coordinator::wait_turn(entry& e, std::function<void()> retry) {
+    if (e.waiting.size() >= max_waiting) return false;
+    e.waiting.push_back(std::move(retry));
+    return true;
+}
+
+void txn_coordinator::run_waiting(const std::string& id) {
+    entry* e = find(id);
+    if (e == nullptr || e->waiting.empty() || e->busy) return;
+    auto ready = std::move(e->waiting);
+    e->waiting.clear();
+    // Each runs the request again; one that still cannot proceed waits again.
+    for (auto& fn : ready) fn();
 }
 
 void txn_coordinator::bump_epoch(format::txn_value& v) {
@@ -285,12 +309,15 @@ void txn_coordinator::init_producer_id(init_pid_request req,
         e = fresh.get();
         _ids[e->id] = std::move(fresh);
     }
-    if (e->busy) return fail(errc::concurrent_transactions);
+    if (e->busy || preparing(e->v.state)) {
+        auto again = [this, req, done] { init_producer_id(req, done); };
+        if (known && wait_turn(*e, std::move(again))) return;
+        return fail(errc::concurrent_transactions);
+    }
     if (known && req.producer_id >= 0 &&
         (req.producer_id != e->v.producer_id || req.producer_epoch != e->v.producer_epoch)) {
         return fail(errc::producer_fenced);
     }
-    if (preparing(e->v.state)) return fail(errc::concurrent_transactions);
     if (e->v.state == txn_state::ongoing) {
         // A new incarnation of the producer: abort what the old one left open, fencing it.
         fence_and_abort(*e, "a new producer incarnation initialised");
@@ -327,7 +354,11 @@ void txn_coordinator::add_partitions(add_partitions_request req, std::function<v
     if (auto err = check_producer(e, req.producer_id, req.producer_epoch); err != errc::none) {
         return done(err);
     }
-    if (e->busy || preparing(e->v.state)) return done(errc::concurrent_transactions);
+    if (e->busy || preparing(e->v.state)) {
+        // The previous transaction is completing: answer once it has.
+        if (wait_turn(*e, [this, req, done] { add_partitions(req, done); })) return;
+        return done(errc::concurrent_transactions);
+    }
     if (e->v.state != txn_state::ongoing && !settled(e->v.state)) {
         return done(errc::invalid_txn_state);
     }
@@ -353,7 +384,10 @@ void txn_coordinator::end_txn(end_txn_request req, std::function<void(errc)> don
     if (auto err = check_producer(e, req.producer_id, req.producer_epoch); err != errc::none) {
         return done(err);
     }
-    if (e->busy) return done(errc::concurrent_transactions);
+    if (e->busy) {
+        if (wait_turn(*e, [this, req, done] { end_txn(req, done); })) return;
+        return done(errc::concurrent_transactions);
+    }
     txn_state s = e->v.state;
     txn_state want_prepare = req.commit ? txn_state::prepare_commit : txn_state::prepare_abort;
     txn_state want_complete = req.commit ? txn_state::complete_commit : txn_state::complete_abort;

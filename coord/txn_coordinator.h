@@ -15,8 +15,11 @@
 //   producer is fenced; an id idle past transactional.id.expiration.ms is forgotten.
 //
 // Persistence: every state change is a record appended to the id's __transaction_state
-// partition (coord/txn_format.h) and takes effect once the append completed; a request that
-// finds another change of the same id in flight gets CONCURRENT_TRANSACTIONS. On start, or on
+// partition (coord/txn_format.h) and takes effect once the append completed. A request that
+// finds another change of the same id in flight, or its previous transaction still completing,
+// is held and run again once that is done (at most 16 per id; beyond that, and for a new
+// incarnation's InitProducerId that must first abort an open transaction, the answer is
+// CONCURRENT_TRANSACTIONS, which clients retry). On start, or on
 // becoming the partition's leader, the coordinator replays the partition; a transaction found in
 // PrepareCommit / PrepareAbort has its markers written again (markers are idempotent).
 //
@@ -114,6 +117,10 @@ private:
     // Appends the new state of `e`; it becomes e's state when the append completed.
     void persist(entry& e, const format::txn_value& next, std::function<void(bool)> done);
     void bump_epoch(format::txn_value& v);
+    // Holds a request of `e` until its state write or completion is done (false: too many
+    // wait already); run_waiting runs the held requests again.
+    bool wait_turn(entry& e, std::function<void()> retry);
+    void run_waiting(const std::string& id);
     // Decides to abort e's open transaction with a bumped epoch (timeout, or a new incarnation).
     void fence_and_abort(entry& e, const char* why);
     void write_markers(const std::string& id);

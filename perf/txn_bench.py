@@ -16,11 +16,13 @@ confluent-kafka), the same record size and the same topic layout:
 
 Reproduce:
   cmake --build build && SLUICE_BIN=build/tools/sluice /usr/bin/python3 perf/txn_bench.py \\
-      --rounds 3 --seconds 5 [--txn-records 100] [--record-bytes 1024] [--json out.json]
+      --rounds 3 --seconds 5 [--txn-records 100] [--record-bytes 1024] [--producers 1]
+      [--json out.json]
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -96,23 +98,42 @@ def consume_all(bootstrap, topic, isolation):
     return got, got / max(last - first, 1e-6) if first else 0.0
 
 
+def _produce_job(job):
+    return produce_for(*job)
+
+
+def produce_parallel(bootstrap, topic, seconds, record_bytes, txn_records, producers, txn_id=None):
+    """(records/s, records) of `producers` producer processes writing at once (each its own
+    librdkafka producer and, when transactional, its own transactional id)."""
+    if producers == 1:
+        return produce_for(bootstrap, topic, seconds, record_bytes, txn_records, txn_id)
+    jobs = [(bootstrap, topic, seconds, record_bytes, txn_records,
+             None if txn_id is None else "%s-%d" % (txn_id, i)) for i in range(producers)]
+    with multiprocessing.get_context("fork").Pool(producers) as pool:
+        results = pool.map(_produce_job, jobs)
+    return sum(r for r, _ in results), sum(n for _, n in results)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--txn-records", type=int, default=100)
     ap.add_argument("--record-bytes", type=int, default=1024)
+    ap.add_argument("--producers", type=int, default=1,
+                    help="producer processes writing at once in each mode")
     ap.add_argument("--json")
     args = ap.parse_args()
     with Broker(num_partitions=PARTITIONS) as b:
         produce = []
         for r in range(args.rounds):
             c0 = cpu_s(b.proc.pid)
-            idem, idem_n = produce_for(b.bootstrap, "idem-%d" % r, args.seconds,
-                                       args.record_bytes, args.txn_records)
+            idem, idem_n = produce_parallel(b.bootstrap, "idem-%d" % r, args.seconds,
+                                            args.record_bytes, args.txn_records, args.producers)
             c1 = cpu_s(b.proc.pid)
-            txn, txn_n = produce_for(b.bootstrap, "txn-%d" % r, args.seconds, args.record_bytes,
-                                     args.txn_records, txn_id="bench-%d" % r)
+            txn, txn_n = produce_parallel(b.bootstrap, "txn-%d" % r, args.seconds,
+                                          args.record_bytes, args.txn_records, args.producers,
+                                          txn_id="bench-%d" % r)
             c2 = cpu_s(b.proc.pid)
             # Broker CPU per record: what a transaction costs the broker, apart from the
             # client's own pace.
@@ -143,6 +164,7 @@ def main():
         "idempotent_records_per_s": statistics.median(p[0] for p in produce),
         "txn_records_per_s": statistics.median(p[1] for p in produce),
         "records_per_txn": args.txn_records,
+        "producers": args.producers,
         "record_bytes": args.record_bytes,
     }
     print(json.dumps(result, indent=1))

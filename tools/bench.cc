@@ -35,6 +35,7 @@ void usage() {
         "         [--consumer-groups 1] [--group NAME] [--commit-interval-ms 1000]\n"
         "         [--offset-reset earliest|latest] [--json FILE] [--quiet]\n"
         "         [--tcp-congestion cubic|default|NAME]\n"
+        "         [--idempotent | --transactional-id ID [--txn-records 100]]\n"
         "       sluice bench --reference loopback [--duration-s 10] [--fetch-size 8MiB]\n"
         "  --mode consume reads the topic from its earliest offset (pre-filling it with\n"
         "  --fill-bytes, or --records, of records when it holds less), wrapping around at\n"
@@ -49,7 +50,10 @@ void usage() {
         "  partitions without a committed offset start at --offset-reset (latest = the log\n"
         "  end when the run starts; the default in mode both, earliest in consume mode).\n"
         "  --tcp-congestion sets the congestion control of the bench's sockets (and of the\n"
-        "  loopback reference's sender); default cubic, as Sluice uses for same-host peers.\n");
+        "  loopback reference's sender); default cubic, as Sluice uses for same-host peers.\n"
+        "  --idempotent: producers get a producer id and write sequenced batches (acks all).\n"
+        "  --transactional-id ID: producer i is transactional id ID-i and commits a\n"
+        "  transaction every --txn-records records (AddPartitionsToTxn, produce, EndTxn).\n");
 }
 
 struct side_report {
@@ -58,6 +62,7 @@ struct side_report {
     uint64_t wire_bytes = 0;
     uint64_t requests = 0;
     uint64_t errors = 0;
+    uint64_t transactions = 0;
     double seconds = 0;
     histogram latency;
 };
@@ -157,6 +162,7 @@ side_report summarize(side_stats& st, double seconds) {
     r.wire_bytes = st.wire_bytes.load();
     r.requests = st.requests.load();
     r.errors = st.errors.load();
+    r.transactions = st.transactions.load();
     r.seconds = seconds;
     std::lock_guard<std::mutex> g(st.mu);
     r.latency = st.total;
@@ -180,6 +186,10 @@ void print_side(const char* name, const side_report& r, bool latency) {
             ms(r.latency.percentile(50)), ms(r.latency.percentile(99)),
             ms(r.latency.percentile(99.9)), ms(r.latency.max()), ms(r.latency.mean()),
             static_cast<unsigned long long>(r.latency.count()));
+    }
+    if (r.transactions > 0) {
+        std::printf("  transactions committed: %llu\n",
+                    static_cast<unsigned long long>(r.transactions));
     }
     if (r.errors > 0) {
         std::printf("  errors: %llu\n", static_cast<unsigned long long>(r.errors));
@@ -225,7 +235,8 @@ std::string json_side(const side_report& r) {
     double secs = r.seconds > 0 ? r.seconds : 1;
     o << "{\"records\": " << r.records << ", \"payload_bytes\": " << r.payload_bytes
       << ", \"wire_bytes\": " << r.wire_bytes << ", \"requests\": " << r.requests
-      << ", \"errors\": " << r.errors << ", \"seconds\": " << r.seconds
+      << ", \"errors\": " << r.errors << ", \"transactions\": " << r.transactions
+      << ", \"seconds\": " << r.seconds
       << ", \"mib_per_s\": " << mib(r.wire_bytes) / secs
       << ", \"payload_mib_per_s\": " << mib(r.payload_bytes) / secs
       << ", \"records_per_s\": " << static_cast<double>(r.records) / secs
@@ -268,6 +279,9 @@ std::string json_settings(const settings& s) {
       << "\", \"partitions\": " << s.partitions << ", \"record_size\": " << s.record_bytes
       << ", \"batch_size\": " << s.batch_bytes << ", \"acks\": " << s.acks
       << ", \"compression\": \"" << codec_name(s.codec) << "\", \"producers\": " << s.producers
+      << ", \"idempotent\": " << (s.idempotent ? "true" : "false")
+      << ", \"transactional\": " << (s.transactional_id ? "true" : "false")
+      << ", \"txn_records\": " << s.txn_records
       << ", \"consumers\": " << s.consumers << ", \"consumer_groups\": " << s.consumer_groups
       << ", \"in_flight\": " << s.in_flight << ", \"duration_s\": " << s.duration_s
       << ", \"records\": " << s.records << ", \"rate\": " << s.rate
@@ -345,8 +359,10 @@ result<settings> settings_from(const args& a) {
     auto fetch = get("fetch-size", 8 << 20, 1024, 1 << 30);
     auto fetch_in_flight = get("fetch-in-flight", 1, 1, 1024);
     auto fill = get("fill-bytes", int64_t{1} << 30, 0, INT64_MAX / 2);
+    auto txn_records = get("txn-records", 100, 1, 1 << 30);
     for (auto* r : {&partitions, &rf, &record, &batch, &producers, &connections, &consumers,
-                    &groups, &in_flight, &records, &fetch, &fetch_in_flight, &fill}) {
+                    &groups, &in_flight, &records, &fetch, &fetch_in_flight, &fill,
+                    &txn_records}) {
         if (!*r) return r->error();
     }
     auto duration = a.number("duration-s", 10);
@@ -375,6 +391,12 @@ result<settings> settings_from(const args& a) {
     s.codec = *codec;
     if (auto g = group_options(a, s); !g) return g.error();
     if (auto j = a.get("json")) s.json_path = *j;
+    if (auto t = a.get("transactional-id")) s.transactional_id = *t;
+    s.idempotent = a.has("idempotent") || s.transactional_id.has_value();
+    s.txn_records = static_cast<int>(*txn_records);
+    if (s.idempotent && s.acks != -1) {
+        return error(errc::bad_argument, "--idempotent and --transactional-id need --acks all");
+    }
     s.quiet = a.has("quiet");
     if (s.duration_s <= 0 && s.records == 0) {
         return error(errc::bad_argument, "give --duration-s > 0 or --records N");
@@ -772,10 +794,13 @@ int bench_main(int argc, char** argv) {
                              "group",
                              "commit-interval-ms",
                              "offset-reset",
-                             "tcp-congestion"}) {
+                             "tcp-congestion",
+                             "transactional-id",
+                             "txn-records"}) {
         specs.push_back({name});
     }
     specs.push_back({"quiet", false});
+    specs.push_back({"idempotent", false});
     auto a = args::parse(argc, argv, specs);
     if (!a) {
         usage();

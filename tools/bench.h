@@ -64,6 +64,13 @@ struct settings {
     uint64_t fill_bytes = 1ull << 30;  // consume mode: pre-fill the topic up to this much
     std::optional<std::string> json_path;
     bool quiet = false;  // no progress line
+    // Producers with a producer id and per-partition sequences (InitProducerId), as an
+    // idempotent Kafka producer writes. Implied by transactional_id.
+    bool idempotent = false;
+    // Transactional producers: producer i uses `transactional_id`-i, and commits a transaction
+    // of txn_records records (AddPartitionsToTxn, the produces, EndTxn) over and over.
+    std::optional<std::string> transactional_id;
+    int txn_records = 100;
 };
 
 // Counters of one direction, shared by its workers and read by the reporter.
@@ -73,6 +80,7 @@ struct side_stats {
     std::atomic<uint64_t> wire_bytes{0};     // record batches as sent / received
     std::atomic<uint64_t> requests{0};
     std::atomic<uint64_t> errors{0};
+    std::atomic<uint64_t> transactions{0};  // committed (transactional producers)
     std::mutex mu;
     histogram interval;  // request latency in ns since the last progress line (under mu)
     histogram total;     // everything before the last progress line (under mu)

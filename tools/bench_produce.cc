@@ -12,6 +12,7 @@
 #include "base/bytes.h"
 #include "model/records.h"
 #include "tools/bench.h"
+#include "tools/group_client.h"
 
 namespace sluice::tools::bench {
 
@@ -33,6 +34,7 @@ constexpr size_t correlation_id_pos = 8;
 struct encoded_request {
     std::vector<std::byte> frame;
     std::vector<std::pair<size_t, size_t>> batches;  // (position in frame, length)
+    std::vector<std::pair<int32_t, int32_t>> batch_parts;  // (partition, records) per batch
     uint64_t records = 0;
     uint64_t payload_bytes = 0;
     uint64_t wire_bytes = 0;
@@ -49,12 +51,18 @@ std::vector<std::byte> make_payload(size_t n, std::mt19937_64& rng) {
 
 result<encoded_request> encode_request(int16_t version, const settings& s,
                                        const std::vector<int32_t>& partitions, uint64_t records_max,
-                                       std::mt19937_64& rng) {
+                                       std::mt19937_64& rng,
+                                       const std::optional<std::string>& txn_id = std::nullopt) {
     encoded_request out;
     std::vector<std::vector<std::byte>> built;
     int64_t ts = now_ms();
     for (size_t i = 0; i < partitions.size() && out.records < records_max; ++i) {
-        model::batch_builder b({.codec = s.codec});
+        // Idempotent batches carry a producer id and sequence (stamped before each send).
+        model::batch_builder b({.producer_id = s.idempotent ? 0 : -1,
+                                .producer_epoch = s.idempotent ? int16_t{0} : int16_t{-1},
+                                .base_sequence = s.idempotent ? 0 : -1,
+                                .transactional = txn_id.has_value(),
+                                .codec = s.codec});
         // Fill up to batch_bytes (at least one record), spreading what is left evenly.
         uint64_t left = records_max - out.records;
         uint64_t share = (left + (partitions.size() - i) - 1) / (partitions.size() - i);
@@ -68,9 +76,11 @@ result<encoded_request> encode_request(int16_t version, const settings& s,
         out.records += static_cast<uint64_t>(b.record_count());
         out.payload_bytes += static_cast<uint64_t>(b.record_count()) * s.record_bytes;
         out.wire_bytes += bytes->size();
+        out.batch_parts.emplace_back(partitions[i], b.record_count());
         built.push_back(std::move(*bytes));
     }
     protocol::produce_request req;
+    req.transactional_id = txn_id;
     req.acks = s.acks;
     req.timeout_ms = 30000;
     auto& td = req.topic_data.emplace_back();
@@ -101,13 +111,33 @@ result<encoded_request> encode_request(int16_t version, const settings& s,
     return out;
 }
 
-// Fresh correlation id, timestamps and CRCs: the broker sees a new, valid request.
-void stamp(encoded_request& r, int32_t correlation_id, int64_t ts) {
+// An idempotent producer's identity and next sequence per partition.
+struct producer_ident {
+    int64_t id = -1;
+    int16_t epoch = -1;
+    std::map<int32_t, int32_t> next_seq;
+};
+
+// Fresh correlation id, timestamps (and, for an idempotent producer, its id, epoch and the
+// partitions' next sequences) and CRCs: the broker sees a new, valid request.
+void stamp(encoded_request& r, int32_t correlation_id, int64_t ts, producer_ident* ident) {
     bytes::store_be32(r.frame.data() + correlation_id_pos, static_cast<uint32_t>(correlation_id));
-    for (const auto& [at, len] : r.batches) {
+    for (size_t i = 0; i < r.batches.size(); ++i) {
+        const auto& [at, len] = r.batches[i];
         std::byte* b = r.frame.data() + at;
         bytes::store_be64(b + model::batch_format::base_timestamp_pos, static_cast<uint64_t>(ts));
         bytes::store_be64(b + model::batch_format::max_timestamp_pos, static_cast<uint64_t>(ts));
+        if (ident != nullptr) {
+            auto [partition, count] = r.batch_parts[i];
+            int32_t& seq = ident->next_seq[partition];
+            bytes::store_be64(b + model::batch_format::producer_id_pos,
+                              static_cast<uint64_t>(ident->id));
+            bytes::store_be16(b + model::batch_format::producer_epoch_pos,
+                              static_cast<uint16_t>(ident->epoch));
+            bytes::store_be32(b + model::batch_format::base_sequence_pos,
+                              static_cast<uint32_t>(seq));
+            seq += count;
+        }
         uint32_t crc = model::compute_crc({b, len});
         bytes::store_be32(b + model::batch_format::crc_pos, crc);
     }
@@ -162,7 +192,15 @@ class producer_worker {
 
   private:
     result<void> setup();
+    // InitProducerId (with this worker's transactional id, at its coordinator, when there is one).
+    result<void> init_producer();
+    // A call to the transaction coordinator, retried while it answers a retriable error
+    // (CONCURRENT_TRANSACTIONS while the previous transaction completes, a load in progress).
+    result<void> add_partitions();
+    result<void> end_txn();
     result<void> loop();
+    // Transactional: waits for every produce in flight, then commits (EndTxn).
+    result<void> commit();
     // Claims up to `want` records of the budget; 0 when the run is over.
     uint64_t claim(uint64_t want);
     result<void> send_one(size_t lane, uint64_t records);
@@ -182,12 +220,106 @@ class producer_worker {
     double _rate_per_worker = 0;
     clock::time_point _next_send;
     bool _first_error_printed = false;
+    producer_ident _ident;
+    std::optional<std::string> _txn_id;  // this worker's, when transactional
+    connection* _coordinator = nullptr;
+    uint64_t _txn_left = 0;  // records the open transaction still takes; 0: none open
 };
+
+constexpr int16_t err_concurrent_transactions = 51;
+constexpr int16_t err_coordinator_load_in_progress = 14;
+constexpr int retriable_attempts = 20000;  // of 0.5 ms each: 10 s
+
+bool retriable_txn_error(int16_t e) {
+    return e == err_concurrent_transactions || e == err_coordinator_load_in_progress;
+}
+
+result<void> producer_worker::init_producer() {
+    protocol::init_producer_id_request req;
+    req.transactional_id = _txn_id;
+    req.transaction_timeout_ms = 60000;
+    connection* conn = &_client->any();
+    if (_txn_id) {
+        auto found = find_group_coordinator(_client->any(), *_txn_id, 1);
+        if (!found) return found.error();
+        auto c = _client->broker(found->node_id);
+        if (!c) return c.error();
+        _coordinator = *c;
+        conn = _coordinator;
+    }
+    for (int attempt = 0;; ++attempt) {
+        auto resp = conn->call<protocol::init_producer_id_api>(req);
+        if (!resp) return resp.error();
+        if (resp->error_code == 0) {
+            _ident.id = resp->producer_id;
+            _ident.epoch = resp->producer_epoch;
+            return ok();
+        }
+        if (!retriable_txn_error(resp->error_code) || attempt == retriable_attempts) {
+            return kafka_failure(resp->error_code, "InitProducerId");
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+}
+
+result<void> producer_worker::add_partitions() {
+    protocol::add_partitions_to_txn_request req;
+    req.v3_and_below_transactional_id = *_txn_id;
+    req.v3_and_below_producer_id = _ident.id;
+    req.v3_and_below_producer_epoch = _ident.epoch;
+    auto& t = req.v3_and_below_topics.emplace_back();
+    t.name = _s.topic;
+    for (const auto& lane : _lanes) t.partitions.insert(t.partitions.end(), lane.partitions.begin(),
+                                                        lane.partitions.end());
+    for (int attempt = 0;; ++attempt) {
+        auto resp = _coordinator->call<protocol::add_partitions_to_txn_api>(req);
+        if (!resp) return resp.error();
+        int16_t err = 0;
+        for (const auto& tr : resp->results_by_topic_v3_and_below) {
+            for (const auto& pr : tr.results_by_partition) {
+                if (pr.partition_error_code != 0) err = pr.partition_error_code;
+            }
+        }
+        if (err == 0) return ok();
+        if (!retriable_txn_error(err) || attempt == retriable_attempts) {
+            return kafka_failure(err, "AddPartitionsToTxn");
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+}
+
+result<void> producer_worker::end_txn() {
+    protocol::end_txn_request req;
+    req.transactional_id = *_txn_id;
+    req.producer_id = _ident.id;
+    req.producer_epoch = _ident.epoch;
+    req.committed = true;
+    for (int attempt = 0;; ++attempt) {
+        auto resp = _coordinator->call<protocol::end_txn_api>(req);
+        if (!resp) return resp.error();
+        if (resp->error_code == 0) return ok();
+        if (!retriable_txn_error(resp->error_code) || attempt == retriable_attempts) {
+            return kafka_failure(resp->error_code, "EndTxn");
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+}
+
+result<void> producer_worker::commit() {
+    while (!_in_flight.empty()) {
+        if (auto r = receive_one(); !r) return r;
+    }
+    if (auto r = end_txn(); !r) return r;
+    _stats.transactions.fetch_add(1, std::memory_order_relaxed);
+    _txn_left = 0;
+    return ok();
+}
 
 result<void> producer_worker::setup() {
     auto c = client::connect(_s.client);
     if (!c) return c.error();
     _client = std::move(*c);
+    if (_s.transactional_id) _txn_id = *_s.transactional_id + "-" + std::to_string(_index);
     auto t = _client->topic(_s.topic, true);
     if (!t) return t.error();
     std::map<int32_t, std::vector<int32_t>> by_leader;
@@ -202,10 +334,13 @@ result<void> producer_worker::setup() {
         lane.version = lane.conn->version<protocol::produce_api>();
         if (lane.version < 0) return error(errc::no_common_version, "Produce v3+");
         lane.partitions = ps;
-        auto r = encode_request(lane.version, _s, ps, UINT64_MAX, _rng);
+        auto r = encode_request(lane.version, _s, ps, UINT64_MAX, _rng, _txn_id);
         if (!r) return r.error();
         lane.full = std::move(*r);
         _lanes.push_back(std::move(lane));
+    }
+    if (_s.idempotent) {
+        if (auto r = init_producer(); !r) return r;
     }
     if (_s.rate > 0) _rate_per_worker = _s.rate / _s.producers;
     _next_send = clock::now();
@@ -246,7 +381,7 @@ result<void> producer_worker::send_one(size_t lane_index, uint64_t records) {
     encoded_request partial;
     encoded_request* req = &lane.full;
     if (records < lane.full.records) {
-        auto r = encode_request(lane.version, _s, lane.partitions, records, _rng);
+        auto r = encode_request(lane.version, _s, lane.partitions, records, _rng, _txn_id);
         if (!r) return r.error();
         partial = std::move(*r);
         req = &partial;
@@ -256,7 +391,7 @@ result<void> producer_worker::send_one(size_t lane_index, uint64_t records) {
     // (coordinated omission).
     clock::time_point t0 = _rate_per_worker > 0 ? std::min(clock::now(), _next_send) : clock::now();
     int32_t corr = lane.conn->next_correlation_id();
-    stamp(*req, corr, now_ms());
+    stamp(*req, corr, now_ms(), _s.idempotent ? &_ident : nullptr);
     connection::in_flight f{corr, protocol::produce_api::key, lane.version, t0, lane_index};
     bool answered = _s.acks != 0;
     if (auto w = lane.conn->send_encoded(req->frame, f, answered); !w) return w;
@@ -322,17 +457,35 @@ result<void> producer_worker::loop() {
                 }
             }
             if (lane < _lanes.size()) {
-                uint64_t n = claim(_lanes[lane].full.records);
+                uint64_t want = _lanes[lane].full.records;
+                if (_txn_id) {
+                    if (_txn_left == 0) {
+                        // A new transaction: its partitions first.
+                        if (auto r = add_partitions(); !r) return r;
+                        _txn_left = static_cast<uint64_t>(_s.txn_records);
+                    }
+                    want = std::min(want, _txn_left);
+                }
+                uint64_t n = claim(want);
                 if (n == 0) {
                     sending = false;
                 } else {
                     _next_lane = lane + 1;
                     if (auto r = send_one(lane, n); !r) return r;
+                    if (_txn_id && (_txn_left -= n) == 0) {
+                        if (auto r = commit(); !r) return r;
+                    }
                     continue;
                 }
             }
         }
-        if (_in_flight.empty()) return ok();
+        if (_in_flight.empty()) {
+            // The run ended inside a transaction: commit what it wrote.
+            if (_txn_id && _txn_left > 0) {
+                if (auto r = commit(); !r) return r;
+            }
+            return ok();
+        }
         if (auto r = receive_one(); !r) return r;
     }
 }

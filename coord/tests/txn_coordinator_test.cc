@@ -161,16 +161,48 @@ TEST_F(txn_fixture, markers_are_retried_until_every_partition_has_one) {
     markers.failing = {t1};
     ASSERT_EQ(end("app", p, true), errc::none);
     EXPECT_EQ(c->describe("app").state, txn_state::prepare_commit);
-    // Meanwhile the producer's next transaction has to wait.
-    EXPECT_EQ(add("app", p, {t0}), errc::concurrent_transactions);
+    // Meanwhile the producer's next transaction waits: its AddPartitionsToTxn is held, not
+    // answered; a repeated EndTxn of the completing transaction is told to retry.
+    errc held = errc::storage_error;
+    bool answered = false;
+    c->add_partitions({"app", p.producer_id, p.producer_epoch, {t0}}, [&](errc e) {
+        held = e;
+        answered = true;
+    });
+    EXPECT_FALSE(answered);
     EXPECT_EQ(end("app", p, true), errc::concurrent_transactions);
     timers.advance(300);
     ASSERT_GE(markers.calls.size(), 2u);
     EXPECT_EQ(markers.calls.back().partitions, (std::vector<txn_partition>{t1}));
     EXPECT_EQ(c->describe("app").state, txn_state::prepare_commit);
+    EXPECT_FALSE(answered);
     markers.failing.clear();
     timers.advance(300);
-    EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
+    // The commit completed, then the held request ran: the next transaction is open.
+    ASSERT_TRUE(answered);
+    EXPECT_EQ(held, errc::none);
+    auto d = c->describe("app");
+    EXPECT_EQ(d.state, txn_state::ongoing);
+    EXPECT_EQ(d.partitions, (std::set<txn_partition>{t0}));
+}
+
+TEST_F(txn_fixture, held_requests_are_bounded_and_answered_when_the_partition_moves) {
+    auto p = init("app");
+    ASSERT_EQ(add("app", p, {t0}), errc::none);
+    markers.failing = {t0};
+    ASSERT_EQ(end("app", p, true), errc::none);
+    std::vector<errc> answers;
+    for (int i = 0; i < 17; ++i) {
+        c->add_partitions({"app", p.producer_id, p.producer_epoch, {t1}},
+                          [&](errc e) { answers.push_back(e); });
+    }
+    // Sixteen wait; the seventeenth is told to retry.
+    ASSERT_EQ(answers.size(), 1u);
+    EXPECT_EQ(answers[0], errc::concurrent_transactions);
+    storage.owned = false;
+    c->unload_lost();
+    ASSERT_EQ(answers.size(), 17u);
+    for (size_t i = 1; i < answers.size(); ++i) EXPECT_EQ(answers[i], errc::not_coordinator);
 }
 
 TEST_F(txn_fixture, a_new_incarnation_aborts_the_open_transaction_and_fences_the_old_producer) {
