@@ -1,23 +1,25 @@
 #!/usr/bin/python3
 """Transaction benchmarks on one broker (tests/e2e/broker.py: a private `sluice serve` on a free
 loopback port, its data directory removed afterwards). Every figure is a ratio of two runs
-alternated in the same process, with the same client (librdkafka through Debian's
-confluent-kafka), the same record size and the same topic layout:
+alternated in the same process, with the same client, the same record size and the same topic
+layout (3 partitions):
 
   produce: transactional produce (--txn-records per transaction, committed) against
-           idempotent produce, records/s; the ratio is the median of the per-round ratios.
-           The transactional producer is librdkafka's: begin, produce, commit -- commit waits
-           for every record's acknowledgement and for EndTxn, so each transaction costs the
-           client a flush plus one coordinator round trip, as it does against Kafka.
+           idempotent produce, both acks=all, records/s; the ratio is the median of the
+           per-round ratios. --client sluice (default): `sluice bench` producers
+           (--idempotent / --transactional-id: AddPartitionsToTxn, pipelined produces, EndTxn),
+           which add little client time of their own; --client librdkafka: confluent-kafka
+           producers (begin, produce, commit_transaction), whose transactional API is serial
+           and slow per transaction, so that figure says more about the client.
            Beside it, the broker's CPU seconds (utime + stime of its process) per record in each
            mode: the broker's own cost of transactions, apart from the client's pace.
-  consume: read_committed against read_uncommitted consumption of the transactional topic
-           (its markers included), records/s, median of per-round ratios.
+  consume: read_committed against read_uncommitted consumption (librdkafka) of the last
+           transactional topic (its markers included), records/s, median of per-round ratios.
 
 Reproduce:
   cmake --build build && SLUICE_BIN=build/tools/sluice /usr/bin/python3 perf/txn_bench.py \\
       --rounds 3 --seconds 5 [--txn-records 100] [--record-bytes 1024] [--producers 1]
-      [--json out.json]
+      [--client sluice|librdkafka] [--json out.json]
 """
 
 import argparse
@@ -25,7 +27,9 @@ import json
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -98,6 +102,25 @@ def consume_all(bootstrap, topic, isolation):
     return got, got / max(last - first, 1e-6) if first else 0.0
 
 
+def sluice_bench(binary, bootstrap, topic, seconds, record_bytes, txn_records, producers,
+                 txn_id=None):
+    """(records/s, records) of `sluice bench` producers (acks=all): idempotent, or
+    transactional with --txn-records per transaction."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        argv = [binary, "bench", "--bootstrap-server", bootstrap, "--topic", topic,
+                "--partitions", str(PARTITIONS), "--acks", "all", "--producers", str(producers),
+                "--record-size", str(record_bytes), "--duration-s", str(seconds), "--json",
+                f.name, "--quiet"]
+        argv += ["--transactional-id", txn_id, "--txn-records", str(txn_records)] if txn_id \
+            else ["--idempotent"]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=seconds + 120)
+        with open(f.name) as r:
+            produce = json.load(r)["produce"]
+    if produce["errors"]:
+        raise RuntimeError("sluice bench reported %d error(s)" % produce["errors"])
+    return produce["records"] / produce["seconds"], produce["records"]
+
+
 def _produce_job(job):
     return produce_for(*job)
 
@@ -121,19 +144,31 @@ def main():
     ap.add_argument("--txn-records", type=int, default=100)
     ap.add_argument("--record-bytes", type=int, default=1024)
     ap.add_argument("--producers", type=int, default=1,
-                    help="producer processes writing at once in each mode")
+                    help="producers writing at once in each mode")
+    ap.add_argument("--client", choices=("sluice", "librdkafka"), default="sluice",
+                    help="who produces: sluice bench (pipelined, C++) or librdkafka")
     ap.add_argument("--json")
     args = ap.parse_args()
     with Broker(num_partitions=PARTITIONS) as b:
         produce = []
         for r in range(args.rounds):
             c0 = cpu_s(b.proc.pid)
-            idem, idem_n = produce_parallel(b.bootstrap, "idem-%d" % r, args.seconds,
+            if args.client == "sluice":
+                binary = os.environ["SLUICE_BIN"]
+                idem, idem_n = sluice_bench(binary, b.bootstrap, "idem-%d" % r, args.seconds,
                                             args.record_bytes, args.txn_records, args.producers)
-            c1 = cpu_s(b.proc.pid)
-            txn, txn_n = produce_parallel(b.bootstrap, "txn-%d" % r, args.seconds,
+                c1 = cpu_s(b.proc.pid)
+                txn, txn_n = sluice_bench(binary, b.bootstrap, "txn-%d" % r, args.seconds,
                                           args.record_bytes, args.txn_records, args.producers,
                                           txn_id="bench-%d" % r)
+            else:
+                idem, idem_n = produce_parallel(b.bootstrap, "idem-%d" % r, args.seconds,
+                                                args.record_bytes, args.txn_records,
+                                                args.producers)
+                c1 = cpu_s(b.proc.pid)
+                txn, txn_n = produce_parallel(b.bootstrap, "txn-%d" % r, args.seconds,
+                                              args.record_bytes, args.txn_records,
+                                              args.producers, txn_id="bench-%d" % r)
             c2 = cpu_s(b.proc.pid)
             # Broker CPU per record: what a transaction costs the broker, apart from the
             # client's own pace.
@@ -165,6 +200,7 @@ def main():
         "txn_records_per_s": statistics.median(p[1] for p in produce),
         "records_per_txn": args.txn_records,
         "producers": args.producers,
+        "client": args.client,
         "record_bytes": args.record_bytes,
     }
     print(json.dumps(result, indent=1))
