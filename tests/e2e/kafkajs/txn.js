@@ -9,31 +9,8 @@
 // travel as hex strings. kafkajs logs go to stderr. Every wait is bounded (spec.timeout_ms).
 'use strict'
 
-const { Kafka, Partitioners, logLevel } = require('kafkajs')
-
-const WAIT_STEP_MS = 20
-
-function stderrLogger() {
-  return ({ namespace, level, label, log }) => {
-    const { message, ...extra } = log
-    process.stderr.write(`[kafkajs ${label} ${namespace}] ${message} ${JSON.stringify(extra)}\n`)
-  }
-}
-
-function client(bootstrap, clientId) {
-  return new Kafka({
-    clientId,
-    brokers: [bootstrap],
-    connectionTimeout: 5000,
-    requestTimeout: 15000,
-    retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2000 },
-    logLevel: logLevel.WARN,
-    logCreator: stderrLogger,
-  })
-}
-
-const hexToBuffer = h => (h === null || h === undefined ? null : Buffer.from(h, 'hex'))
-const bufferToHex = b => (b === null || b === undefined ? null : Buffer.from(b).toString('hex'))
+const { Partitioners } = require('kafkajs')
+const { client, hexToBuffer, bufferToHex, waitFor, runMain } = require('./common')
 
 const toMessage = r => ({ key: hexToBuffer(r.key), value: hexToBuffer(r.value),
                           partition: r.partition })
@@ -48,16 +25,6 @@ const recordOut = (partition, message) => ({
 const metadataOut = answer => answer.map(m => ({ partition: m.partition, errorCode: m.errorCode,
   baseOffset: m.baseOffset === undefined ? null : Number(m.baseOffset) }))
   .sort((x, y) => x.partition - y.partition)
-
-async function waitFor(what, predicate, timeoutMs) {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    }
-    await new Promise(r => setTimeout(r, WAIT_STEP_MS))
-  }
-}
 
 const sleep = ms => new Promise(r => setTimeout(r, ms))
 
@@ -235,30 +202,4 @@ async function fence(bootstrap, spec) {
 
 const SCENARIOS = { txn, fence }
 
-async function main() {
-  const [scenario, bootstrap] = process.argv.slice(2)
-  const fn = SCENARIOS[scenario]
-  if (!fn || !bootstrap) {
-    const names = Object.keys(SCENARIOS).join('|')
-    process.stdout.write(`FAIL usage: node txn.js {${names}} HOST:PORT < spec.json\n`)
-    process.exit(2)
-  }
-  const chunks = []
-  for await (const c of process.stdin) chunks.push(c)
-  const spec = JSON.parse(Buffer.concat(chunks).toString() || '{}')
-  const timer = setTimeout(() => {
-    process.stdout.write(`FAIL ${scenario} did not finish within ${spec.timeout_ms || 60000} ms\n`)
-    process.exit(1)
-  }, spec.timeout_ms || 60000)
-  try {
-    const result = await fn(bootstrap, spec)
-    clearTimeout(timer)
-    // Exit only once the line is written: stdout to a pipe is asynchronous in Node.
-    process.stdout.write('RESULT ' + JSON.stringify(result) + '\n', () => process.exit(0))
-  } catch (e) {
-    clearTimeout(timer)
-    process.stdout.write(`FAIL ${e && e.stack ? e.stack : e}\n`, () => process.exit(1))
-  }
-}
-
-main()
+runMain('txn.js', SCENARIOS)
