@@ -250,8 +250,12 @@ void txn_coordinator::persist(entry& e, const format::txn_value& next,
                         }
                         cur->busy = false;
                         if (ok) cur->v = next;
+                        // Requests held meanwhile run again afterwards; `done` may even drop
+                        // the id, and then they find it gone.
+                        auto held = std::move(cur->waiting);
+                        cur->waiting.clear();
                         done(ok);
-                        run_waiting(id);
+                        for (auto& fn : held) fn();
                     });
 }
 
@@ -261,14 +265,7 @@ bool txn_coordinator::wait_turn(entry& e, std::function<void()> retry) {
     return true;
 }
 
-void txn_coordinator::run_waiting(const std::string& id) {
-    entry* e = find(id);
-    if (e == nullptr || e->waiting.empty() || e->busy) return;
-    auto ready = std::move(e->waiting);
-    e->waiting.clear();
-    // Each runs the request again; one that still cannot proceed waits again.
-    for (auto& fn : ready) fn();
-}
+
 
 void txn_coordinator::bump_epoch(format::txn_value& v) {
     if (v.producer_epoch < max_epoch) {

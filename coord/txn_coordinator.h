@@ -117,10 +117,9 @@ private:
     // Appends the new state of `e`; it becomes e's state when the append completed.
     void persist(entry& e, const format::txn_value& next, std::function<void(bool)> done);
     void bump_epoch(format::txn_value& v);
-    // Holds a request of `e` until its state write or completion is done (false: too many
-    // wait already); run_waiting runs the held requests again.
+    // Holds a request of `e` until its next state write completes (false: too many wait
+    // already); persist() runs the held requests again then.
     bool wait_turn(entry& e, std::function<void()> retry);
-    void run_waiting(const std::string& id);
     // Decides to abort e's open transaction with a bumped epoch (timeout, or a new incarnation).
     void fence_and_abort(entry& e, const char* why);
     void write_markers(const std::string& id);
