@@ -65,6 +65,11 @@ result<partition*> shard::open_partition(const model::tp& tp, const config_map& 
     if (auto r = p->txns.load(p->log->dir(), p->log->log_start_offset()()); !r) {
         log::warn("broker", "reading the aborted-transaction index of ", tp.dir_name(), ": ",
                   r.error().describe());
+    } else if (auto t = p->txns.truncate(p->log->log_end_offset()()); !t) {
+        // An entry past the log end names a marker that was never written (its append failed,
+        // or a crash lost the tail): it must not describe offsets that will be reused.
+        log::warn("broker", "trimming the aborted-transaction index of ", tp.dir_name(), ": ",
+                  t.error().describe());
     }
     rebuild_producer_state(*p);
     auto* raw = p.get();
