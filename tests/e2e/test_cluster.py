@@ -351,10 +351,20 @@ class ClusterTest(unittest.TestCase):
         wait_for(lambda: all(victim in p["isr"] for p in describe(self.cluster, "preferred")),
                  "broker %d back in sync" % victim)
         # ElectLeaders through the CLI (the controller's periodic rebalance may get there first:
-        # then the answer is ELECTION_NOT_NEEDED; either way it exits 0).
-        out = subprocess.run([os.environ["SLUICE_BIN"], "cluster", "elect-leaders",
-                              "--topic", "preferred", "--bootstrap-server", self.cluster.bootstrap],
-                             capture_output=True, text=True, timeout=90)
+        # then the answer is ELECTION_NOT_NEEDED; either way it exits 0). The broker the check
+        # above asked may see the ISR change before the controller's view does (it reads
+        # ZooKeeper at least once a second): until then the controller answers
+        # PREFERRED_LEADER_NOT_AVAILABLE, and the operator asks again.
+        deadline = time.monotonic() + 10
+        while True:
+            out = subprocess.run([os.environ["SLUICE_BIN"], "cluster", "elect-leaders",
+                                  "--topic", "preferred", "--bootstrap-server",
+                                  self.cluster.bootstrap],
+                                 capture_output=True, text=True, timeout=90)
+            if out.returncode == 0 or "PREFERRED_LEADER_NOT_AVAILABLE" not in out.stdout or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("already on their preferred replica", out.stdout)
         # (Every broker's view follows within a poll interval of the controller's write.)
