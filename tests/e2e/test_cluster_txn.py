@@ -133,7 +133,9 @@ class ClusterTransactionsTest(unittest.TestCase):
     def test_transaction_spanning_brokers_commits_everywhere(self):
         topic = "txn-span"
         self.create_topic(topic)
-        self.assertGreater(len(set(self.leaders(topic).values())), 1, "leaders spread")
+        # (A broker that has just rejoined may answer metadata before its view has the leaders.)
+        self.wait_for(lambda: len(self.leaders(topic)) == PARTITIONS and
+                      len(set(self.leaders(topic).values())) > 1, "leaders spread over brokers")
         p = self.producer("span")
         p.begin_transaction()
         self.send(p, topic, "c", 30)
