@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "broker/cluster.h"
 #include "broker/handlers.h"
+#include "broker/internal_topics.h"
 #include "broker/kafka_error.h"
 #include "broker/server.h"
 #include "broker/shard.h"
@@ -105,49 +106,15 @@ namespace {
 
 int16_t kcode(coord::errc e) { return code(to_kafka(e)); }
 
-// Partitions of __consumer_offsets: the existing topic's count (a changed config must not move
-// groups), else the configured one.
-int32_t offsets_partitions(server& srv) {
-    auto snap = srv.metadata().snapshot();
-    if (auto it = snap->find(coord::offsets_topic); it != snap->end()) return it->second.partitions;
-    return static_cast<int32_t>(srv.config().int_value("offsets.topic.num.partitions"));
-}
+const internal_topic offsets_topic_def{coord::offsets_topic, "offsets.topic.num.partitions",
+                                       "offsets.topic.replication.factor",
+                                       {{"segment.bytes", "104857600"}}};
+
+int32_t offsets_partitions(server& srv) { return internal_topic_partitions(srv, offsets_topic_def); }
 
 // Creates the compacted __consumer_offsets topic on first use, as Kafka does.
 void ensure_offsets_topic(server& srv, std::function<void()> then) {
-    if (srv.metadata().snapshot()->contains(coord::offsets_topic)) {
-        then();
-        return;
-    }
-    int32_t n = static_cast<int32_t>(srv.config().int_value("offsets.topic.num.partitions"));
-    // offsets.topic.replication.factor, capped by the brokers there are (Kafka refuses instead
-    // and leaves group clients waiting; a capped topic is said in the log).
-    int32_t want = static_cast<int32_t>(srv.config().int_value("offsets.topic.replication.factor"));
-    int32_t live = 1;
-    if (auto* cl = srv.cluster_member()) live = static_cast<int32_t>(cl->view()->brokers.size());
-    int32_t rf = std::max(1, std::min(want, live));
-    if (rf < want && srv.cluster_member() != nullptr) {
-        log::warn("broker", coord::offsets_topic, ": offsets.topic.replication.factor=", want,
-                  " but only ", live, " broker(s) are live; creating it with replication factor ",
-                  rf);
-    }
-    replication::topic_spec spec;
-    spec.name = coord::offsets_topic;
-    spec.partitions = n;
-    spec.replication_factor = static_cast<int16_t>(rf);
-    spec.configs = {{"cleanup.policy", "compact"}, {"segment.bytes", "104857600"}};
-    // The creation may block on ZooKeeper: off the core in cluster mode.
-    srv.metadata_write(
-        [&srv, spec, n, rf] {
-            auto created = srv.metadata().create_topic(spec);
-            if (created) {
-                log::info("broker", "created ", coord::offsets_topic, " with ", n,
-                          " partition(s), replication factor ", rf);
-            }
-        },
-        [&srv, n, then = std::move(then)]() mutable {
-            srv.open_partitions(coord::offsets_topic, 0, n, std::move(then));
-        });
+    ensure_internal_topic(srv, offsets_topic_def, std::move(then));
 }
 
 // Runs `op(coordinator, reply)` on the core that owns `group_id`; `done(result)` runs on the
@@ -157,18 +124,12 @@ void on_group_core(server& srv, const std::string& group_id,
                    std::function<void(coord::group_coordinator&, std::function<void(R)>)> op,
                    std::function<void(R)> done) {
     int32_t p = coord::partition_for(group_id, offsets_partitions(srv));
-    unsigned core = srv.owner_of(group_services::tp_of(p));
-    runtime::reactor* origin = runtime::reactor::local();
-    srv.run_on(core, [op = std::move(op), done = std::move(done), origin](shard& s) {
+    auto get = [](shard& s) -> coord::group_coordinator& {
         SLUICE_ASSERT(s.groups != nullptr, "every shard starts its group coordinator");
-        op(*s.groups->coordinator, [origin, done](R r) {
-            if (runtime::reactor::local() == origin) {
-                done(std::move(r));
-            } else {
-                origin->post([done, r = std::move(r)]() mutable { done(std::move(r)); });
-            }
-        });
-    });
+        return *s.groups->coordinator;
+    };
+    on_coordinator_core<coord::group_coordinator, R>(srv, srv.owner_of(group_services::tp_of(p)),
+                                                     get, std::move(op), std::move(done));
 }
 
 std::string client_id_of(const context_ptr& ctx) { return ctx->header.client_id.value_or(""); }

@@ -16,6 +16,7 @@
 #include "broker/cluster.h"
 #include "broker/fanout.h"
 #include "broker/handlers.h"
+#include "broker/internal_topics.h"
 #include "broker/kafka_error.h"
 #include "broker/marker_sender.h"
 #include "broker/server.h"
@@ -227,12 +228,11 @@ void txn_services::write_remote(int32_t leader, const marker& m,
 
 namespace {
 
-// Partitions of __transaction_state: the existing topic's count, else the configured one.
-int32_t txn_partitions(server& srv) {
-    auto snap = srv.metadata().snapshot();
-    if (auto it = snap->find(coord::txn_topic); it != snap->end()) return it->second.partitions;
-    return static_cast<int32_t>(srv.config().int_value("transaction.state.log.num.partitions"));
-}
+const internal_topic txn_topic_def{coord::txn_topic, "transaction.state.log.num.partitions",
+                                    "transaction.state.log.replication.factor", {},
+                                    "transaction.state.log.min.isr"};
+
+int32_t txn_partitions(server& srv) { return internal_topic_partitions(srv, txn_topic_def); }
 
 kafka_error txn_error(coord::errc e, int16_t version, int16_t fenced_from_version) {
     kafka_error k = to_kafka(e);
@@ -250,58 +250,22 @@ void on_txn_core(server& srv, const std::string& id,
                  std::function<void(coord::txn_coordinator&, std::function<void(R)>)> op,
                  std::function<void(R)> done) {
     int32_t p = coord::partition_for(id, txn_partitions(srv));
-    runtime::reactor* origin = runtime::reactor::local();
-    srv.run_on(srv.owner_of(txn_tp(p)), [op = std::move(op), done = std::move(done),
-                                         origin](shard& s) {
+    auto get = [](shard& s) -> coord::txn_coordinator& {
         SLUICE_ASSERT(s.transactions != nullptr, "every shard starts its transaction coordinator");
-        op(*s.transactions->coordinator, [origin, done](R r) {
-            if (runtime::reactor::local() == origin) {
-                done(std::move(r));
-            } else {
-                origin->post([done, r = std::move(r)]() mutable { done(std::move(r)); });
-            }
-        });
-    });
+        return *s.transactions->coordinator;
+    };
+    on_coordinator_core<coord::txn_coordinator, R>(srv, srv.owner_of(txn_tp(p)), get,
+                                                   std::move(op), std::move(done));
 }
 
 }  // namespace
 
 void ensure_txn_topic(server& srv, std::function<void()> then) {
-    if (srv.metadata().snapshot()->contains(coord::txn_topic)) {
-        then();
-        return;
-    }
-    const auto& cfg = srv.config();
-    int32_t n = static_cast<int32_t>(cfg.int_value("transaction.state.log.num.partitions"));
-    int32_t want = static_cast<int32_t>(cfg.int_value("transaction.state.log.replication.factor"));
-    int32_t live = 1;
-    if (auto* cl = srv.cluster_member()) live = static_cast<int32_t>(cl->view()->brokers.size());
-    int32_t rf = std::max(1, std::min(want, live));
-    int32_t min_isr = std::min(
-        static_cast<int32_t>(cfg.int_value("transaction.state.log.min.isr")), rf);
-    if (rf < want && srv.cluster_member() != nullptr) {
-        log::warn("broker", coord::txn_topic, ": transaction.state.log.replication.factor=", want,
-                  " but only ", live, " broker(s) are live; creating it with replication factor ",
-                  rf);
-    }
-    replication::topic_spec spec;
-    spec.name = coord::txn_topic;
-    spec.partitions = n;
-    spec.replication_factor = static_cast<int16_t>(rf);
-    spec.configs = {{"cleanup.policy", "compact"},
-                    {"min.insync.replicas", std::to_string(min_isr)},
-                    {"segment.bytes", std::to_string(cfg.int_value(
-                                          "transaction.state.log.segment.bytes"))}};
-    srv.metadata_write(
-        [&srv, spec, n, rf] {
-            if (srv.metadata().create_topic(spec)) {
-                log::info("broker", "created ", coord::txn_topic, " with ", n,
-                          " partition(s), replication factor ", rf);
-            }
-        },
-        [&srv, n, then = std::move(then)]() mutable {
-            srv.open_partitions(coord::txn_topic, 0, n, std::move(then));
-        });
+    // The segment size comes from the broker's config too (transaction.state.log.segment.bytes).
+    internal_topic t = txn_topic_def;
+    t.configs["segment.bytes"] =
+        std::to_string(srv.config().int_value("transaction.state.log.segment.bytes"));
+    ensure_internal_topic(srv, t, std::move(then));
 }
 
 void start_txns(shard& s) {

@@ -48,8 +48,6 @@ public:
     std::vector<aborted_txn> aborted_between(int64_t from, int64_t to) const;
     const std::vector<aborted_txn>& aborted() const { return _aborted; }
 
-    // Forgets open transactions (before a replay rebuilds them).
-    void clear_open() { _open.clear(); }
     // After the log was truncated to `end`: drops aborted entries at or past it and rewrites
     // the index files.
     result<void> truncate(int64_t end);

@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "base/errc.h"
+#include "base/result.h"
+
 namespace sluice::coord::be_codec {
 
 using bytes = std::vector<std::byte>;
@@ -95,5 +98,8 @@ private:
     size_t _pos = 0;
     bool _ok = true;
 };
+
+// The error of bytes that do not decode (they come from disk: counted, never asserted on).
+inline error malformed(const char* what) { return error(base::errc::malformed, what); }
 
 }  // namespace sluice::coord::be_codec

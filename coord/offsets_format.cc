@@ -12,7 +12,7 @@ namespace {
 using be_codec::in;
 using be_codec::out;
 
-error malformed(const char* what) { return error(base::errc::malformed, what); }
+using be_codec::malformed;
 
 }  // namespace
 

@@ -10,7 +10,7 @@ namespace sluice::coord::format {
 namespace {
 using be_codec::in;
 using be_codec::out;
-error malformed(const char* what) { return error(base::errc::malformed, what); }
+using be_codec::malformed;
 }  // namespace
 
 std::vector<std::byte> encode_txn_key(const std::string& transactional_id) {
