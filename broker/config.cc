@@ -118,7 +118,23 @@ const key_def broker_keys[] = {
     {"group.coordinator.rebalance.protocols", kind::string, "classic", 0, 0, nullptr, nullptr, true},
     // Sluice's own keys.
     {"sluice.cores", kind::int32, "0", 0, 1024},  // 0: one reactor per online core
-    {"sluice.network.stack", kind::choice, "posix", 0, 0, "posix,dpdk"},
+    // posix: kernel sockets on io_uring; dpdk: kernel bypass (net/README.md, "The dpdk stack");
+    // auto: dpdk if it starts, else a log line and posix.
+    {"sluice.network.stack", kind::choice, "posix", 0, 0, "posix,dpdk,auto"},
+    // The dpdk stack: EAL arguments (e.g. "--no-pci --vdev=net_tap0 --no-huge -m 512", or
+    // "-a <PCI address>"), the interface's IPv4 address, netmask and gateway, and TCP tunables.
+    {"sluice.dpdk.args", kind::string, ""},
+    {"sluice.dpdk.ip", kind::string, ""},
+    {"sluice.dpdk.netmask", kind::string, "255.255.255.0"},
+    {"sluice.dpdk.gateway", kind::string, ""},
+    // Give up on a peer that has acknowledged nothing for this long while data is outstanding.
+    {"sluice.dpdk.tcp.user.timeout.ms", kind::int32, "60000", 100, int_max},
+    // Idle time before keepalive probes (75 s apart, 9 of them) start.
+    {"sluice.dpdk.tcp.keepalive.idle.ms", kind::int32, "7200000", 100, int_max},
+    {"sluice.dpdk.tcp.recv.buffer.bytes", kind::int32, "1048576", 4096, 1 << 30},
+    {"sluice.dpdk.tcp.send.buffer.bytes", kind::int32, "4194304", 4096, 1 << 30},
+    // Connections in any state (TIME_WAIT included) per core.
+    {"sluice.dpdk.max.connections.per.core", kind::int32, "65536", 16, 1 << 24},
     {"sluice.fsync", kind::choice, "", 0, 0, ",always,batch,never", "sluice.fsync"},
     // false: fetch responses read segment bytes into memory and send them from there (a copying
     // fetch, for measuring what zero-copy saves); true: segment bytes go file -> socket.

@@ -65,7 +65,20 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
     }
     s->_fetchers = std::make_unique<replica_fetchers>(*s);
     s->_markers = std::make_unique<marker_sender>(s->node_id());
-    auto stack = net::make_network_stack(s->_cfg.string_value("sluice.network.stack"));
+    net::stack_options so;
+    unsigned cores = static_cast<unsigned>(s->_cfg.int_value("sluice.cores"));
+    so.cores = cores == 0 ? std::max(1u, std::thread::hardware_concurrency()) : cores;
+    so.dpdk_args = s->_cfg.string_value("sluice.dpdk.args");
+    so.ip = s->_cfg.string_value("sluice.dpdk.ip");
+    so.netmask = s->_cfg.string_value("sluice.dpdk.netmask");
+    so.gateway = s->_cfg.string_value("sluice.dpdk.gateway");
+    auto u32 = [&](const char* key) { return static_cast<uint32_t>(s->_cfg.int_value(key)); };
+    so.tcp_user_timeout_ms = u32("sluice.dpdk.tcp.user.timeout.ms");
+    so.tcp_keepalive_idle_ms = u32("sluice.dpdk.tcp.keepalive.idle.ms");
+    so.tcp_recv_buffer_bytes = u32("sluice.dpdk.tcp.recv.buffer.bytes");
+    so.tcp_send_buffer_bytes = u32("sluice.dpdk.tcp.send.buffer.bytes");
+    so.max_connections_per_core = u32("sluice.dpdk.max.connections.per.core");
+    auto stack = net::make_network_stack(s->_cfg.string_value("sluice.network.stack"), so);
     if (!stack) return stack.error();
     s->_stack = std::move(*stack);
     return s;

@@ -29,6 +29,8 @@ const char* describe(errc e) {
             return "unknown network stack";
         case errc::stack_not_built:
             return "network stack not built into this binary";
+        case errc::stack_start_failed:
+            return "network stack could not start";
     }
     return "unknown net error";
 }

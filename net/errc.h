@@ -20,6 +20,7 @@ enum class errc {
     listen_failed,       // socket/bind/listen failed (detail: errno text)
     stack_unknown,       // make_network_stack() got a name it does not know
     stack_not_built,     // the stack exists but was not compiled in (dpdk without SLUICE_DPDK)
+    stack_start_failed,  // the dpdk stack could not start (EAL, port, memory; detail says why)
 };
 const char* describe(errc e);
 }  // namespace sluice::net

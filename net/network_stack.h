@@ -6,7 +6,8 @@
 //   auto l = (*stack)->listen(reactor, addr, {}, [](net::connection_ptr c) { ... c->start(h); });
 //
 // Implementations: "posix" (kernel sockets driven by io_uring; always built) and "dpdk"
-// (userspace TCP/IP; make_network_stack() returns errc::stack_not_built until it exists).
+// (DPDK ethdev queues with the project's own ARP/IPv4/ICMP/TCP, net/ip_stack.h and net/tcp.h;
+// built when DPDK is found, else make_network_stack() returns errc::stack_not_built).
 // The broker uses only this interface, connection.h and socket_address.h: no descriptor leaks
 // out, and the only file descriptors that go in are file_regions to send.
 //
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "base/result.h"
@@ -81,7 +83,30 @@ class network_stack {
                          connect_options options, connect_callback on_connected) = 0;
 };
 
-// "posix" or "dpdk". Unknown names: errc::stack_unknown; dpdk when not built: stack_not_built.
-[[nodiscard]] result<std::unique_ptr<network_stack>> make_network_stack(std::string_view name);
+// What the dpdk stack needs at start (the posix stack ignores it). Broker keys in brackets.
+struct stack_options {
+    // Reactor cores that will listen or connect: one RX/TX queue pair each (sluice.cores).
+    unsigned cores = 1;
+    // EAL arguments, split at whitespace (sluice.dpdk.args), e.g. "--no-pci --vdev=net_tap0
+    // --no-huge -m 512" or "-a 0000:01:00.0". Sluice adds "-l 0" unless -l/--lcores is given and
+    // a --file-prefix of its own unless one is given or --in-memory is.
+    std::string dpdk_args;
+    std::string ip;       // IPv4 address of the stack's interface (sluice.dpdk.ip)
+    std::string netmask = "255.255.255.0";  // (sluice.dpdk.netmask)
+    std::string gateway;  // empty: none (sluice.dpdk.gateway)
+    // TCP tunables (sluice.dpdk.tcp.*): 0 keeps the stack's default.
+    uint32_t tcp_user_timeout_ms = 0;
+    uint32_t tcp_keepalive_idle_ms = 0;
+    uint32_t tcp_keepalive_interval_ms = 0;
+    uint32_t tcp_recv_buffer_bytes = 0;
+    uint32_t tcp_send_buffer_bytes = 0;
+    uint32_t max_connections_per_core = 0;
+};
+
+// "posix", "dpdk", or "auto" (dpdk if it starts, else a log line and posix). Unknown names:
+// errc::stack_unknown; dpdk when not built: stack_not_built; dpdk that cannot start (no port,
+// no memory, bad EAL arguments): stack_start_failed with DPDK's reason.
+[[nodiscard]] result<std::unique_ptr<network_stack>> make_network_stack(
+    std::string_view name, const stack_options& options = {});
 
 }  // namespace sluice::net

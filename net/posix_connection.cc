@@ -49,7 +49,8 @@ posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_add
       _local(local),
       _peer(peer),
       _options(options),
-      _on_final(std::move(on_final)) {
+      _on_final(std::move(on_final)),
+      _reader(options.recv_buffer_bytes, options.max_frame_bytes) {
     _splice_ok = _options.splice_file_regions;
     _mapped_files = std::move(mapped);
     using cs = connection_options::cached_send;
@@ -127,7 +128,6 @@ posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_add
 posix_connection::~posix_connection() {
     SLUICE_ASSERT(_inflight == 0, "connection freed with operations in flight");
     unmap();
-    if (_rchunk != nullptr) shared_buffer::release(_rchunk);
     // A connection dropped without ever being started still frees its listener slot.
     if (_on_final) _on_final();
 }
@@ -165,40 +165,12 @@ void posix_connection::start(connection_handlers handlers) {
 // Receive
 
 // Called only with no recv in flight: it may move or replace the buffer the kernel writes to.
-void posix_connection::ensure_recv_room() {
-    SLUICE_ASSERT(!_recv_inflight, "receive buffer moved under an in-flight recv");
-    size_t pending = _rend - _rstart;
-    size_t need = std::max<size_t>(_rneed, 4);
-    size_t capacity = _rchunk ? _rchunk->capacity : 0;
-    bool fits = _rchunk != nullptr && _rstart + need <= capacity;
-    size_t room = capacity - _rend;
-    if (fits && (room >= min_recv_room || room >= need - std::min(need, pending)) && room > 0) {
-        return;
-    }
-    size_t new_capacity = std::max(_options.recv_buffer_bytes, need);
-    bool sole_owner = _rchunk != nullptr && _rchunk->refs.load(std::memory_order_acquire) == 1;
-    if (sole_owner && _rchunk->capacity >= new_capacity) {
-        // Nobody else holds frames of this chunk: slide the partial frame to the front.
-        std::memmove(_rchunk->bytes(), _rchunk->bytes() + _rstart, pending);
-    } else {
-        // Kept frames still point into the old chunk, or it is too small: start a new one and
-        // carry over only the partial frame.
-        shared_buffer::chunk* fresh = shared_buffer::new_chunk(new_capacity);
-        if (pending > 0) std::memcpy(fresh->bytes(), _rchunk->bytes() + _rstart, pending);
-        if (_rchunk != nullptr) shared_buffer::release(_rchunk);
-        _rchunk = fresh;
-        _stats.recv_buffer_capacity_max = std::max(_stats.recv_buffer_capacity_max, new_capacity);
-    }
-    _rstart = 0;
-    _rend = pending;
-}
-
 void posix_connection::arm_recv() {
     if (_closing || _paused || _recv_inflight || !_started) return;
-    ensure_recv_room();
-    SLUICE_ASSERT(_rchunk->capacity > _rend, "no room to receive into");
+    std::span<std::byte> room = _reader.writable();
+    _stats.recv_buffer_capacity_max = _reader.capacity_max();
     io_uring_sqe* sqe = _reactor.get_sqe();
-    io_uring_prep_recv(sqe, _fd.get(), _rchunk->bytes() + _rend, _rchunk->capacity - _rend, 0);
+    io_uring_prep_recv(sqe, _fd.get(), room.data(), room.size(), 0);
     runtime::reactor::arm(sqe, &_recv_op);
     _recv_inflight = true;
     op_started();
@@ -208,7 +180,7 @@ void posix_connection::on_recv(int res) {
     _recv_inflight = false;
     if (_closing) return;
     if (res == 0) {
-        size_t pending = _rend - _rstart;
+        size_t pending = _reader.pending();
         std::string detail = "peer " + _peer.to_string();
         if (pending > 0)
             detail += " closed mid-frame with " + std::to_string(pending) + " bytes pending";
@@ -229,48 +201,16 @@ void posix_connection::on_recv(int res) {
         }
         return;
     }
-    _rend += static_cast<size_t>(res);
+    _reader.commit(static_cast<size_t>(res));
     _stats.bytes_received += static_cast<uint64_t>(res);
     process_frames();
     arm_recv();
 }
 
-// Splits [_rstart, _rend) into frames appended to _batch. Returns false (with `failure`) on a
-// size prefix that must close the connection; frames before it are still delivered.
-bool posix_connection::parse_frames(error& failure) {
-    std::byte* base = _rchunk->bytes();
-    while (_rend - _rstart >= 4) {
-        int32_t size = static_cast<int32_t>(bytes::load_be32(base + _rstart));
-        if (size < 0) {
-            failure = error(errc::frame_size_invalid,
-                            "size prefix " + std::to_string(size) + " from " + _peer.to_string());
-            return false;
-        }
-        if (static_cast<uint32_t>(size) > _options.max_frame_bytes) {
-            failure =
-                error(errc::frame_too_large,
-                      "frame of " + std::to_string(size) + " bytes from " + _peer.to_string() +
-                          " exceeds max_frame_bytes (socket.request.max.bytes) " +
-                          std::to_string(_options.max_frame_bytes));
-            return false;
-        }
-        size_t total = 4 + static_cast<size_t>(size);
-        if (_rend - _rstart < total) {
-            _rneed = total;
-            return true;
-        }
-        shared_buffer::retain(_rchunk);
-        _batch.emplace_back(_rchunk, base + _rstart + 4, static_cast<size_t>(size));
-        _rstart += total;
-    }
-    _rneed = 0;
-    return true;
-}
-
 void posix_connection::process_frames() {
-    if (_paused || _closing || _delivering || _rchunk == nullptr) return;
+    if (_paused || _closing || _delivering) return;
     error failure;
-    bool ok = parse_frames(failure);
+    bool ok = _reader.parse(_batch, failure, _peer);
     if (!_batch.empty()) {
         _stats.frames_received += _batch.size();
         _delivering = true;
@@ -293,10 +233,7 @@ void posix_connection::process_frames() {
     }
     // Everything delivered and released: reuse the chunk from the top. Not while a recv is
     // in flight, which writes at the current _rend.
-    if (_rstart == _rend && !_recv_inflight &&
-        _rchunk->refs.load(std::memory_order_acquire) == 1) {
-        _rstart = _rend = 0;
-    }
+    if (!_recv_inflight) _reader.rewind_if_idle();
 }
 
 void posix_connection::pause_receive() {
@@ -796,10 +733,7 @@ void posix_connection::maybe_finalize() {
     _pipe_w.reset();
     _sendq.clear();
     _queued_bytes = 0;
-    if (_rchunk != nullptr) {
-        shared_buffer::release(_rchunk);
-        _rchunk = nullptr;
-    }
+    _reader.release();
     guard g = shared_from_this();
     // Handlers often capture the connection_ptr; dropping them breaks that cycle.
     auto handlers = std::move(_handlers);

@@ -17,6 +17,7 @@
 
 #include "base/fd.h"
 #include "net/connection.h"
+#include "net/frame_reader.h"
 #include "net/mapped_files.h"
 #include "runtime/reactor.h"
 
@@ -51,7 +52,6 @@ class posix_connection final : public connection,
     static constexpr int pipe_bytes_wanted = 8 * 1024 * 1024;    // F_SETPIPE_SZ request
     static constexpr int pipe_bytes_fallback = 1024 * 1024;  // the unprivileged default maximum
     static constexpr size_t bounce_bytes = 256 * 1024;     // copy fallback read size
-    static constexpr size_t min_recv_room = 4096;          // below this, compact or move
 
   private:
     struct op : runtime::io_completion {
@@ -66,10 +66,8 @@ class posix_connection final : public connection,
 
     // Receive path.
     void arm_recv();
-    void ensure_recv_room();
     void on_recv(int res);
     void process_frames();
-    bool parse_frames(error& failure);
 
     // Send path.
     void pump_send();
@@ -118,12 +116,9 @@ class posix_connection final : public connection,
     bool _close_when_sent = false;
     error _close_reason;
 
-    // Receive state: bytes [_rstart, _rend) of _rchunk are received and not yet delivered.
+    // Receive state: received bytes not yet delivered as frames.
     op _recv_op;
-    shared_buffer::chunk* _rchunk = nullptr;  // we hold one reference
-    size_t _rstart = 0;
-    size_t _rend = 0;
-    size_t _rneed = 0;  // bytes from _rstart the pending frame needs (prefix included); 0: unknown
+    frame_reader _reader;
     bool _recv_inflight = false;
     bool _paused = false;
     bool _receive_dead = false;  // an unreadable frame: receiving never resumes

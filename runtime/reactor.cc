@@ -192,12 +192,34 @@ size_t reactor::reap_completions() {
     return n;
 }
 
+void reactor::add_poller(poller* p) { _pollers.push_back(p); }
+
+void reactor::remove_poller(poller* p) { std::erase(_pollers, p); }
+
+size_t reactor::run_pollers() {
+    size_t n = 0;
+    for (size_t i = 0; i < _pollers.size(); ++i) n += _pollers[i]->poll() ? 1 : 0;
+    if (n > 0) _last_poll_work = clock_type::now();
+    return n;
+}
+
+// How long the loop may block with pollers registered: not at all while they were busy
+// recently, fully once every poller has armed a wakeup, in short naps otherwise.
+std::chrono::microseconds reactor::poller_wait(std::chrono::microseconds wait) {
+    if (_pollers.empty()) return wait;
+    if (clock_type::now() - _last_poll_work < poller_spin) return std::chrono::microseconds(0);
+    bool all_armed = true;
+    for (poller* p : _pollers) all_armed = p->arm_wakeup() && all_armed;
+    return all_armed ? wait : std::min(wait, poller_nap);
+}
+
 size_t reactor::run_once(std::chrono::microseconds max_wait) {
     size_t n = run_tasks();
     n += fire_timers();
     n += reap_completions();
+    n += run_pollers();
     if (n == 0 && _tasks.empty()) {
-        auto wait = next_timer_delay(max_wait);
+        auto wait = poller_wait(next_timer_delay(max_wait));
         __kernel_timespec ts{};
         ts.tv_sec = wait.count() / 1'000'000;
         ts.tv_nsec = (wait.count() % 1'000'000) * 1000;

@@ -68,6 +68,23 @@ public:
     timer_id add_timer(std::chrono::microseconds delay, std::function<void()> fn);
     void cancel_timer(timer_id id);
 
+    // A source of work that has no completion of its own (a DPDK queue pair): the loop calls
+    // poll() on every iteration. While any poller is registered the loop does not block while
+    // work keeps coming; after `poller_spin` without work it asks each poller to arm_wakeup()
+    // (make a completion, an eventfd write or a post() arrive when work does) and then blocks as
+    // usual. A poller that cannot arm one makes the loop nap for `poller_nap` at a time instead.
+    class poller {
+      public:
+        virtual ~poller() = default;
+        virtual bool poll() = 0;  // true: did some work
+        virtual bool arm_wakeup() = 0;  // false: cannot be woken, keep polling
+    };
+    static constexpr std::chrono::microseconds poller_spin{200};
+    static constexpr std::chrono::microseconds poller_nap{100};
+    // The poller must outlive its registration; remove it on this thread.
+    void add_poller(poller* p);
+    void remove_poller(poller* p);
+
     // Runs until stop(). Must be called on the creating thread.
     void run();
     // Processes whatever is ready; waits up to `max_wait` for something if nothing is.
@@ -89,6 +106,8 @@ private:
     size_t reap_completions();
     size_t run_tasks();
     size_t fire_timers();
+    size_t run_pollers();
+    std::chrono::microseconds poller_wait(std::chrono::microseconds wait);
     std::chrono::microseconds next_timer_delay(std::chrono::microseconds cap) const;
 
     struct fn_completion;
@@ -112,6 +131,8 @@ private:
     std::priority_queue<timer, std::vector<timer>, std::greater<>> _timer_heap;
     std::vector<std::pair<timer_id, std::function<void()>>> _timer_fns;  // small, linear
     timer_id _next_timer = 1;
+    std::vector<poller*> _pollers;
+    clock_type::time_point _last_poll_work{};
     std::atomic<bool> _stop{false};
     uint64_t _submitted_total = 0;
 };

@@ -1,0 +1,59 @@
+#pragma once
+// Private to net/: Kafka framing on the receive side, shared by both stacks. Bytes arrive into
+// the tail of a reference-counted chunk (`writable()` then `commit()`); `parse()` cuts every
+// complete frame out of it as a shared_buffer view into the chunk. When the tail fills, only the
+// partial frame is carried over: slid to the front if no delivered frame still refers to the
+// chunk, otherwise copied into a fresh chunk. A frame bigger than the chunk gets a chunk of its
+// own size. The size prefix is checked before anything is allocated.
+//
+// Owned by one connection, used on its reactor's thread.
+
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "base/result.h"
+#include "net/buffer.h"
+#include "net/socket_address.h"
+
+namespace sluice::net {
+
+class frame_reader {
+  public:
+    static constexpr size_t min_room = 4096;  // below this, compact or move to a new chunk
+
+    frame_reader(size_t chunk_bytes, uint32_t max_frame_bytes)
+        : _chunk_bytes(chunk_bytes), _max_frame_bytes(max_frame_bytes) {}
+    ~frame_reader();
+    frame_reader(const frame_reader&) = delete;
+    frame_reader& operator=(const frame_reader&) = delete;
+
+    // Room to receive into (never empty). Moves or replaces the chunk as needed, so call it only
+    // when no receive into the previous span is in flight.
+    std::span<std::byte> writable();
+    void commit(size_t n) { _end += n; }
+
+    // Appends the complete frames to `out`. Returns false (with `failure`) at a size prefix that
+    // must end the connection (negative, or above max_frame_bytes); frames before it are kept.
+    // `peer` names the peer in the error text.
+    bool parse(std::vector<shared_buffer>& out, error& failure, const socket_address& peer);
+    // Everything parsed has been released by the consumers: reuse the chunk from its start.
+    // Not while a receive into writable() is in flight.
+    void rewind_if_idle();
+    // Drops the chunk (frames already handed out keep it alive on their own).
+    void release();
+
+    size_t pending() const { return _end - _start; }  // bytes of an incomplete frame
+    size_t capacity_max() const { return _capacity_max; }
+
+  private:
+    size_t _chunk_bytes;
+    uint32_t _max_frame_bytes;
+    shared_buffer::chunk* _chunk = nullptr;
+    size_t _start = 0;
+    size_t _end = 0;
+    size_t _need = 0;  // size of the frame being assembled, with its prefix
+    size_t _capacity_max = 0;
+};
+
+}  // namespace sluice::net
