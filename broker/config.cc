@@ -135,6 +135,9 @@ const key_def broker_keys[] = {
     {"sluice.dpdk.tcp.send.buffer.bytes", kind::int32, "4194304", 4096, 1 << 30},
     // Connections in any state (TIME_WAIT included) per core.
     {"sluice.dpdk.max.connections.per.core", kind::int32, "65536", 16, 1 << 24},
+    // Test only: "loss=P,duplicate=P,reorder=P" applied to the port's frames both ways (for
+    // hosts whose kernel has no netem).
+    {"sluice.dpdk.test.faults", kind::string, ""},
     {"sluice.fsync", kind::choice, "", 0, 0, ",always,batch,never", "sluice.fsync"},
     // false: fetch responses read segment bytes into memory and send them from there (a copying
     // fetch, for measuring what zero-copy saves); true: segment bytes go file -> socket.

@@ -78,6 +78,7 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
     so.tcp_recv_buffer_bytes = u32("sluice.dpdk.tcp.recv.buffer.bytes");
     so.tcp_send_buffer_bytes = u32("sluice.dpdk.tcp.send.buffer.bytes");
     so.max_connections_per_core = u32("sluice.dpdk.max.connections.per.core");
+    so.dpdk_test_faults = s->_cfg.string_value("sluice.dpdk.test.faults");
     auto stack = net::make_network_stack(s->_cfg.string_value("sluice.network.stack"), so);
     if (!stack) return stack.error();
     s->_stack = std::move(*stack);

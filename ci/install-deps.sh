@@ -13,6 +13,8 @@ packages=(
   # libzookeeper-java holds the jars the `zookeeper` package would add only scripts and a full
   # default-jre to; the system service is the separate zookeeperd, deliberately not installed.
   libzookeeper-mt-dev libzookeeper-java default-jre-headless
+  # DPDK 22.11 for the dpdk network stack (net/dpdk_stack.cc) and its tests (a tap device).
+  dpdk-dev
   # `ip` for the network-partition test (namespaces and a veth pair it creates).
   iproute2
 )

@@ -18,6 +18,8 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <optional>
+#include <random>
 #include <sstream>
 #include <vector>
 
@@ -78,7 +80,40 @@ void ext_ref_init(rte_mempool* mp, void*, void* obj, unsigned) {
     r->pool = mp;
 }
 
+// Test-only fault injection at the port (sluice.dpdk.test.faults).
+struct fault_rates {
+    double loss = 0;
+    double duplicate = 0;
+    double reorder = 0;
+    bool any() const { return loss > 0 || duplicate > 0 || reorder > 0; }
+};
+
+std::optional<fault_rates> parse_faults(const std::string& text) {
+    fault_rates f;
+    std::istringstream in(text);
+    for (std::string item; std::getline(in, item, ',');) {
+        if (item.empty()) continue;
+        auto eq = item.find('=');
+        if (eq == std::string::npos) return std::nullopt;
+        std::string k = item.substr(0, eq);
+        char* end = nullptr;
+        double v = std::strtod(item.c_str() + eq + 1, &end);
+        if (end == item.c_str() + eq + 1 || *end != 0 || v < 0 || v > 1) return std::nullopt;
+        if (k == "loss") {
+            f.loss = v;
+        } else if (k == "duplicate") {
+            f.duplicate = v;
+        } else if (k == "reorder") {
+            f.reorder = v;
+        } else {
+            return std::nullopt;
+        }
+    }
+    return f;
+}
+
 struct port_setup {
+    fault_rates faults;
     uint16_t port = 0;
     unsigned queues = 1;
     bool rss = false;
@@ -125,6 +160,7 @@ class dpdk_core final : public link, public runtime::reactor::poller {
   private:
     void handle(rte_mbuf* m);
     void maybe_stop_polling();
+    uint16_t inject_faults(rte_mbuf** pkts, uint16_t n, uint16_t cap, std::vector<rte_mbuf*>& held);
     struct poll_op : runtime::io_completion {
         dpdk_core* self = nullptr;
     };
@@ -145,6 +181,10 @@ class dpdk_core final : public link, public runtime::reactor::poller {
     uint64_t _bytes_copied = 0;
     uint64_t _tx_dropped = 0;
     uint64_t _steered_out = 0;
+    std::minstd_rand _rng{12345};
+    std::vector<rte_mbuf*> _rx_held;  // reordered: released after the next burst
+    std::vector<rte_mbuf*> _tx_held;
+    uint64_t _faults_injected = 0;
 };
 
 class dpdk_stack final : public network_stack {
@@ -208,6 +248,9 @@ dpdk_core::~dpdk_core() {
     if (_polling) _reactor.remove_poller(this);
     _ip.reset();
     for (uint16_t i = 0; i < _tx_n; ++i) rte_pktmbuf_free(_tx[i]);
+    for (rte_mbuf* m : _rx_held) rte_pktmbuf_free(m);
+    for (rte_mbuf* m : _tx_held) rte_pktmbuf_free(m);
+    if (_faults_injected > 0) log::info("net", "dpdk core ", _q, ": ", _faults_injected, " faults injected");
     log::info("net", "dpdk core ", _q, ": ", _bytes_attached, " payload bytes sent attached, ",
               _bytes_copied, " copied; ", _tx_dropped, " frames dropped at a full TX queue; ",
               _steered_out, " frames steered to other cores");
@@ -278,12 +321,21 @@ void dpdk_core::transmit(std::span<const std::byte> headers, std::span<const pay
             _bytes_attached += run.size;
             continue;
         }
-        char* dst = rte_pktmbuf_append(last, static_cast<uint16_t>(run.size));
-        if (dst == nullptr) {
-            rte_pktmbuf_free(head);
-            ++_tx_dropped;
-            return;
+        // Copied: into the last segment if it has room (an attached one never has), else
+        // into a fresh segment chained after it.
+        if (rte_pktmbuf_tailroom(last) < run.size) {
+            rte_mbuf* fresh = _port.multi_seg ? rte_pktmbuf_alloc(pool) : nullptr;
+            if (fresh == nullptr) {
+                rte_pktmbuf_free(head);
+                ++_tx_dropped;
+                return;
+            }
+            last->next = fresh;
+            last = fresh;
+            head->nb_segs = static_cast<uint16_t>(head->nb_segs + 1);
         }
+        char* dst = rte_pktmbuf_append(last, static_cast<uint16_t>(run.size));
+        SLUICE_ASSERT(dst != nullptr, "no room in a fresh mbuf for a payload run");
         if (last != head) head->pkt_len += static_cast<uint32_t>(run.size);
         std::memcpy(dst, run.data, run.size);
         _bytes_copied += run.size;
@@ -305,7 +357,47 @@ void dpdk_core::transmit(std::span<const std::byte> headers, std::span<const pay
     if (_tx_n == tx_batch) flush();
 }
 
+// Drops, duplicates and holds back frames of a burst in place (test only). Frames held back
+// from the previous burst join this one at the end, so they arrive after newer ones.
+uint16_t dpdk_core::inject_faults(rte_mbuf** pkts, uint16_t n, uint16_t cap,
+                                  std::vector<rte_mbuf*>& held) {
+    std::uniform_real_distribution<double> u(0, 1);
+    std::vector<rte_mbuf*> out;
+    out.reserve(n + held.size() + 4);
+    std::vector<rte_mbuf*> hold_next;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        double r = u(_rng);
+        ++_faults_injected;
+        if (r < _port.faults.loss) {
+            rte_pktmbuf_free(m);
+        } else if (r < _port.faults.loss + _port.faults.duplicate) {
+            out.push_back(m);
+            if (rte_mbuf* c = rte_pktmbuf_copy(m, _port.pools[_q], 0, UINT32_MAX)) out.push_back(c);
+        } else if (r < _port.faults.loss + _port.faults.duplicate + _port.faults.reorder) {
+            hold_next.push_back(m);
+        } else {
+            --_faults_injected;
+            out.push_back(m);
+        }
+    }
+    for (rte_mbuf* m : held) out.push_back(m);
+    held = std::move(hold_next);
+    uint16_t k = 0;
+    for (rte_mbuf* m : out) {
+        if (k < cap) {
+            pkts[k++] = m;
+        } else {
+            rte_pktmbuf_free(m);
+        }
+    }
+    return k;
+}
+
 void dpdk_core::flush() {
+    if (_port.faults.any() && (_tx_n > 0 || !_tx_held.empty())) {
+        _tx_n = inject_faults(_tx, _tx_n, tx_batch, _tx_held);
+    }
     uint16_t sent = 0;
     for (int attempt = 0; attempt < tx_retries && sent < _tx_n; ++attempt) {
         sent += rte_eth_tx_burst(_port.port, static_cast<uint16_t>(_q), _tx + sent,
@@ -353,13 +445,16 @@ void dpdk_core::handle(rte_mbuf* m) {
 
 bool dpdk_core::poll() {
     sleeping.store(false, std::memory_order_relaxed);
-    rte_mbuf* pkts[rx_burst];
+    rte_mbuf* pkts[rx_burst * 2];
     uint16_t n = rte_eth_rx_burst(_port.port, static_cast<uint16_t>(_q), pkts, rx_burst);
+    if (_port.faults.any() && (n > 0 || !_rx_held.empty())) {
+        n = inject_faults(pkts, n, rx_burst * 2, _rx_held);
+    }
     for (uint16_t i = 0; i < n; ++i) handle(pkts[i]);
     unsigned m = rte_ring_sc_dequeue_burst(_port.steer[_q], reinterpret_cast<void**>(pkts),
                                            rx_burst, nullptr);
     for (unsigned i = 0; i < m; ++i) handle(pkts[i]);
-    if (n + m > 0 || _tx_n > 0) flush();
+    if (n + m > 0 || _tx_n > 0 || !_tx_held.empty()) flush();
     if (n + m == 0) maybe_stop_polling();
     return n + m > 0;
 }
@@ -647,8 +742,14 @@ result<ip_stack_config> interface_config(const stack_options& o) {
 result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& options) {
     auto cfg = interface_config(options);
     if (!cfg) return cfg.error();
+    auto faults = parse_faults(options.dpdk_test_faults);
+    if (!faults) {
+        return error(errc::address_invalid, "sluice.dpdk.test.faults '" + options.dpdk_test_faults +
+                                                "': want loss=P,duplicate=P,reorder=P");
+    }
     if (auto r = start_eal(options.dpdk_args); !r) return r.error();
     port_setup p;
+    p.faults = *faults;
     bool found = false;
     uint16_t pid = 0;
     RTE_ETH_FOREACH_DEV(pid) {

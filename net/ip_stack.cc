@@ -24,6 +24,11 @@ using inet::tcp_flags::syn;
 
 namespace {
 
+std::string ms_or_dash(tcp::time_point p, tcp::time_point now) {
+    if (p == tcp::time_point::max()) return "-";
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(p - now).count());
+}
+
 socket_address make_address(inet::ipv4_address ip, uint16_t port) {
     sockaddr_in sin{};
     sin.sin_family = AF_INET;
@@ -447,6 +452,30 @@ void ip_stack::shutdown() {
     _arp_waiters.clear();
 }
 
+std::string ip_stack::describe_flows() const {
+    std::string out;
+    auto now = tcp::clock::now();
+    for (const auto& [k, f] : _flows) {
+        const tcp::tcb& t = f->tcb;
+        auto ms = [&](tcp::time_point p) {
+            return p == tcp::time_point::max()
+                       ? std::string("-")
+                       : std::to_string(
+                             std::chrono::duration_cast<std::chrono::milliseconds>(p - now).count());
+        };
+        out += inet::ipv4_to_string(f->rip) + ":" + std::to_string(f->rport) + "->" +
+               std::to_string(f->lport) + " " + tcp::to_string(t.current_state()) + " una " +
+               std::to_string(t.snd_una()) + " nxt " + std::to_string(t.snd_nxt()) + " rcv " +
+               std::to_string(t.rcv_nxt()) + " cwnd " + std::to_string(t.cwnd()) + " wnd " +
+               std::to_string(t.peer_window()) + " rto " + std::to_string(t.rto().count()) +
+               " queued " + std::to_string(t.send_queued()) + " readable " +
+               std::to_string(t.readable()) + " deadline " + ms(t.deadline()) + " armed " +
+               ms(f->armed_at) + " conn " + (f->conn ? "yes" : "no") + "\n";
+    }
+    out += "reactor timer " + ms_or_dash(_timer_at, now) + "\n";
+    return out;
+}
+
 bool ip_stack::idle() const {
     if (!_listeners.empty()) return false;
     for (const auto& [k, f] : _flows) {
@@ -654,9 +683,15 @@ void ip_stack::accept_syn(const inet::ethernet_header& eth, const inet::ipv4_hea
     listener_impl& l = *lit->second;
     // Bounded: a SYN flood fills the half-open budget and is then dropped, established
     // connections and the other cores go on.
+    // At the half-open budget (the stack's or the listener's backlog) the oldest half-open
+    // connection makes room: a flood of SYNs that are never completed only ever displaces its
+    // own kind, and a real client's SYN still gets in. Past the flow or connection limits the
+    // SYN is dropped.
+    size_t backlog = static_cast<size_t>(std::max(1, l._options.backlog));
+    while ((_half_open >= _cfg.max_half_open || l._pending >= backlog) && evict_half_open()) {
+    }
     if (_half_open >= _cfg.max_half_open || _flows.size() >= _cfg.max_flows ||
-        l._pending >= static_cast<size_t>(std::max(1, l._options.backlog)) ||
-        *l._open + l._pending >= l._options.max_connections) {
+        l._pending >= backlog || *l._open + l._pending >= l._options.max_connections) {
         ++_stats.dropped_syn_limit;
         return;
     }
@@ -677,7 +712,31 @@ void ip_stack::accept_syn(const inet::ethernet_header& eth, const inet::ipv4_hea
     f->tcb.accept_syn(h, now);
     flow& ref = *f;
     _flows.emplace(ref.key, std::move(f));
+    _half_open_order.emplace_back(ref.key, ref.id);
+    if (_half_open_order.size() > 2 * _cfg.max_half_open + 16) {
+        // Entries of connections that completed or ended: drop them (bounds the queue).
+        std::erase_if(_half_open_order, [this](const auto& e) {
+            auto it = _flows.find(e.first);
+            return it == _flows.end() || it->second->id != e.second || !it->second->half_open;
+        });
+    }
     service(ref);
+}
+
+bool ip_stack::evict_half_open() {
+    while (!_half_open_order.empty()) {
+        auto [key, id] = _half_open_order.front();
+        _half_open_order.pop_front();
+        auto it = _flows.find(key);
+        if (it == _flows.end() || it->second->id != id || !it->second->half_open) continue;
+        ++_stats.half_open_evicted;
+        flow& f = *it->second;
+        f.tcb.abort();
+        f.tcb.output(tcp::clock::now());  // no RST: the peer of a flood is usually forged
+        retire(f);
+        return true;
+    }
+    return false;
 }
 
 void ip_stack::send_reset_for(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
@@ -751,7 +810,10 @@ void ip_stack::transmit_segment(flow& f, const tcp::segment& seg) {
     const link_caps& caps = _link.caps();
     inet::checksum c;
     inet::add_pseudo_header(c, _cfg.ip, f.rip, inet::ip_proto_tcp, total);
-    if (caps.tx_tcp_checksum) {
+    // Offload only where every segment before the last has an even length (the headers always
+    // do): ports that sum segment by segment get an odd boundary wrong.
+    bool offload = caps.tx_tcp_checksum && nruns <= 1;
+    if (offload) {
         // The port finishes it: it wants the folded pseudo-header sum in the field.
         bytes::store_be16(t + 16, static_cast<uint16_t>(~c.finish()));
     } else {
@@ -763,7 +825,7 @@ void ip_stack::transmit_segment(flow& f, const tcp::segment& seg) {
                      _ip_id++, caps.tx_ip_checksum);
     send_frame(f.peer_mac, inet::ethertype_ipv4,
                {hdr, inet::ethernet_header_bytes + inet::ipv4_header_bytes + tlen},
-               std::span(runs.data(), nruns), caps.tx_tcp_checksum);
+               std::span(runs.data(), nruns), offload);
 }
 
 bool ip_stack::resolve(flow& f) {

@@ -16,6 +16,7 @@
 //   tcb segments -> ip_stack::transmit: TCP + IPv4 + Ethernet headers -> link
 
 #include <chrono>
+#include <deque>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -103,7 +104,8 @@ struct ip_stack_stats {
     uint64_t dropped_malformed = 0;     // unparsable Ethernet / ARP / IPv4 / TCP headers
     uint64_t dropped_checksum = 0;
     uint64_t dropped_not_ours = 0;      // another address, another protocol, fragments
-    uint64_t dropped_syn_limit = 0;     // SYNs past max_half_open / max_flows / max_connections
+    uint64_t dropped_syn_limit = 0;     // SYNs past max_flows / max_connections
+    uint64_t half_open_evicted = 0;     // oldest half-open connections dropped for a new SYN
     uint64_t resets_sent = 0;           // to segments of no connection
     uint64_t arp_requests_sent = 0;
     uint64_t arp_replies_sent = 0;
@@ -139,6 +141,8 @@ class ip_stack {
     bool idle() const;
 
     const ip_stack_config& config() const { return _cfg; }
+    // One line per connection (state, sequence numbers, windows, timers): for logs and tests.
+    std::string describe_flows() const;
     const ip_stack_stats& stats() const;
     runtime::reactor& reactor() { return _reactor; }
 
@@ -164,6 +168,7 @@ class ip_stack {
                      std::span<const std::byte> segment, rx_meta meta);
     void accept_syn(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
                     const inet::tcp_header& h);
+    bool evict_half_open();
     void send_reset_for(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
                         const inet::tcp_header& h, size_t payload_bytes);
     void send_frame(const inet::mac_address& dst, uint16_t ethertype,
@@ -187,6 +192,7 @@ class ip_stack {
     std::unordered_map<flow_key, std::unique_ptr<flow>> _flows;
     std::unordered_map<uint16_t, listener_impl*> _listeners;
     size_t _half_open = 0;
+    std::deque<std::pair<flow_key, uint64_t>> _half_open_order;  // oldest first
     std::set<std::pair<tcp::time_point, flow*>> _timers;
     runtime::timer_id _timer = 0;
     tcp::time_point _timer_at = tcp::time_point::max();

@@ -101,6 +101,10 @@ struct stack_options {
     uint32_t tcp_recv_buffer_bytes = 0;
     uint32_t tcp_send_buffer_bytes = 0;
     uint32_t max_connections_per_core = 0;
+    // For fault tests where the kernel has no netem (sluice.dpdk.test.faults): frames dropped,
+    // duplicated or reordered at the port, both directions, e.g. "loss=0.02,duplicate=0.02,
+    // reorder=0.05". Empty: none.
+    std::string dpdk_test_faults;
 };
 
 // "posix", "dpdk", or "auto" (dpdk if it starts, else a log line and posix). Unknown names:

@@ -247,7 +247,7 @@ std::optional<segment> tcb::output(time_point now) {
             _rst_seq.reset();
             return s;
         }
-        return base_segment(now, rst | ack, _snd_nxt);
+        return base_segment(now, rst | ack, _snd_max);
     }
     switch (_state) {
         case state::closed:
@@ -275,7 +275,11 @@ std::optional<segment> tcb::output(time_point now) {
         _keepalive_now = false;
         return base_segment(now, ack, _snd_una - 1);  // RFC 1122 4.2.3.6: an old sequence
     }
-    if (_ack_now) return base_segment(now, ack, _snd_nxt);
+    // A pure ACK carries the highest sequence sent, not snd_nxt: after a timeout snd_nxt goes
+    // back to snd_una, and a peer that already holds those bytes would find an ACK numbered
+    // below its rcv_nxt unacceptable and drop it (both sides backing off at once would then
+    // never hear each other again).
+    if (_ack_now) return base_segment(now, ack, _snd_max);
     return std::nullopt;
 }
 

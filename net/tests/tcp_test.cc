@@ -414,6 +414,27 @@ TEST_F(tcb_test, rto_retransmits_from_snd_una_and_collapses_cwnd) {
     EXPECT_EQ(t->rto(), 2000ms);  // backed off
 }
 
+TEST_F(tcb_test, pure_ack_after_a_timeout_carries_the_highest_sequence_sent) {
+    // Both directions lose their ACKs and back off at once: each side must still accept the
+    // other's ACKs, so they must not be numbered below what the peer already received.
+    establish_passive();
+    queue(4 * 1460);
+    auto out = drain();
+    uint32_t highest = out.back().seq + out.back().payload_bytes;
+    advance(1000ms);  // RTO: snd_nxt goes back to snd_una
+    out = drain();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].seq, iss + 1);
+    std::vector<std::byte> a(100, std::byte{'a'});
+    give({.seq = peer_iss + 1, .ack = iss + 1, .flags = ack, .data = a});
+    give({.seq = peer_iss + 101, .ack = iss + 1, .flags = ack, .data = a});
+    out = drain();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].payload_bytes, 0u);
+    EXPECT_EQ(out[0].seq, highest);
+    EXPECT_EQ(out[0].ack, peer_iss + 201);
+}
+
 TEST_F(tcb_test, three_duplicate_acks_trigger_fast_retransmit_and_recovery) {
     establish_passive();
     queue(20 * 1460);

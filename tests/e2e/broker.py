@@ -45,11 +45,13 @@ def sluice_binary():
 
 
 class Broker:
-    def __init__(self, num_partitions=3, host="127.0.0.1", prefix=None, **config):
+    def __init__(self, num_partitions=3, host="127.0.0.1", prefix=None, port=0, **config):
         """`host`: the address to listen on (a test's own veth address); `prefix`: a command
-        that runs the broker (["ip", "netns", "exec", NS] for a namespace the test made)."""
+        that runs the broker (["ip", "netns", "exec", NS] for a namespace the test made);
+        `port`: 0 lets the kernel pick (the dpdk stack, with its own address, needs one)."""
         self.binary = sluice_binary()
         self.host = host
+        self.listen_port = port
         self.prefix = list(prefix or [])
         self.data_dir = tempfile.mkdtemp(prefix="sluice-e2e-")
         self.config = {"num.partitions": str(num_partitions), "sluice.cores": "2"}
@@ -64,7 +66,8 @@ class Broker:
 
     def start(self):
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
-        args = self.prefix + [self.binary, "serve", "--listeners=PLAINTEXT://%s:0" % self.host,
+        args = self.prefix + [self.binary, "serve",
+                              "--listeners=PLAINTEXT://%s:%d" % (self.host, self.listen_port),
                 "--log.dirs=" + os.path.join(self.data_dir, "data")]
         args += ["--%s=%s" % kv for kv in self.config.items()]
         # The log goes to a file (never a pipe that nobody drains); the port is read from it.
