@@ -245,7 +245,9 @@ dpdk_core::dpdk_core(dpdk_stack& s, runtime::reactor& r, unsigned q)
 }
 
 dpdk_core::~dpdk_core() {
-    if (_polling) _reactor.remove_poller(this);
+    // The stack outlives the reactors (the broker destroys it last): the reactor is gone, so
+    // neither the poller registration nor any timer is touched.
+    _ip->forget_reactor();
     _ip.reset();
     for (uint16_t i = 0; i < _tx_n; ++i) rte_pktmbuf_free(_tx[i]);
     for (rte_mbuf* m : _rx_held) rte_pktmbuf_free(m);

@@ -427,6 +427,14 @@ const ip_stack_stats& ip_stack::stats() const {
 }
 
 void ip_stack::shutdown() {
+    if (_reactor_gone) {
+        // Only memory is left to free: the connections' owners and the timers went with it.
+        _timer = 0;
+        for (auto& [k, f] : _flows) f->connect_timer = 0;
+        _flows.clear();
+        _arp_waiters.clear();
+        return;
+    }
     if (_timer != 0) {
         _reactor.cancel_timer(_timer);
         _timer = 0;

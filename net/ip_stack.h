@@ -139,6 +139,8 @@ class ip_stack {
     void shutdown();
     // No listener, no open connection and no connect under way: nothing the application holds.
     bool idle() const;
+    // The reactor has been destroyed (process shutdown): from now on nothing touches it.
+    void forget_reactor() { _reactor_gone = true; }
 
     const ip_stack_config& config() const { return _cfg; }
     // One line per connection (state, sequence numbers, windows, timers): for logs and tests.
@@ -197,6 +199,7 @@ class ip_stack {
     runtime::timer_id _timer = 0;
     tcp::time_point _timer_at = tcp::time_point::max();
     bool _flush_scheduled = false;
+    bool _reactor_gone = false;
     uint16_t _ip_id = 0;
     uint16_t _next_port;
     uint64_t _iss_seed;

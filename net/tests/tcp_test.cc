@@ -70,6 +70,24 @@ class tcb_test : public ::testing::Test {
         }
     }
 
+    // Passive open with config `c` to ESTABLISHED (the peer's SYN carries `o`).
+    void establish_with(config c, inet::tcp_options o = {}) {
+        make(c, false);
+        t->accept_syn(peer_syn(o), now);
+        drain();
+        give({.seq = peer_iss + 1, .ack = iss + 1, .flags = ack,
+              .options = {.timestamps = o.timestamps, .ts_val = o.ts_val + 1}});
+    }
+
+    inet::tcp_header peer_syn(inet::tcp_options o = {}) {
+        inet::tcp_header syn;
+        syn.seq = peer_iss;
+        syn.flags = inet::tcp_flags::syn;
+        syn.window = 65535;
+        syn.options = o;
+        return syn;
+    }
+
     // Passive open to ESTABLISHED: peer SYN, our SYN-ACK, peer ACK.
     void establish_passive() {
         make();
@@ -287,11 +305,7 @@ TEST_F(tcb_test, rst_is_honoured_in_each_synchronised_state) {
                          state::fin_wait_2, state::close_wait, state::closing, state::last_ack}) {
         SCOPED_TRACE(to_string(target));
         make();
-        inet::tcp_header syn;
-        syn.seq = peer_iss;
-        syn.flags = inet::tcp_flags::syn;
-        syn.window = 65535;
-        t->accept_syn(syn, now);
+        t->accept_syn(peer_syn(), now);
         drain();
         uint32_t rcv = peer_iss + 1;
         if (target != state::syn_received) {
@@ -480,14 +494,7 @@ TEST_F(tcb_test, zero_window_is_probed_and_reopens) {
 TEST_F(tcb_test, receive_window_shrinks_as_the_buffer_fills_and_reopens_after_read) {
     config c = cfg();
     c.recv_buffer_bytes = 4000;
-    make(c, false);
-    inet::tcp_header syn;
-    syn.seq = peer_iss;
-    syn.flags = inet::tcp_flags::syn;
-    syn.window = 65535;
-    t->accept_syn(syn, now);
-    drain();
-    give({.seq = peer_iss + 1, .ack = iss + 1, .flags = ack});
+    establish_with(c);
     std::vector<std::byte> a(1000, std::byte{'a'});
     for (int i = 0; i < 4; ++i) {
         give({.seq = peer_iss + 1 + 1000u * i, .ack = iss + 1, .flags = ack, .data = a});
@@ -523,14 +530,7 @@ TEST_F(tcb_test, keepalive_probes_an_idle_peer_then_gives_up) {
     c.keepalive_idle = 5000ms;
     c.keepalive_interval = 1000ms;
     c.keepalive_probes = 3;
-    make(c, false);
-    inet::tcp_header syn;
-    syn.seq = peer_iss;
-    syn.flags = inet::tcp_flags::syn;
-    syn.window = 65535;
-    t->accept_syn(syn, now);
-    drain();
-    give({.seq = peer_iss + 1, .ack = iss + 1, .flags = ack});
+    establish_with(c);
     advance(5000ms);
     auto out = drain();
     ASSERT_EQ(out.size(), 1u);
@@ -549,17 +549,7 @@ TEST_F(tcb_test, keepalive_probes_an_idle_peer_then_gives_up) {
 TEST_F(tcb_test, paws_drops_a_segment_with_an_old_timestamp) {
     config c = cfg();
     c.timestamps = true;
-    make(c, false);
-    inet::tcp_header syn;
-    syn.seq = peer_iss;
-    syn.flags = inet::tcp_flags::syn;
-    syn.window = 65535;
-    syn.options.timestamps = true;
-    syn.options.ts_val = 1000;
-    t->accept_syn(syn, now);
-    drain();
-    give({.seq = peer_iss + 1, .ack = iss + 1, .flags = ack,
-          .options = {.timestamps = true, .ts_val = 1001}});
+    establish_with(c, {.timestamps = true, .ts_val = 1000});  // the ACK carries 1001
     std::vector<std::byte> a(10, std::byte{'a'});
     give({.seq = peer_iss + 1, .ack = iss + 1, .flags = ack, .data = a,
           .options = {.timestamps = true, .ts_val = 500}});
@@ -572,14 +562,7 @@ TEST_F(tcb_test, paws_drops_a_segment_with_an_old_timestamp) {
 TEST_F(tcb_test, send_buffer_is_bounded) {
     config c = cfg();
     c.send_buffer_bytes = 10'000;
-    make(c, false);
-    inet::tcp_header syn;
-    syn.seq = peer_iss;
-    syn.flags = inet::tcp_flags::syn;
-    syn.window = 65535;
-    t->accept_syn(syn, now);
-    drain();
-    give({.seq = peer_iss + 1, .ack = iss + 1, .flags = ack});
+    establish_with(c);
     EXPECT_EQ(t->send_space(), 10'000u);
     queue(10'000);
     EXPECT_EQ(t->send_space(), 0u);
