@@ -127,6 +127,8 @@ const key_def broker_keys[] = {
     {"sluice.dpdk.ip", kind::string, ""},
     {"sluice.dpdk.netmask", kind::string, "255.255.255.0"},
     {"sluice.dpdk.gateway", kind::string, ""},
+    // The port's MTU; the peers' must match (jumbo frames: fewer packets per byte).
+    {"sluice.dpdk.mtu", kind::int32, "1500", 576, 9600},
     // Give up on a peer that has acknowledged nothing for this long while data is outstanding.
     {"sluice.dpdk.tcp.user.timeout.ms", kind::int32, "60000", 100, int_max},
     // Idle time before keepalive probes (75 s apart, 9 of them) start.

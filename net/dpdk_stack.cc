@@ -43,6 +43,7 @@ constexpr uint16_t tx_batch = 64;
 constexpr uint16_t rx_descriptors = 1024;
 constexpr uint16_t tx_descriptors = 1024;
 constexpr unsigned mbufs_per_core = 16383;  // 2^n - 1 is what the ring-based pool likes
+constexpr unsigned jumbo_mbufs_per_core = 8191;  // when frames above 2 KiB need bigger mbufs
 constexpr unsigned mbuf_cache = 256;
 constexpr unsigned ext_refs_per_core = 16383;
 constexpr unsigned steer_ring_slots = 4096;
@@ -114,6 +115,7 @@ std::optional<fault_rates> parse_faults(const std::string& text) {
 
 struct port_setup {
     fault_rates faults;
+    uint16_t mtu = 1500;  // asked for (sluice.dpdk.mtu)
     uint16_t port = 0;
     unsigned queues = 1;
     bool rss = false;
@@ -566,8 +568,12 @@ std::vector<std::string> eal_arguments(const std::string& args) {
         out.push_back("-l");
         out.push_back("0");
     }
-    if (!given("--file-prefix") && !given("--in-memory")) {
-        out.push_back("--file-prefix=sluice" + std::to_string(::getpid()));
+    // No shared configuration: a broker has no secondary processes, and the multi-process
+    // channel's thread was measured taking ~15% of a core on a busy tap port (its recvmsg keeps
+    // being interrupted by the tap PMD's SIGIO), besides leaving files in /var/run/dpdk.
+    if (!given("--file-prefix") && !given("--in-memory") && !given("--no-shconf") &&
+        !given("--proc-type")) {
+        out.push_back("--no-shconf");
     }
     if (!given("--log-level")) out.push_back("--log-level=notice");
     if (!given("--telemetry") && !given("--no-telemetry")) out.push_back("--no-telemetry");
@@ -644,6 +650,7 @@ result<void> configure_port(port_setup& p, const rte_eth_dev_info& info) {
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
         }
         conf.intr_conf.rxq = a.intr ? 1 : 0;
+        conf.rxmode.mtu = p.mtu;
         rc = rte_eth_dev_configure(p.port, static_cast<uint16_t>(p.queues),
                                    static_cast<uint16_t>(p.queues), &conf);
         if (rc != 0) continue;
@@ -680,12 +687,17 @@ result<void> configure_port(port_setup& p, const rte_eth_dev_info& info) {
 result<void> create_pools(port_setup& p) {
     for (unsigned q = 0; q < p.queues; ++q) {
         std::string n = "sluice_mb" + std::to_string(q);
-        rte_mempool* mp = rte_pktmbuf_pool_create(n.c_str(), mbufs_per_core, mbuf_cache, 0,
-                                                  RTE_MBUF_DEFAULT_BUF_SIZE,
+        // A frame always fits one mbuf: received frames are parsed in place.
+        size_t frame_room = RTE_PKTMBUF_HEADROOM + p.mtu + inet::ethernet_header_bytes + 4;
+        bool jumbo = frame_room > RTE_MBUF_DEFAULT_BUF_SIZE;
+        auto room = static_cast<uint16_t>(jumbo ? (frame_room + 1023) / 1024 * 1024
+                                                : RTE_MBUF_DEFAULT_BUF_SIZE);
+        unsigned count = jumbo ? jumbo_mbufs_per_core : mbufs_per_core;
+        rte_mempool* mp = rte_pktmbuf_pool_create(n.c_str(), count, mbuf_cache, 0, room,
                                                   static_cast<int>(rte_socket_id()));
         if (mp == nullptr) {
             return error(errc::stack_start_failed,
-                         dpdk_error("creating the mbuf pool (" + std::to_string(mbufs_per_core) +
+                         dpdk_error("creating the mbuf pool (" + std::to_string(count) +
                                         " mbufs; with --no-huge give EAL memory, e.g. -m 512)",
                                     rte_errno));
         }
@@ -752,6 +764,7 @@ result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& opti
     if (auto r = start_eal(options.dpdk_args); !r) return r.error();
     port_setup p;
     p.faults = *faults;
+    p.mtu = static_cast<uint16_t>(options.mtu);
     bool found = false;
     uint16_t pid = 0;
     RTE_ETH_FOREACH_DEV(pid) {
@@ -781,6 +794,15 @@ result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& opti
     }
     p.max_segs = info.tx_desc_lim.nb_seg_max > 0 ? std::min<uint16_t>(info.tx_desc_lim.nb_seg_max, 16)
                                                  : 16;
+    // The largest frame it receives bounds the MTU too (net_tap: 1522 bytes, so 1500).
+    uint32_t max_mtu = std::min<uint32_t>(
+        info.max_mtu, info.max_rx_pktlen > 18 ? info.max_rx_pktlen - 18 : info.max_mtu);
+    if (p.mtu > max_mtu || p.mtu < info.min_mtu) {
+        return error(errc::stack_start_failed,
+                     "DPDK port " + p.name + " takes an MTU from " + std::to_string(info.min_mtu) +
+                         " to " + std::to_string(max_mtu) + "; sluice.dpdk.mtu is " +
+                         std::to_string(p.mtu));
+    }
     if (auto r = create_pools(p); !r) return r.error();
     if (auto r = configure_port(p, info); !r) return r.error();
     // Attaching payload bytes as external buffers needs IOVA-as-VA (software ports: tap,
@@ -791,6 +813,12 @@ result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& opti
     rte_eth_macaddr_get(p.port, &mac);
     std::memcpy(p.caps.mac.data(), mac.addr_bytes, 6);
     uint16_t mtu = 1500;
+    if (p.mtu != 1500) {
+        if (int rc = rte_eth_dev_set_mtu(p.port, p.mtu); rc != 0) {
+            return error(errc::stack_start_failed,
+                         dpdk_error("setting MTU " + std::to_string(p.mtu) + " on " + p.name, rc));
+        }
+    }
     if (rte_eth_dev_get_mtu(p.port, &mtu) == 0 && mtu >= 576) p.caps.mtu = mtu;
     log::info("net", "dpdk stack on port ", p.name, " (", inet::to_string(p.caps.mac), ", MTU ",
               p.caps.mtu, ") with ", p.queues, " queue pair(s), ",

@@ -411,9 +411,9 @@ ip_stack::ip_stack(runtime::reactor& r, link& l, std::shared_ptr<arp_table> arp,
     _iss_seed = (static_cast<uint64_t>(rd()) << 32) | rd();
     uint32_t span = _cfg.ephemeral_port_last - _cfg.ephemeral_port_first + 1u;
     _next_port = static_cast<uint16_t>(_cfg.ephemeral_port_first + (_iss_seed % span));
-    _cfg.tcp.mss = static_cast<uint16_t>(
-        std::min<uint32_t>(_cfg.tcp.mss, _link.caps().mtu - inet::ipv4_header_bytes -
-                                             inet::tcp_header_bytes));
+    // The MSS we announce follows the link (jumbo frames included).
+    _cfg.tcp.mss = static_cast<uint16_t>(_link.caps().mtu - inet::ipv4_header_bytes -
+                                         inet::tcp_header_bytes);
 }
 
 ip_stack::~ip_stack() {

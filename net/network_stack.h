@@ -88,12 +88,13 @@ struct stack_options {
     // Reactor cores that will listen or connect: one RX/TX queue pair each (sluice.cores).
     unsigned cores = 1;
     // EAL arguments, split at whitespace (sluice.dpdk.args), e.g. "--no-pci --vdev=net_tap0
-    // --no-huge -m 512" or "-a 0000:01:00.0". Sluice adds "-l 0" unless -l/--lcores is given and
-    // a --file-prefix of its own unless one is given or --in-memory is.
+    // --no-huge -m 512" or "-a 0000:01:00.0". Sluice adds "-l 0" unless -l/--lcores is given,
+    // and --no-shconf unless --file-prefix, --in-memory or --proc-type is.
     std::string dpdk_args;
     std::string ip;       // IPv4 address of the stack's interface (sluice.dpdk.ip)
     std::string netmask = "255.255.255.0";  // (sluice.dpdk.netmask)
     std::string gateway;  // empty: none (sluice.dpdk.gateway)
+    unsigned mtu = 1500;  // of the port (sluice.dpdk.mtu); above ~1.9 KiB the mbufs grow
     // TCP tunables (sluice.dpdk.tcp.*): 0 keeps the stack's default.
     uint32_t tcp_user_timeout_ms = 0;
     uint32_t tcp_keepalive_idle_ms = 0;

@@ -16,7 +16,7 @@ in `sluice bench`, which does not exist yet.
 
 Reproduce (root; a binary built with dpdk-dev installed):
   cmake --build build && SLUICE_BIN=build/tools/sluice /usr/bin/python3 perf/dpdk_bench.py \\
-      --rounds 3 --seconds 5 [--record-bytes 1024] [--cores 2] [--json out.json]
+      --rounds 3 --seconds 5 [--record-bytes 1024] [--cores 2] [--mtu 1500|9000] [--json out.json]
 """
 
 import argparse
@@ -84,12 +84,14 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--record-bytes", type=int, default=1024)
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--mtu", type=int, default=1500, help="the tap's MTU (both ends)")
     ap.add_argument("--json")
     args = ap.parse_args()
     results = {}
     for _ in range(args.rounds):
         setup = DpdkSetup(7, **{"sluice.cores": str(args.cores),
-                                "sluice.dpdk.tcp.user.timeout.ms": "60000"})
+                                "sluice.dpdk.tcp.user.timeout.ms": "60000",
+                                "sluice.dpdk.mtu": str(args.mtu)})
         try:
             measure("dpdk", ["ip", "netns", "exec", setup.ns], setup.broker.bootstrap,
                     setup.broker.proc.pid, args, results)

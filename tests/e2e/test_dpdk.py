@@ -83,11 +83,11 @@ class DpdkSetup:
     def __init__(self, n, faults="", **config):
         self.n = n
         self.ns = "sld%d-%d" % (n, os.getpid())
-        self.tap = "sdt%d%d" % (n, os.getpid() % 10000)
+        self.tap = config.pop("tap", None) or "sdt%d%d" % (n, os.getpid() % 10000)
+        self.mtu = int(config.get("sluice.dpdk.mtu", 1500))
         self.client_ip = "198.18.%d.1" % n
         self.broker_ip = "198.18.%d.2" % n
-        args = "--no-pci --vdev=net_tap0,iface=%s --no-huge -m 512 --file-prefix=sld%d-%d" % (
-            self.tap, n, os.getpid())
+        args = "--no-pci --vdev=net_tap0,iface=%s --no-huge -m 512" % self.tap
         cfg = {"sluice.network.stack": "dpdk", "sluice.dpdk.args": args,
                "sluice.dpdk.ip": self.broker_ip, "sluice.dpdk.netmask": "255.255.255.0",
                "sluice.dpdk.tcp.user.timeout.ms": "4000", "auto.create.topics.enable": "true"}
@@ -111,6 +111,7 @@ class DpdkSetup:
             time.sleep(0.1)
         sh("ip", "link", "set", self.tap, "netns", self.ns)
         self.run("ip", "addr", "add", self.client_ip + "/24", "dev", self.tap)
+        self.run("ip", "link", "set", self.tap, "mtu", str(self.mtu))
         self.run("ip", "link", "set", self.tap, "up")
         self.run("ip", "link", "set", "lo", "up")
 
