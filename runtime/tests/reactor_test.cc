@@ -84,3 +84,41 @@ TEST(reactor, file_write_and_read) {
     EXPECT_STREQ(buf, msg);
     close(fd);
 }
+
+// A poller is called every iteration; while it reports work the loop never blocks, once idle it
+// is asked to arm a wakeup, and one that cannot makes the loop nap instead of sleeping the full
+// wait.
+TEST(reactor, pollers_run_every_iteration_and_arm_a_wakeup_when_idle) {
+    auto r = sluice::runtime::reactor::create({}).value();
+    struct counting : sluice::runtime::reactor::poller {
+        int polls = 0;
+        int arms = 0;
+        int work_left = 50;
+        bool can_arm = false;
+        bool poll() override {
+            ++polls;
+            return work_left-- > 0;
+        }
+        bool arm_wakeup() override {
+            ++arms;
+            return can_arm;
+        }
+    } p;
+    r->add_poller(&p);
+    for (int i = 0; i < 50; ++i) r->run_once(std::chrono::seconds(1));
+    EXPECT_EQ(p.polls, 50);
+    EXPECT_EQ(p.arms, 0);  // busy: never asked to sleep
+    // Idle and unable to arm: each iteration naps (100 us), far below the 1 s wait.
+    auto start = std::chrono::steady_clock::now();
+    while (p.arms < 5) r->run_once(std::chrono::seconds(1));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
+    // Able to arm: the loop sleeps the full wait (here a short one).
+    p.can_arm = true;
+    int arms = p.arms;
+    r->run_once(std::chrono::milliseconds(20));
+    EXPECT_EQ(p.arms, arms + 1);
+    r->remove_poller(&p);
+    int polls = p.polls;
+    r->run_once(std::chrono::milliseconds(1));
+    EXPECT_EQ(p.polls, polls);
+}
