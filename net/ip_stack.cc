@@ -678,6 +678,7 @@ void ip_stack::receive_tcp(const inet::ethernet_header& eth, const inet::ipv4_he
         accept_syn(eth, ip, *h);
         return;
     }
+    if (accept_cookie(eth, ip, *h, payload)) return;
     if (!(h->flags & rst)) send_reset_for(eth, ip, *h, payload.size());
 }
 
@@ -689,18 +690,17 @@ void ip_stack::accept_syn(const inet::ethernet_header& eth, const inet::ipv4_hea
         return;
     }
     listener_impl& l = *lit->second;
-    // Bounded: a SYN flood fills the half-open budget and is then dropped, established
-    // connections and the other cores go on.
-    // At the half-open budget (the stack's or the listener's backlog) the oldest half-open
-    // connection makes room: a flood of SYNs that are never completed only ever displaces its
-    // own kind, and a real client's SYN still gets in. Past the flow or connection limits the
-    // SYN is dropped.
+    // At the half-open budget (the stack's, or the listener's backlog) SYNs are answered with
+    // SYN cookies (RFC 4987): a SYN-ACK whose sequence number encodes the connection, and no
+    // state until the client's ACK proves it. A flood of forged SYNs costs no memory and real
+    // clients still get in. Past the flow or connection limits the SYN is dropped.
     size_t backlog = static_cast<size_t>(std::max(1, l._options.backlog));
-    while ((_half_open >= _cfg.max_half_open || l._pending >= backlog) && evict_half_open()) {
-    }
-    if (_half_open >= _cfg.max_half_open || _flows.size() >= _cfg.max_flows ||
-        l._pending >= backlog || *l._open + l._pending >= l._options.max_connections) {
+    if (_flows.size() >= _cfg.max_flows || *l._open + l._pending >= l._options.max_connections) {
         ++_stats.dropped_syn_limit;
+        return;
+    }
+    if (_half_open >= _cfg.max_half_open || l._pending >= backlog) {
+        send_syn_cookie(eth, ip, h);
         return;
     }
     auto now = tcp::clock::now();
@@ -720,31 +720,100 @@ void ip_stack::accept_syn(const inet::ethernet_header& eth, const inet::ipv4_hea
     f->tcb.accept_syn(h, now);
     flow& ref = *f;
     _flows.emplace(ref.key, std::move(f));
-    _half_open_order.emplace_back(ref.key, ref.id);
-    if (_half_open_order.size() > 2 * _cfg.max_half_open + 16) {
-        // Entries of connections that completed or ended: drop them (bounds the queue).
-        std::erase_if(_half_open_order, [this](const auto& e) {
-            auto it = _flows.find(e.first);
-            return it == _flows.end() || it->second->id != e.second || !it->second->half_open;
-        });
-    }
     service(ref);
 }
 
-bool ip_stack::evict_half_open() {
-    while (!_half_open_order.empty()) {
-        auto [key, id] = _half_open_order.front();
-        _half_open_order.pop_front();
-        auto it = _flows.find(key);
-        if (it == _flows.end() || it->second->id != id || !it->second->half_open) continue;
-        ++_stats.half_open_evicted;
-        flow& f = *it->second;
-        f.tcb.abort();
-        f.tcb.output(tcp::clock::now());  // no RST: the peer of a flood is usually forged
-        retire(f);
-        return true;
+namespace {
+// MSS values a cookie can carry (3 bits), as Linux's table does.
+constexpr uint16_t cookie_mss[8] = {536, 1200, 1300, 1400, 1440, 1460, 4000, 8960};
+constexpr int cookie_period_s = 64;
+}  // namespace
+
+uint32_t ip_stack::cookie_hash(inet::ipv4_address rip, uint16_t rport, uint16_t lport,
+                               uint32_t peer_iss, uint32_t period) const {
+    uint64_t x = _iss_seed ^ (static_cast<uint64_t>(rip) << 16) ^
+                 (static_cast<uint64_t>(rport) << 48) ^ lport;
+    x = mix64(x ^ (static_cast<uint64_t>(peer_iss) << 5) ^ period);
+    return static_cast<uint32_t>(x) & 0xffffff;
+}
+
+uint32_t ip_stack::cookie_period() const {
+    auto s = std::chrono::duration_cast<std::chrono::seconds>(
+                 tcp::clock::now().time_since_epoch())
+                 .count();
+    return static_cast<uint32_t>(s / cookie_period_s) & 0x1f;
+}
+
+void ip_stack::send_syn_cookie(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
+                               const inet::tcp_header& h) {
+    uint16_t want = std::min<uint16_t>(h.options.mss != 0 ? h.options.mss : 536, _cfg.tcp.mss);
+    uint32_t idx = 0;
+    for (uint32_t i = 0; i < 8; ++i) {
+        if (cookie_mss[i] <= want) idx = i;
     }
-    return false;
+    uint32_t period = cookie_period();
+    inet::tcp_header r;
+    r.src_port = h.dst_port;
+    r.dst_port = h.src_port;
+    r.seq = (period << 27) | (idx << 24) | cookie_hash(ip.src, h.src_port, h.dst_port, h.seq, period);
+    r.ack = h.seq + 1;
+    r.flags = syn | ack;
+    r.window = static_cast<uint16_t>(std::min<uint32_t>(_cfg.tcp.recv_buffer_bytes, 0xffff));
+    r.options.mss = _cfg.tcp.mss;  // no window scale or timestamps: nothing to remember them in
+    send_bare_segment(eth.src, ip.src, r);
+    ++_stats.syn_cookies_sent;
+}
+
+bool ip_stack::accept_cookie(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
+                             const inet::tcp_header& h, std::span<const std::byte> payload) {
+    if ((h.flags & (syn | rst | ack)) != ack) return false;
+    auto lit = _listeners.find(h.dst_port);
+    if (lit == _listeners.end()) return false;
+    uint32_t cookie = h.ack - 1;
+    uint32_t period = cookie >> 27;
+    uint32_t now_period = cookie_period();
+    if (period != now_period && period != ((now_period + 31) & 0x1f)) return false;
+    if ((cookie & 0xffffff) != cookie_hash(ip.src, h.src_port, h.dst_port, h.seq - 1, period)) {
+        return false;
+    }
+    listener_impl& l = *lit->second;
+    if (_flows.size() >= _cfg.max_flows || *l._open + l._pending >= l._options.max_connections) {
+        ++_stats.dropped_syn_limit;
+        return true;  // a valid cookie, but no room: dropped like the SYN would have been
+    }
+    auto now = tcp::clock::now();
+    auto f = std::make_unique<flow>(_cfg.tcp, cookie, now);
+    static uint64_t next_id = 1ull << 61;
+    f->id = next_id++;
+    f->rip = ip.src;
+    f->rport = h.src_port;
+    f->lport = h.dst_port;
+    f->key = key_of(ip.src, h.src_port, h.dst_port);
+    f->peer_mac = eth.src;
+    f->mac_known = true;
+    f->listener = &l;
+    f->tcb.accept_cookie(h.seq - 1, cookie_mss[(cookie >> 24) & 7], h, now);
+    ++_stats.syn_cookies_accepted;
+    flow& ref = *f;
+    _flows.emplace(ref.key, std::move(f));
+    if (!payload.empty() || (h.flags & inet::tcp_flags::fin)) ref.tcb.input(h, payload, now);
+    service(ref);
+    return true;
+}
+
+void ip_stack::send_bare_segment(const inet::mac_address& dst_mac, inet::ipv4_address dst_ip,
+                                 const inet::tcp_header& r) {
+    std::byte hdr[max_header_bytes];
+    std::byte* t = hdr + inet::ethernet_header_bytes + inet::ipv4_header_bytes;
+    size_t tlen = inet::write_tcp(t, r);
+    inet::checksum c;
+    inet::add_pseudo_header(c, _cfg.ip, dst_ip, inet::ip_proto_tcp, static_cast<uint16_t>(tlen));
+    c.add({t, tlen});
+    bytes::store_be16(t + 16, c.finish());
+    inet::write_ipv4(hdr + inet::ethernet_header_bytes, _cfg.ip, dst_ip, inet::ip_proto_tcp,
+                     static_cast<uint16_t>(tlen), _ip_id++, false);
+    send_frame(dst_mac, inet::ethertype_ipv4,
+               {hdr, inet::ethernet_header_bytes + inet::ipv4_header_bytes + tlen}, {}, false);
 }
 
 void ip_stack::send_reset_for(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
@@ -762,17 +831,7 @@ void ip_stack::send_reset_for(const inet::ethernet_header& eth, const inet::ipv4
                 ((h.flags & inet::tcp_flags::fin) ? 1 : 0);
         r.flags = rst | ack;
     }
-    std::byte hdr[max_header_bytes];
-    std::byte* t = hdr + inet::ethernet_header_bytes + inet::ipv4_header_bytes;
-    size_t tlen = inet::write_tcp(t, r);
-    inet::checksum c;
-    inet::add_pseudo_header(c, _cfg.ip, ip.src, inet::ip_proto_tcp, static_cast<uint16_t>(tlen));
-    c.add({t, tlen});
-    bytes::store_be16(t + 16, c.finish());
-    inet::write_ipv4(hdr + inet::ethernet_header_bytes, _cfg.ip, ip.src, inet::ip_proto_tcp,
-                     static_cast<uint16_t>(tlen), _ip_id++, false);
-    send_frame(eth.src, inet::ethertype_ipv4,
-               {hdr, inet::ethernet_header_bytes + inet::ipv4_header_bytes + tlen}, {}, false);
+    send_bare_segment(eth.src, ip.src, r);
     ++_stats.resets_sent;
 }
 
@@ -879,12 +938,14 @@ void ip_stack::service(flow& f) {
             while (auto seg = f.tcb.output(now)) transmit_segment(f, *seg);
         }
         bool established = f.tcb.established_once() && !f.tcb.finished();
-        if (established && f.half_open) {
-            f.half_open = false;
-            --_half_open;
+        if (established && f.listener != nullptr) {
             listener_impl* l = f.listener;
             f.listener = nullptr;
-            --l->_pending;
+            if (f.half_open) {  // a SYN cookie's flow never was
+                f.half_open = false;
+                --_half_open;
+                --l->_pending;
+            }
             if (l->_closed) {
                 f.tcb.abort();
                 f.again = true;

@@ -93,7 +93,7 @@ struct ip_stack_config {
     tcp::config tcp;
     // Bounds per core.
     size_t max_flows = 65'536;   // connections in any state, TIME_WAIT included
-    size_t max_half_open = 1024;  // SYN_RECEIVED connections (SYN flood bound)
+    size_t max_half_open = 1024;  // SYN_RECEIVED connections; beyond, SYN cookies
     uint16_t ephemeral_port_first = 32768;
     uint16_t ephemeral_port_last = 60999;
 };
@@ -105,7 +105,8 @@ struct ip_stack_stats {
     uint64_t dropped_checksum = 0;
     uint64_t dropped_not_ours = 0;      // another address, another protocol, fragments
     uint64_t dropped_syn_limit = 0;     // SYNs past max_flows / max_connections
-    uint64_t half_open_evicted = 0;     // oldest half-open connections dropped for a new SYN
+    uint64_t syn_cookies_sent = 0;      // SYN-ACKs sent statelessly at the half-open budget
+    uint64_t syn_cookies_accepted = 0;  // connections established from a valid cookie
     uint64_t resets_sent = 0;           // to segments of no connection
     uint64_t arp_requests_sent = 0;
     uint64_t arp_replies_sent = 0;
@@ -170,7 +171,15 @@ class ip_stack {
                      std::span<const std::byte> segment, rx_meta meta);
     void accept_syn(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
                     const inet::tcp_header& h);
-    bool evict_half_open();
+    void send_syn_cookie(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
+                         const inet::tcp_header& h);
+    bool accept_cookie(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
+                       const inet::tcp_header& h, std::span<const std::byte> payload);
+    uint32_t cookie_hash(inet::ipv4_address rip, uint16_t rport, uint16_t lport, uint32_t peer_iss,
+                         uint32_t period) const;
+    uint32_t cookie_period() const;
+    void send_bare_segment(const inet::mac_address& dst_mac, inet::ipv4_address dst_ip,
+                           const inet::tcp_header& h);
     void send_reset_for(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
                         const inet::tcp_header& h, size_t payload_bytes);
     void send_frame(const inet::mac_address& dst, uint16_t ethertype,
@@ -194,7 +203,6 @@ class ip_stack {
     std::unordered_map<flow_key, std::unique_ptr<flow>> _flows;
     std::unordered_map<uint16_t, listener_impl*> _listeners;
     size_t _half_open = 0;
-    std::deque<std::pair<flow_key, uint64_t>> _half_open_order;  // oldest first
     std::set<std::pair<tcp::time_point, flow*>> _timers;
     runtime::timer_id _timer = 0;
     tcp::time_point _timer_at = tcp::time_point::max();

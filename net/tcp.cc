@@ -130,6 +130,25 @@ void tcb::accept_syn(const inet::tcp_header& syn, time_point now) {
     enter(state::syn_received);
 }
 
+void tcb::accept_cookie(uint32_t irs, uint16_t mss, const inet::tcp_header& h, time_point now) {
+    SLUICE_ASSERT(_state == state::closed, "accept_cookie() on an open tcb");
+    _irs = irs;
+    _rcv_nxt = irs + 1;
+    _rcv_wscale = 0;
+    inet::tcp_options o;
+    o.mss = mss;
+    take_syn_options(o);  // no scale, no timestamps
+    _snd_una = _snd_nxt = _snd_max = _iss + 1;
+    _snd_wnd = h.window;
+    _max_snd_wnd = _snd_wnd;
+    _snd_wl1 = h.seq;
+    _snd_wl2 = h.ack;
+    _rcv_adv = _rcv_nxt + std::min<uint32_t>(rx_window(), 0xffff);
+    _last_heard = now;
+    enter(state::established);
+    if (_cfg.keepalive) _keepalive_at = now + _cfg.keepalive_idle;
+}
+
 size_t tcb::send_space() const {
     if (_fin_queued || _state == state::closed || _state == state::time_wait) return 0;
     return _sq_bytes >= _cfg.send_buffer_bytes ? 0 : _cfg.send_buffer_bytes - _sq_bytes;

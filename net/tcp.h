@@ -127,6 +127,10 @@ class tcb {
     void connect(time_point now);
     // Passive open from a listener: CLOSED -> SYN_RECEIVED with the peer's SYN.
     void accept_syn(const inet::tcp_header& syn, time_point now);
+    // Straight to ESTABLISHED from a valid SYN cookie (the tcb was made with iss = the cookie):
+    // the peer's initial sequence `irs` and the MSS the cookie carried; no window scaling or
+    // timestamps (the stateless SYN-ACK offered neither). `ack` is the completing ACK.
+    void accept_cookie(uint32_t irs, uint16_t mss, const inet::tcp_header& ack, time_point now);
 
     // One segment for this connection (header already checksum-verified).
     void input(const inet::tcp_header& h, std::span<const std::byte> payload, time_point now);

@@ -442,7 +442,30 @@ TEST_F(ip_stack_test, syn_flood_is_bounded_and_established_connections_go_on) {
         bytes::store_be16(f.data() + 34 + 16, cs.finish());
         b->receive(f);
     }
-    EXPECT_GE(b->stats().half_open_evicted, 400u);
+    EXPECT_GE(b->stats().syn_cookies_sent, 400u);
+    // A forged ACK that does not carry a valid cookie opens nothing (and gets a RST).
+    {
+        std::vector<std::byte> f(54);
+        inet::write_ethernet(f.data(),
+                             {link_b->caps().mac, {2, 9, 9, 9, 9, 9}, inet::ethertype_ipv4});
+        inet::write_ipv4(f.data() + 14, 0xc6120050, ip_b, inet::ip_proto_tcp, 20, 0, false);
+        inet::tcp_header h;
+        h.src_port = 60001;  // no flow: the flood's ports are 10000..10499
+        h.dst_port = 9092;
+        h.seq = 7919 + 1;
+        h.ack = 0x12345678;
+        h.flags = inet::tcp_flags::ack;
+        h.window = 65535;
+        inet::write_tcp(f.data() + 34, h);
+        inet::checksum cs;
+        inet::add_pseudo_header(cs, 0xc6120050, ip_b, inet::ip_proto_tcp, 20);
+        cs.add(std::span(f).subspan(34));
+        bytes::store_be16(f.data() + 34 + 16, cs.finish());
+        auto resets = b->stats().resets_sent;
+        b->receive(f);
+        EXPECT_EQ(b->stats().syn_cookies_accepted, 0u);
+        EXPECT_EQ(b->stats().resets_sent, resets + 1);
+    }
     EXPECT_LE(b->stats().flows, 33u);  // the budget held: 32 half-open plus the real one
     cl->conn->send(testing::one_piece(framed(pattern(10'000, 5))));
     ASSERT_TRUE(run_until([&] { return cl->received.size() == 1; }, 10s))
@@ -453,14 +476,19 @@ TEST_F(ip_stack_test, syn_flood_is_bounded_and_established_connections_go_on) {
         << a->stats().frames_in << " notours " << a->stats().dropped_not_ours << " queued "
         << cl->conn->bytes_queued() << " open " << cl->conn->is_open();
     EXPECT_EQ(cl->received[0], pattern(10'000, 5));
-    // A new client right after the flood gets in: its SYN displaces a forged one.
+    // A new client while the budget is still full gets in through a SYN cookie and carries
+    // data both ways.
     auto late = connect_client();
     ASSERT_TRUE(run_until([&] { return late->conn != nullptr || late->failed; }, 20s))
-        << "b: flows " << b->stats().flows << " evicted " << b->stats().half_open_evicted
+        << "b: flows " << b->stats().flows << " cookies " << b->stats().syn_cookies_sent
         << " dropped " << b->stats().dropped_syn_limit << " in " << b->stats().frames_in
         << " resets " << b->stats().resets_sent << "; a: flows " << a->stats().flows
         << " out " << a->stats().frames_out << " arp " << a->stats().arp_requests_sent;
     EXPECT_FALSE(late->failed);
+    late->conn->send(testing::one_piece(framed(pattern(200'000, 6))));
+    ASSERT_TRUE(run_until([&] { return late->received.size() == 1; }));
+    EXPECT_EQ(late->received[0], pattern(200'000, 6));
+    EXPECT_EQ(b->stats().syn_cookies_accepted, 1u);
 }
 
 TEST_F(ip_stack_test, peer_reset_is_reported_as_peer_closed) {

@@ -300,8 +300,8 @@ class DpdkClients(unittest.TestCase):
         mac = self.setup.broker_mac()
         out = self.setup.python(RAW_FRAMES, self.setup.tap, mac, "flood").stdout
         self.assertIn("sent=5000", out)
-        # The half-open budget fills; each later SYN displaces the oldest half-open entry, so
-        # real clients still get in right after the flood and the broker keeps serving.
+        # The half-open budget fills; later SYNs get SYN cookies (no state), so real clients
+        # still get in right after the flood and the broker keeps serving.
         self.assert_serving()
         kcat_produce(self.setup, "dpdk-after-flood", "x\ny\n", ("-p", "0"))
         self.assertEqual(kcat_consume(self.setup, "dpdk-after-flood", 2, 0), "x\ny\n")
