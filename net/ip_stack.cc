@@ -704,23 +704,12 @@ void ip_stack::accept_syn(const inet::ethernet_header& eth, const inet::ipv4_hea
         return;
     }
     auto now = tcp::clock::now();
-    auto f = std::make_unique<flow>(_cfg.tcp, new_iss(), now);
-    static uint64_t next_id = 1;
-    f->id = next_id++;
-    f->rip = ip.src;
-    f->rport = h.src_port;
-    f->lport = h.dst_port;
-    f->key = key_of(ip.src, h.src_port, h.dst_port);
-    f->peer_mac = eth.src;
-    f->mac_known = true;
-    f->listener = &l;
-    f->half_open = true;
+    flow& f = add_passive_flow(eth, ip, h, l, new_iss(), now);
+    f.half_open = true;
     ++_half_open;
     ++l._pending;
-    f->tcb.accept_syn(h, now);
-    flow& ref = *f;
-    _flows.emplace(ref.key, std::move(f));
-    service(ref);
+    f.tcb.accept_syn(h, now);
+    service(f);
 }
 
 namespace {
@@ -782,22 +771,11 @@ bool ip_stack::accept_cookie(const inet::ethernet_header& eth, const inet::ipv4_
         return true;  // a valid cookie, but no room: dropped like the SYN would have been
     }
     auto now = tcp::clock::now();
-    auto f = std::make_unique<flow>(_cfg.tcp, cookie, now);
-    static uint64_t next_id = 1ull << 61;
-    f->id = next_id++;
-    f->rip = ip.src;
-    f->rport = h.src_port;
-    f->lport = h.dst_port;
-    f->key = key_of(ip.src, h.src_port, h.dst_port);
-    f->peer_mac = eth.src;
-    f->mac_known = true;
-    f->listener = &l;
-    f->tcb.accept_cookie(h.seq - 1, cookie_mss[(cookie >> 24) & 7], h, now);
+    flow& f = add_passive_flow(eth, ip, h, l, cookie, now);
+    f.tcb.accept_cookie(h.seq - 1, cookie_mss[(cookie >> 24) & 7], h, now);
     ++_stats.syn_cookies_accepted;
-    flow& ref = *f;
-    _flows.emplace(ref.key, std::move(f));
-    if (!payload.empty() || (h.flags & inet::tcp_flags::fin)) ref.tcb.input(h, payload, now);
-    service(ref);
+    if (!payload.empty() || (h.flags & inet::tcp_flags::fin)) f.tcb.input(h, payload, now);
+    service(f);
     return true;
 }
 
@@ -814,6 +792,23 @@ void ip_stack::send_bare_segment(const inet::mac_address& dst_mac, inet::ipv4_ad
                      static_cast<uint16_t>(tlen), _ip_id++, false);
     send_frame(dst_mac, inet::ethertype_ipv4,
                {hdr, inet::ethernet_header_bytes + inet::ipv4_header_bytes + tlen}, {}, false);
+}
+
+ip_stack::flow& ip_stack::add_passive_flow(const inet::ethernet_header& eth,
+                                           const inet::ipv4_header& ip, const inet::tcp_header& h,
+                                           listener_impl& l, uint32_t iss, tcp::time_point now) {
+    auto f = std::make_unique<flow>(_cfg.tcp, iss, now);
+    f->id = _next_flow_id++;
+    f->rip = ip.src;
+    f->rport = h.src_port;
+    f->lport = h.dst_port;
+    f->key = key_of(ip.src, h.src_port, h.dst_port);
+    f->peer_mac = eth.src;
+    f->mac_known = true;
+    f->listener = &l;
+    flow& ref = *f;
+    _flows.emplace(ref.key, std::move(f));
+    return ref;
 }
 
 void ip_stack::send_reset_for(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
@@ -1115,8 +1110,7 @@ void ip_stack::connect(inet::ipv4_address ip, uint16_t port, connect_options opt
     }
     auto now = tcp::clock::now();
     auto f = std::make_unique<flow>(_cfg.tcp, new_iss(), now);
-    static uint64_t next_id = 1ull << 62;
-    f->id = next_id++;
+    f->id = _next_flow_id++;
     f->rip = ip;
     f->rport = port;
     f->lport = *chosen;

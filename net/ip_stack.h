@@ -171,6 +171,9 @@ class ip_stack {
                      std::span<const std::byte> segment, rx_meta meta);
     void accept_syn(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
                     const inet::tcp_header& h);
+    flow& add_passive_flow(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
+                           const inet::tcp_header& h, listener_impl& l, uint32_t iss,
+                           tcp::time_point now);
     void send_syn_cookie(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
                          const inet::tcp_header& h);
     bool accept_cookie(const inet::ethernet_header& eth, const inet::ipv4_header& ip,
@@ -209,6 +212,7 @@ class ip_stack {
     bool _flush_scheduled = false;
     bool _reactor_gone = false;
     uint16_t _ip_id = 0;
+    uint64_t _next_flow_id = 1;  // tells a flow from a later one on the same 4-tuple
     uint16_t _next_port;
     uint64_t _iss_seed;
     // Frames waiting for the next hop's ARP reply, by next hop.

@@ -180,6 +180,27 @@ class ip_stack_test : public ::testing::Test {
         ASSERT_TRUE(run_until([&] { return a->stats().flows == 0 && b->stats().flows == 0; }));
     }
 
+    // A TCP segment to b:9092 from a forged address nobody answers for (198.18.0.80).
+    std::vector<std::byte> forged(uint16_t sport, uint32_t seq, uint32_t ackno, uint8_t flags) {
+        std::vector<std::byte> f(54);
+        inet::write_ethernet(f.data(),
+                             {link_b->caps().mac, {2, 9, 9, 9, 9, 9}, inet::ethertype_ipv4});
+        inet::write_ipv4(f.data() + 14, 0xc6120050, ip_b, inet::ip_proto_tcp, 20, 0, false);
+        inet::tcp_header h;
+        h.src_port = sport;
+        h.dst_port = 9092;
+        h.seq = seq;
+        h.ack = ackno;
+        h.flags = flags;
+        h.window = 65535;
+        inet::write_tcp(f.data() + 34, h);
+        inet::checksum cs;
+        inet::add_pseudo_header(cs, 0xc6120050, ip_b, inet::ip_proto_tcp, 20);
+        cs.add(std::span(f).subspan(34));
+        bytes::store_be16(f.data() + 34 + 16, cs.finish());
+        return f;
+    }
+
     std::unique_ptr<runtime::reactor> reactor;
     std::shared_ptr<bool> alive = std::make_shared<bool>(true);
     wire_faults faults;
@@ -425,44 +446,15 @@ TEST_F(ip_stack_test, syn_flood_is_bounded_and_established_connections_go_on) {
     ASSERT_TRUE(run_until([&] { return cl->conn != nullptr && !server_conns.empty(); }));
     // SYNs from a spoofed address nobody answers for.
     for (int i = 0; i < 500; ++i) {
-        std::vector<std::byte> f(54);
-        inet::write_ethernet(f.data(),
-                             {link_b->caps().mac, {2, 9, 9, 9, 9, 9}, inet::ethertype_ipv4});
-        inet::write_ipv4(f.data() + 14, 0xc6120050, ip_b, inet::ip_proto_tcp, 20, 0, false);
-        inet::tcp_header h;
-        h.src_port = static_cast<uint16_t>(10000 + i);
-        h.dst_port = 9092;
-        h.seq = static_cast<uint32_t>(i * 7919);
-        h.flags = inet::tcp_flags::syn;
-        h.window = 65535;
-        inet::write_tcp(f.data() + 34, h);
-        inet::checksum cs;
-        inet::add_pseudo_header(cs, 0xc6120050, ip_b, inet::ip_proto_tcp, 20);
-        cs.add(std::span(f).subspan(34));
-        bytes::store_be16(f.data() + 34 + 16, cs.finish());
-        b->receive(f);
+        b->receive(forged(static_cast<uint16_t>(10000 + i), static_cast<uint32_t>(i * 7919), 0,
+                          inet::tcp_flags::syn));
     }
     EXPECT_GE(b->stats().syn_cookies_sent, 400u);
     // A forged ACK that does not carry a valid cookie opens nothing (and gets a RST).
     {
-        std::vector<std::byte> f(54);
-        inet::write_ethernet(f.data(),
-                             {link_b->caps().mac, {2, 9, 9, 9, 9, 9}, inet::ethertype_ipv4});
-        inet::write_ipv4(f.data() + 14, 0xc6120050, ip_b, inet::ip_proto_tcp, 20, 0, false);
-        inet::tcp_header h;
-        h.src_port = 60001;  // no flow: the flood's ports are 10000..10499
-        h.dst_port = 9092;
-        h.seq = 7919 + 1;
-        h.ack = 0x12345678;
-        h.flags = inet::tcp_flags::ack;
-        h.window = 65535;
-        inet::write_tcp(f.data() + 34, h);
-        inet::checksum cs;
-        inet::add_pseudo_header(cs, 0xc6120050, ip_b, inet::ip_proto_tcp, 20);
-        cs.add(std::span(f).subspan(34));
-        bytes::store_be16(f.data() + 34 + 16, cs.finish());
         auto resets = b->stats().resets_sent;
-        b->receive(f);
+        // No flow on this port (the flood's are 10000..10499).
+        b->receive(forged(60001, 7919 + 1, 0x12345678, inet::tcp_flags::ack));
         EXPECT_EQ(b->stats().syn_cookies_accepted, 0u);
         EXPECT_EQ(b->stats().resets_sent, resets + 1);
     }
