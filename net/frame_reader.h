@@ -14,6 +14,7 @@
 
 #include "base/result.h"
 #include "net/buffer.h"
+#include "net/connection.h"
 #include "net/socket_address.h"
 
 namespace sluice::net {
@@ -55,5 +56,19 @@ class frame_reader {
     size_t _need = 0;  // size of the frame being assembled, with its prefix
     size_t _capacity_max = 0;
 };
+
+// The policy both stacks apply to an unreadable size prefix, once the frames before it were
+// delivered: without an on_bad_frame handler the caller closes with `failure` (returns false);
+// with one, receiving stops for good and the owner decides (it usually answers what it has,
+// then close_after_send()). The owner logs it with what it does about it.
+inline bool hand_bad_frame_to_owner(const connection_handlers& h, const error& failure,
+                                    bool& receive_dead, bool& paused) {
+    if (!h.on_bad_frame) return false;
+    receive_dead = true;
+    paused = true;
+    auto on_bad = h.on_bad_frame;  // the handler may replace the handlers
+    on_bad(failure);
+    return true;
+}
 
 }  // namespace sluice::net

@@ -328,14 +328,9 @@ void ip_stack::connection_impl::deliver() {
             if (_closing || _flow == nullptr) return;
         }
         if (!ok) {
-            if (!_handlers.on_bad_frame) {
+            if (!hand_bad_frame_to_owner(_handlers, failure, _receive_dead, _paused)) {
                 begin_close(std::move(failure));
-                return;
             }
-            _receive_dead = true;
-            _paused = true;
-            auto on_bad = _handlers.on_bad_frame;
-            on_bad(failure);
             return;
         }
         _reader.rewind_if_idle();

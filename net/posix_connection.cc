@@ -220,15 +220,9 @@ void posix_connection::process_frames() {
         _batch.clear();
     }
     if (!ok) {
-        if (!_handlers.on_bad_frame || _closing) {
+        if (_closing || !hand_bad_frame_to_owner(_handlers, failure, _receive_dead, _paused)) {
             begin_close(std::move(failure));
-            return;
         }
-        // The owner logs it with what it does about it.
-        _receive_dead = true;
-        _paused = true;
-        auto on_bad = _handlers.on_bad_frame;
-        on_bad(failure);
         return;
     }
     // Everything delivered and released: reuse the chunk from the top. Not while a recv is
