@@ -15,8 +15,9 @@ packages=(
   libzookeeper-mt-dev libzookeeper-java default-jre-headless
   # DPDK 22.11 for the dpdk network stack (net/dpdk_stack.cc) and its tests (a tap device).
   dpdk-dev
-  # `ip` for the network-partition test (namespaces and a veth pair it creates).
-  iproute2
+  # `ip` for the network-partition and dpdk tests (namespaces, veth pairs, the tap they move),
+  # `ping` for the dpdk test's ICMP echo and ARP checks.
+  iproute2 iputils-ping
 )
 # Real Kafka clients used by the end-to-end tests (tests/e2e): kcat, kafka-python with the
 # codecs it can use (snappy, lz4, zstd), confluent-kafka, Go's sarama built with Debian's go,

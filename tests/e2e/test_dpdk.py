@@ -18,10 +18,12 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -43,8 +45,13 @@ def binary_has_dpdk():
     path = os.environ.get("SLUICE_BIN")
     if not path:
         return False
-    out = subprocess.run([path, "serve", "--sluice.network.stack=dpdk", "--sluice.dpdk.ip=x"],
-                         capture_output=True, text=True, timeout=30)
+    # A bad address fails before DPDK starts; only a build without DPDK says "not built".
+    data = tempfile.mkdtemp(prefix="sluice-dpdk-probe-")
+    try:
+        out = subprocess.run([path, "serve", "--sluice.network.stack=dpdk", "--sluice.dpdk.ip=x",
+                              "--log.dirs=" + data], capture_output=True, text=True, timeout=30)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
     return "not built" not in (out.stdout + out.stderr)
 
 
