@@ -22,7 +22,9 @@ std::span<std::byte> frame_reader::writable() {
     if (fits && (room >= min_room || room >= need - std::min(need, pending)) && room > 0) {
         return {_chunk->bytes() + _end, room};
     }
-    size_t new_capacity = std::max(_chunk_bytes, need);
+    // Never less room than min_room past what is pending: bytes may be committed several
+    // times before the next parse() (so `_need` can be stale and `pending` a full chunk).
+    size_t new_capacity = std::max({_chunk_bytes, need, pending + min_room});
     bool sole_owner = _chunk != nullptr && _chunk->refs.load(std::memory_order_acquire) == 1;
     if (sole_owner && _chunk->capacity >= new_capacity) {
         // Nobody else holds frames of this chunk: slide the partial frame to the front.

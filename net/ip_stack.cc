@@ -136,6 +136,7 @@ class ip_stack::listener_impl final : public listener {
 // ---------------------------------------------------------------- connection
 
 class ip_stack::connection_impl final : public connection,
+                                        public tcp::rx_sink,
                                         public std::enable_shared_from_this<connection_impl> {
   public:
     connection_impl(ip_stack& s, flow& f, connection_options o, std::function<void()> on_final)
@@ -177,6 +178,8 @@ class ip_stack::connection_impl final : public connection,
     runtime::reactor& owner() const override { return _stack._reactor; }
     const connection_stats& stats() const override { return _stats; }
 
+    // In-order bytes straight from the tcb into the frame chunk (one copy), while receiving.
+    size_t take(std::span<const std::byte> bytes) override;
     // Called by ip_stack::service() with the flow attached.
     void feed();
     void deliver();
@@ -307,15 +310,33 @@ void ip_stack::connection_impl::after_output() {
     }
 }
 
+size_t ip_stack::connection_impl::take(std::span<const std::byte> bytes) {
+    if (!_started || _paused || _closing || _receive_dead || _delivering) return 0;
+    size_t took = 0;
+    while (took < bytes.size()) {
+        std::span<std::byte> room = _reader.writable();
+        size_t n = std::min(room.size(), bytes.size() - took);
+        std::memcpy(room.data(), bytes.data() + took, n);
+        _reader.commit(n);
+        took += n;
+    }
+    _stats.bytes_received += took;
+    _stats.recv_buffer_capacity_max = _reader.capacity_max();
+    return took;
+}
+
 void ip_stack::connection_impl::deliver() {
     if (!_started || _closing || _delivering || _flow == nullptr) return;
     tcp::tcb& t = _flow->tcb;
-    while (!_paused && t.readable() > 0) {
-        std::span<std::byte> room = _reader.writable();
-        size_t n = t.read(room);
-        _reader.commit(n);
-        _stats.bytes_received += n;
-        _stats.recv_buffer_capacity_max = _reader.capacity_max();
+    // Bytes arrive in the chunk from take() (straight from the tcb) or from the ring here.
+    while (!_paused) {
+        if (t.readable() > 0) {
+            std::span<std::byte> room = _reader.writable();
+            size_t n = t.read(room);
+            _reader.commit(n);
+            _stats.bytes_received += n;
+            _stats.recv_buffer_capacity_max = _reader.capacity_max();
+        }
         error failure;
         bool ok = _reader.parse(_batch, failure, _peer);
         if (!_batch.empty()) {
@@ -334,6 +355,7 @@ void ip_stack::connection_impl::deliver() {
             return;
         }
         _reader.rewind_if_idle();
+        if (t.readable() == 0) break;
     }
     if (!_paused && t.at_eof()) {
         std::string detail = "peer " + _peer.to_string();
@@ -385,6 +407,7 @@ void ip_stack::connection_impl::finalize() {
     if (_flow != nullptr) {
         flow* f = _flow;
         _flow = nullptr;
+        f->tcb.set_sink(nullptr);
         if (*_alive) _stack.service(*f);
         if (*_alive) {
             auto it = _stack._flows.find(f->key);
@@ -945,6 +968,7 @@ void ip_stack::service(flow& f) {
             auto open = l->_open;
             f.conn = std::make_shared<connection_impl>(*this, f, l->_options.connection,
                                                        [open] { --*open; });
+            f.tcb.set_sink(f.conn.get());
             l->_on_accept(f.conn);
         }
         if (established && f.on_connected) {
@@ -952,6 +976,7 @@ void ip_stack::service(flow& f) {
             f.connect_timer = 0;
             f.conn = std::make_shared<connection_impl>(*this, f, f.connect_opts.connection,
                                                        std::function<void()>{});
+            f.tcb.set_sink(f.conn.get());
             auto cb = std::move(f.on_connected);
             f.on_connected = nullptr;
             cb(connection_ptr(f.conn));

@@ -746,6 +746,12 @@ void tcb::process_data(const inet::tcp_header& h, std::span<const std::byte> pay
 }
 
 void tcb::append_in_order(std::span<const std::byte> bytes) {
+    if (_sink != nullptr && _rx_size == 0 && !bytes.empty()) {
+        size_t took = std::min(_sink->take(bytes), bytes.size());
+        _rcv_nxt += static_cast<uint32_t>(took);
+        _stats.bytes_to_sink += took;
+        bytes = bytes.subspan(took);
+    }
     size_t n = bytes.size();
     SLUICE_ASSERT(n <= _rx.size() - _rx_size, "receive ring overrun");
     size_t tail = (_rx_head + _rx_size) % _rx.size();

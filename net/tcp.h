@@ -117,6 +117,17 @@ struct tcb_stats {
     uint64_t out_of_order = 0;      // segments buffered for reassembly
     uint64_t dropped_out_of_window = 0;
     uint64_t challenge_acks = 0;
+    uint64_t bytes_to_sink = 0;     // in-order bytes handed straight to the sink
+};
+
+// Where in-order bytes go first while the receive ring is empty (the connection's frame chunk),
+// so they are copied once; what it does not take (paused, not started) waits in the ring.
+class rx_sink {
+  public:
+    virtual size_t take(std::span<const std::byte> bytes) = 0;
+
+  protected:
+    ~rx_sink() = default;
 };
 
 class tcb {
@@ -154,6 +165,8 @@ class tcb {
     void close();               // FIN after everything queued (half close)
     void abort();               // RST now, then CLOSED
     size_t readable() const { return _rx_size; }
+    // The sink must outlive its registration; set nullptr before it goes.
+    void set_sink(rx_sink* s) { _sink = s; }
     size_t read(std::span<std::byte> out);
     // The peer sent FIN and every byte before it has been read.
     bool at_eof() const { return _fin_received && _rx_size == 0; }
@@ -236,6 +249,7 @@ class tcb {
     uint32_t _irs = 0;
     uint32_t _rcv_nxt = 0;
     uint32_t _rcv_adv = 0;  // right edge of the last window advertised
+    rx_sink* _sink = nullptr;
     std::vector<std::byte> _rx;  // ring
     size_t _rx_head = 0;
     size_t _rx_size = 0;

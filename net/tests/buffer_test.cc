@@ -4,7 +4,11 @@
 
 #include <thread>
 
+#include <cstring>
+
+#include "base/bytes.h"
 #include "net/connection.h"
+#include "net/frame_reader.h"
 
 using namespace sluice;
 
@@ -46,4 +50,27 @@ TEST(output, counts_bytes_of_every_piece) {
     out.append_copy(std::as_bytes(std::span("abc", 3)));
     EXPECT_EQ(out.size_bytes(), 7u + 5u + 1000u + 3u);
     EXPECT_EQ(out.pieces().size(), 4u);
+}
+
+// Bytes committed several times before a parse (the dpdk stack copies each segment straight
+// in) can fill a chunk: writable() must still offer room, keeping every byte.
+TEST(frame_reader, room_past_a_full_chunk_committed_without_parsing) {
+    sluice::net::frame_reader r(4096, 1 << 20);
+    std::vector<std::byte> frame(4 + 10000, std::byte{7});
+    sluice::bytes::store_be32(frame.data(), 10000);
+    size_t put = 0;
+    while (put < frame.size()) {
+        auto room = r.writable();
+        ASSERT_FALSE(room.empty());
+        size_t n = std::min<size_t>({room.size(), 1448, frame.size() - put});
+        std::memcpy(room.data(), frame.data() + put, n);
+        r.commit(n);
+        put += n;
+    }
+    std::vector<sluice::net::shared_buffer> out;
+    sluice::error failure;
+    ASSERT_TRUE(r.parse(out, failure, sluice::net::socket_address::ipv4_loopback(1)));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].size(), 10000u);
+    EXPECT_EQ(out[0][9999], std::byte{7});
 }
