@@ -133,6 +133,12 @@ struct port_setup {
     std::string name;
 };
 
+// The IPv4 address (host order) of an AF_INET socket address.
+std::optional<inet::ipv4_address> ipv4_of(const socket_address& a) {
+    if (a.family() != AF_INET) return std::nullopt;
+    return ntohl(reinterpret_cast<const sockaddr_in*>(a.sa())->sin_addr.s_addr);
+}
+
 std::mutex g_eal_mu;
 bool g_eal_started = false;
 
@@ -521,9 +527,9 @@ result<std::unique_ptr<listener>> dpdk_stack::listen(runtime::reactor& r,
                      "core " + std::to_string(r.core()) + " has no queue on DPDK port " +
                          _port.name + " (" + std::to_string(_port.queues) + " queue(s))");
     }
-    bool any = address.to_string().starts_with("[::]") || address.to_string().starts_with("0.0.0.0");
-    if (!any && address.to_string() != inet::ipv4_to_string(_cfg.ip) + ":" +
-                                           std::to_string(address.port())) {
+    std::optional<inet::ipv4_address> v4 = ipv4_of(address);
+    bool any = address.is_ipv6_any() || (v4 && *v4 == 0);
+    if (!any && v4 != _cfg.ip) {
         return error(errc::listen_failed, "listener address " + address.to_string() +
                                               " is not the dpdk stack's address " +
                                               inet::ipv4_to_string(_cfg.ip) + " (sluice.dpdk.ip)");
@@ -536,10 +542,7 @@ result<std::unique_ptr<listener>> dpdk_stack::listen(runtime::reactor& r,
 void dpdk_stack::connect(runtime::reactor& r, const socket_address& address,
                          connect_options options, connect_callback on_connected) {
     dpdk_core* c = core_for(r);
-    std::optional<inet::ipv4_address> ip;
-    if (address.family() == AF_INET) {
-        ip = ntohl(reinterpret_cast<const sockaddr_in*>(address.sa())->sin_addr.s_addr);
-    }
+    std::optional<inet::ipv4_address> ip = ipv4_of(address);
     // Loopback peers and reactors without a queue of their own use the kernel's sockets.
     if (c == nullptr || !ip || address.is_loopback()) {
         if (_posix) return _posix->connect(r, address, std::move(options), std::move(on_connected));

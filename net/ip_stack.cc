@@ -483,12 +483,7 @@ std::string ip_stack::describe_flows() const {
     auto now = tcp::clock::now();
     for (const auto& [k, f] : _flows) {
         const tcp::tcb& t = f->tcb;
-        auto ms = [&](tcp::time_point p) {
-            return p == tcp::time_point::max()
-                       ? std::string("-")
-                       : std::to_string(
-                             std::chrono::duration_cast<std::chrono::milliseconds>(p - now).count());
-        };
+        auto ms = [&](tcp::time_point p) { return ms_or_dash(p, now); };
         out += inet::ipv4_to_string(f->rip) + ":" + std::to_string(f->rport) + "->" +
                std::to_string(f->lport) + " " + tcp::to_string(t.current_state()) + " una " +
                std::to_string(t.snd_una()) + " nxt " + std::to_string(t.snd_nxt()) + " rcv " +
@@ -1026,19 +1021,22 @@ void ip_stack::arm_timer(flow& f) {
     f.armed_at = d;
     if (d == tcp::time_point::max()) return;
     _timers.insert({d, &f});
-    if (d < _timer_at) {
-        if (_timer != 0) _reactor.cancel_timer(_timer);
-        _timer_at = d;
-        auto delay = std::chrono::duration_cast<std::chrono::microseconds>(d - tcp::clock::now());
-        auto alive = _alive;
-        _timer = _reactor.add_timer(std::max(delay, std::chrono::microseconds(0)),
-                                    [this, alive] {
-                                        if (!*alive) return;
-                                        _timer = 0;
-                                        _timer_at = tcp::time_point::max();
-                                        on_timer();
-                                    });
-    }
+    arm_reactor_timer();
+}
+
+// One reactor timer per core, at the earliest flow deadline.
+void ip_stack::arm_reactor_timer() {
+    if (_timers.empty() || _timers.begin()->first >= _timer_at) return;
+    if (_timer != 0) _reactor.cancel_timer(_timer);
+    _timer_at = _timers.begin()->first;
+    auto delay = std::chrono::duration_cast<std::chrono::microseconds>(_timer_at - tcp::clock::now());
+    auto alive = _alive;
+    _timer = _reactor.add_timer(std::max(delay, std::chrono::microseconds(0)), [this, alive] {
+        if (!*alive) return;
+        _timer = 0;
+        _timer_at = tcp::time_point::max();
+        on_timer();
+    });
 }
 
 void ip_stack::on_timer() {
@@ -1057,14 +1055,7 @@ void ip_stack::on_timer() {
         f->tcb.on_timer(now);
         service(*f);
     }
-    if (!_timers.empty() && _timer == 0) {
-        flow* first = _timers.begin()->second;
-        tcp::time_point at = _timers.begin()->first;
-        _timers.erase(_timers.begin());
-        first->armed_at = tcp::time_point::max();
-        (void)at;
-        arm_timer(*first);
-    }
+    arm_reactor_timer();
     flush();
 }
 

@@ -16,7 +16,6 @@
 //   tcb segments -> ip_stack::transmit: TCP + IPv4 + Ethernet headers -> link
 
 #include <chrono>
-#include <deque>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -192,6 +191,7 @@ class ip_stack {
     inet::ipv4_address next_hop(inet::ipv4_address dst) const;
     bool resolve(flow& f);
     void arm_timer(flow& f);
+    void arm_reactor_timer();
     void on_timer();
     void schedule_flush();
     void retire(flow& f);

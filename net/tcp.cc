@@ -140,7 +140,6 @@ void tcb::accept_cookie(uint32_t irs, uint16_t mss, const inet::tcp_header& h, t
     take_syn_options(o);  // no scale, no timestamps
     _snd_una = _snd_nxt = _snd_max = _iss + 1;
     _snd_wnd = h.window;
-    _max_snd_wnd = _snd_wnd;
     _snd_wl1 = h.seq;
     _snd_wl2 = h.ack;
     _rcv_adv = _rcv_nxt + std::min<uint32_t>(rx_window(), 0xffff);
@@ -401,7 +400,6 @@ void tcb::on_rto(time_point now) {
         return;
     }
     _rto = std::min(_rto * 2, std::chrono::duration_cast<micros>(_cfg.rto_max));
-    ++_backoff;
     _rtt_seq.reset();  // Karn: no sample from a retransmitted range
     if (handshake) {
         _snd_nxt = _iss;  // output() resends the SYN
@@ -461,11 +459,9 @@ void tcb::input_syn_sent(const inet::tcp_header& h, time_point now) {
         _snd_una = h.ack;
         _snd_wnd = h.window;  // a SYN's window is never scaled
         _rcv_adv = _rcv_nxt + std::min<uint32_t>(rx_window(), 0xffff);
-        _max_snd_wnd = std::max(_max_snd_wnd, _snd_wnd);
         _snd_wl1 = h.seq;
         _snd_wl2 = h.ack;
         _rto_at = time_point::max();
-        _backoff = 0;
         _rto = std::chrono::duration_cast<micros>(_cfg.rto_initial);
         if (_ts_on && h.options.ts_ecr != 0) {
             rtt_sample(milliseconds(ts_now(now) - h.options.ts_ecr));
@@ -555,11 +551,9 @@ bool tcb::process_ack(const inet::tcp_header& h, size_t len, time_point now) {
         if (seq_lt(_snd_una, h.ack) && seq_le(h.ack, _snd_max)) {
             enter(state::established);
             _snd_wnd = static_cast<uint32_t>(h.window) << _snd_wscale;
-            _max_snd_wnd = std::max(_max_snd_wnd, _snd_wnd);
             _snd_wl1 = h.seq;
             _snd_wl2 = h.ack;
             _rto = std::chrono::duration_cast<micros>(_cfg.rto_initial);
-            _backoff = 0;
             if (_ts_on && h.options.ts_ecr != 0) {
                 rtt_sample(milliseconds(ts_now(now) - h.options.ts_ecr));
             }
@@ -607,7 +601,6 @@ void tcb::update_window(const inet::tcp_header& h) {
     // RFC 9293 3.10.7.4: take the window from the newest segment only.
     if (seq_lt(_snd_wl1, h.seq) || (_snd_wl1 == h.seq && seq_le(_snd_wl2, h.ack))) {
         _snd_wnd = static_cast<uint32_t>(h.window) << _snd_wscale;
-        _max_snd_wnd = std::max(_max_snd_wnd, _snd_wnd);
         _snd_wl1 = h.seq;
         _snd_wl2 = h.ack;
         if (_snd_wnd > 0) _persist_at = time_point::max();
@@ -642,7 +635,6 @@ void tcb::on_new_ack(uint32_t ackno, const inet::tcp_header& h, time_point now) 
         rtt_sample(std::chrono::duration_cast<micros>(now - _rtt_start));
         _rtt_seq.reset();
     }
-    _backoff = 0;
     _snd_una = ackno;
     if (seq_lt(_snd_nxt, _snd_una)) _snd_nxt = _snd_una;
     trim_send_queue(ackno);

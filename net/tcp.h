@@ -228,7 +228,6 @@ class tcb {
     uint32_t _snd_wnd = 0;
     uint32_t _snd_wl1 = 0;
     uint32_t _snd_wl2 = 0;
-    uint32_t _max_snd_wnd = 0;
     uint16_t _snd_mss = 536;  // RFC 9293 default until the peer's MSS option says otherwise
     uint8_t _snd_wscale = 0;  // shift applied to the peer's window field
     uint8_t _rcv_wscale = 0;  // shift we apply to ours
@@ -272,7 +271,6 @@ class tcb {
     micros _srtt{0};
     micros _rttvar{0};
     micros _rto;
-    int _backoff = 0;
     int _syn_sends = 0;
     int _keepalive_sent = 0;
     bool _probe_now = false;      // zero-window probe: one byte past the window

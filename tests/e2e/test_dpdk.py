@@ -288,7 +288,7 @@ class DpdkClients(unittest.TestCase):
     def test_confluent_kafka_consumer_group(self):
         out = self.setup.python(CONFLUENT_GROUP, "dpdk-group-topic").stdout
         self.assertIn("missing=0", out)
-        self.assertIn("'c0'", out + "")  # both members consumed: the group shared partitions
+        self.assertIn("'c0'", out)  # both members consumed: the group shared partitions
         self.assertIn("'c1'", out)
 
     def test_many_concurrent_connections(self):
