@@ -18,6 +18,9 @@ packages=(
   # `ip` for the network-partition and dpdk tests (namespaces, veth pairs, the tap they move),
   # `ping` for the dpdk test's ICMP echo and ARP checks.
   iproute2 iputils-ping
+  # OpenSSL for the SSL and SASL_SSL listeners (net/tls), and the `openssl` command the tests
+  # make their CA and certificates with; clang with its runtime for the libFuzzer targets (fuzz/).
+  libssl-dev openssl clang libclang-rt-14-dev
 )
 # Real Kafka clients used by the end-to-end tests (tests/e2e): kcat, kafka-python with the
 # codecs it can use (snappy, lz4, zstd), confluent-kafka, Go's sarama built with Debian's go,

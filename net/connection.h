@@ -75,6 +75,9 @@ struct connection_options {
     // a same-host connection does not have and throttles the bursts of request/response
     // traffic: measured ~1.4x more fetch throughput to a same-host consumer with cubic.
     std::string same_host_tcp_congestion;
+    // No Kafka framing: each on_frames call hands the bytes of one read as a single piece, and
+    // max_frame_bytes does not apply. For a layer that frames the stream itself (net/tls.h).
+    bool raw_stream = false;
 };
 
 // What to send: pieces in order. Build it, then hand it to connection::send() (moved).
@@ -132,6 +135,15 @@ struct connection_stats {
     uint64_t file_bytes_copied = 0;       // file-region bytes sent through the copy fallback
 };
 
+// What protects a connection's bytes on the wire (net/tls.h); plaintext connections have none.
+struct transport_security {
+    std::string protocol;  // "TLSv1.3"
+    std::string cipher;    // "TLS_AES_256_GCM_SHA384"
+    // The client certificate's subject in RFC 2253 form ("CN=alice,O=Example"), when the client
+    // presented one and it verified against the trusted CAs; empty otherwise.
+    std::string peer_subject;
+};
+
 class connection {
   public:
     virtual ~connection() = default;
@@ -164,6 +176,8 @@ class connection {
     virtual const socket_address& local_address() const = 0;
     virtual runtime::reactor& owner() const = 0;
     virtual const connection_stats& stats() const = 0;
+    // Set once a TLS handshake has completed (before the first frame is delivered).
+    virtual const transport_security* security() const { return nullptr; }
 };
 
 using connection_ptr = std::shared_ptr<connection>;

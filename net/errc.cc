@@ -31,6 +31,10 @@ const char* describe(errc e) {
             return "network stack not built into this binary";
         case errc::stack_start_failed:
             return "network stack could not start";
+        case errc::tls_failed:
+            return "TLS failed";
+        case errc::tls_config:
+            return "unusable TLS configuration";
     }
     return "unknown net error";
 }

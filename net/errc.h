@@ -21,6 +21,8 @@ enum class errc {
     stack_unknown,       // make_network_stack() got a name it does not know
     stack_not_built,     // the stack exists but was not compiled in (dpdk without SLUICE_DPDK)
     stack_start_failed,  // the dpdk stack could not start (EAL, port, memory; detail says why)
+    tls_failed,          // a TLS handshake or record failed (detail: OpenSSL's reason)
+    tls_config,          // certificate, key or CA settings cannot be used (detail says which)
 };
 const char* describe(errc e);
 }  // namespace sluice::net

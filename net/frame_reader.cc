@@ -47,6 +47,14 @@ bool frame_reader::parse(std::vector<shared_buffer>& out, error& failure,
                          const socket_address& peer) {
     if (_chunk == nullptr) return true;
     std::byte* base = _chunk->bytes();
+    if (_raw) {
+        if (_end > _start) {
+            shared_buffer::retain(_chunk);
+            out.emplace_back(_chunk, base + _start, _end - _start);
+            _start = _end;
+        }
+        return true;
+    }
     while (_end - _start >= 4) {
         int32_t size = static_cast<int32_t>(bytes::load_be32(base + _start));
         if (size < 0) {

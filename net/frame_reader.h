@@ -23,8 +23,10 @@ class frame_reader {
   public:
     static constexpr size_t min_room = 4096;  // below this, compact or move to a new chunk
 
-    frame_reader(size_t chunk_bytes, uint32_t max_frame_bytes)
-        : _chunk_bytes(chunk_bytes), _max_frame_bytes(max_frame_bytes) {}
+    // `raw`: no framing; parse() hands out everything received so far as one piece (for a
+    // layer that frames the stream itself, connection_options::raw_stream).
+    frame_reader(size_t chunk_bytes, uint32_t max_frame_bytes, bool raw = false)
+        : _chunk_bytes(chunk_bytes), _max_frame_bytes(max_frame_bytes), _raw(raw) {}
     ~frame_reader();
     frame_reader(const frame_reader&) = delete;
     frame_reader& operator=(const frame_reader&) = delete;
@@ -55,6 +57,7 @@ class frame_reader {
     size_t _end = 0;
     size_t _need = 0;  // size of the frame being assembled, with its prefix
     size_t _capacity_max = 0;
+    bool _raw = false;
 };
 
 // The policy both stacks apply to an unreadable size prefix, once the frames before it were

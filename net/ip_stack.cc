@@ -142,7 +142,7 @@ class ip_stack::connection_impl final : public connection,
     connection_impl(ip_stack& s, flow& f, connection_options o, std::function<void()> on_final)
         : _stack(s), _alive(s._alive), _flow(&f), _local(make_address(s._cfg.ip, f.lport)),
           _peer(make_address(f.rip, f.rport)), _options(o),
-          _reader(o.recv_buffer_bytes, o.max_frame_bytes), _on_final(std::move(on_final)) {}
+          _reader(o.recv_buffer_bytes, o.max_frame_bytes, o.raw_stream), _on_final(std::move(on_final)) {}
     ~connection_impl() override {
         if (_on_final) _on_final();
     }

@@ -50,7 +50,7 @@ posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_add
       _peer(peer),
       _options(options),
       _on_final(std::move(on_final)),
-      _reader(options.recv_buffer_bytes, options.max_frame_bytes) {
+      _reader(options.recv_buffer_bytes, options.max_frame_bytes, options.raw_stream) {
     _splice_ok = _options.splice_file_regions;
     _mapped_files = std::move(mapped);
     using cs = connection_options::cached_send;
