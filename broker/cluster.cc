@@ -468,4 +468,49 @@ bool cluster::tick() {
     return true;
 }
 
+namespace {
+
+constexpr const char* security_znode = "/sluice/security";
+
+class zk_security_backend final : public security::store_backend {
+  public:
+    explicit zk_security_backend(std::function<std::shared_ptr<replication::zk_client>()> zk)
+        : _zk(std::move(zk)) {}
+    result<std::string> load() override {
+        auto zk = _zk();
+        if (!zk) return std::string();  // not joined yet: reloaded after join
+        auto node = zk->get(security_znode);
+        if (!node) {
+            if (node.error().is(replication::errc::no_node)) return std::string();
+            return node.error();
+        }
+        return node->data;
+    }
+    result<void> save(const std::string& text) override {
+        auto zk = _zk();
+        if (!zk) return error(replication::errc::not_ready, "not connected to ZooKeeper yet");
+        auto set = zk->set(security_znode, text);
+        if (set) return ok();
+        if (!set.error().is(replication::errc::no_node)) return set.error();
+        auto created = zk->create_recursive(security_znode, text);
+        if (created || !created.error().is(replication::errc::node_exists)) {
+            return created ? ok() : result<void>(created.error());
+        }
+        auto again = zk->set(security_znode, text);
+        return again ? ok() : result<void>(again.error());
+    }
+
+  private:
+    std::function<std::shared_ptr<replication::zk_client>()> _zk;
+};
+
+}  // namespace
+
+std::unique_ptr<security::store_backend> cluster::security_backend() {
+    return std::make_unique<zk_security_backend>([this]() -> std::shared_ptr<replication::zk_client> {
+        auto zk = usable_client();
+        return zk ? *zk : nullptr;
+    });
+}
+
 }  // namespace sluice::broker

@@ -38,6 +38,7 @@
 #include "replication/cluster_state.h"
 #include "replication/metadata_store.h"
 #include "replication/zk_client.h"
+#include "security/store.h"
 #include "replication/zk_topics.h"
 
 namespace sluice::runtime {
@@ -110,6 +111,11 @@ public:
     result<void> request_reassignment(const model::tp& tp,
                                       const std::optional<std::vector<int32_t>>& target);
 
+
+    // The security state's home in a cluster: the znode /sluice/security (docs/formats/
+    // security.md). Before the session exists it reads as empty; the server reloads after join
+    // and then every few seconds, so a change made through any broker reaches all of them.
+    std::unique_ptr<security::store_backend> security_backend();
 
 private:
     result<void> open_session(bool at_start);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -116,6 +117,50 @@ const key_def broker_keys[] = {
     {"num.io.threads", kind::int32, "8", 1, 1024, nullptr, nullptr, true},
     {"num.recovery.threads.per.data.dir", kind::int32, "1", 1, 1024, nullptr, nullptr, true},
     {"group.coordinator.rebalance.protocols", kind::string, "classic", 0, 0, nullptr, nullptr, true},
+    // Security (broker/README.md, "Security"). Listener names map to protocols; every ssl.* and
+    // sasl.* key may also be given per listener as listener.name.<name>.<key>.
+    {"listener.security.protocol.map", kind::string,
+     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"},
+    {"inter.broker.listener.name", kind::string, nullptr},
+    {"security.inter.broker.protocol", kind::choice, "PLAINTEXT", 0, 0,
+     "PLAINTEXT,SSL,SASL_PLAINTEXT,SASL_SSL"},
+    {"ssl.keystore.type", kind::choice, "PEM", 0, 0, "PEM,PKCS12,JKS"},
+    {"ssl.keystore.location", kind::string, nullptr},
+    {"ssl.keystore.password", kind::string, nullptr},
+    {"ssl.key.password", kind::string, nullptr},
+    {"ssl.keystore.certificate.chain", kind::string, nullptr},
+    {"ssl.keystore.key", kind::string, nullptr},
+    {"ssl.truststore.type", kind::choice, "PEM", 0, 0, "PEM,PKCS12,JKS"},
+    {"ssl.truststore.location", kind::string, nullptr},
+    {"ssl.truststore.password", kind::string, nullptr},
+    {"ssl.truststore.certificates", kind::string, nullptr},
+    // librdkafka's names for the same PEM files.
+    {"ssl.certificate.location", kind::string, nullptr},
+    {"ssl.key.location", kind::string, nullptr},
+    {"ssl.ca.location", kind::string, nullptr},
+    {"ssl.client.auth", kind::choice, "none", 0, 0, "none,requested,required"},
+    {"ssl.enabled.protocols", kind::string, "TLSv1.2,TLSv1.3"},
+    {"ssl.protocol", kind::string, "TLSv1.3", 0, 0, nullptr, nullptr, true},
+    {"ssl.cipher.suites", kind::string, ""},
+    {"ssl.endpoint.identification.algorithm", kind::string, "https", 0, 0, nullptr, nullptr, true},
+    {"sasl.enabled.mechanisms", kind::list, "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", 0, 0,
+     "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"},
+    {"sasl.mechanism.inter.broker.protocol", kind::string, "PLAIN"},
+    // PLAIN's users: a JAAS PlainLoginModule entry with user_<name>="<password>" options.
+    {"sasl.jaas.config", kind::string, nullptr},
+    // 0: an authenticated session lasts as long as its connection (KIP-368 re-authentication off).
+    {"connections.max.reauth.ms", kind::int64, "0", 0, long_max},
+    // Largest frame read from a client that has not authenticated yet.
+    {"sasl.server.max.receive.size", kind::int32, "524288", 1024, int_max},
+    // Any non-empty value turns the ACL authorizer on (Kafka's class names are accepted).
+    {"authorizer.class.name", kind::string, ""},
+    {"super.users", kind::string, ""},
+    {"allow.everyone.if.no.acl.found", kind::boolean, "false"},
+    {"max.connections.per.ip", kind::int32, "2147483647", 0, int_max},
+    {"max.connections.per.ip.overrides", kind::string, ""},
+    // Quota rates are measured over quota.window.num windows of quota.window.size.seconds.
+    {"quota.window.num", kind::int32, "11", 2, 1000},
+    {"quota.window.size.seconds", kind::int32, "1", 1, 3600},
     // Sluice's own keys.
     {"sluice.cores", kind::int32, "0", 0, 1024},  // 0: one reactor per online core
     // posix: kernel sockets on io_uring; dpdk: kernel bypass (net/README.md, "The dpdk stack");
@@ -262,10 +307,27 @@ result<void> check_value(const key_def& d, const std::string& v) {
     return ok();
 }
 
+// listener.name.<name>.<key>: the definition of <key> when it is an ssl.*/sasl.* key, or
+// <mechanism>.sasl.jaas.config (Kafka's per-mechanism JAAS entry).
+const key_def* find_listener_key(const std::string& key) {
+    size_t dot = key.find('.', std::strlen("listener.name."));
+    if (dot == std::string::npos) return nullptr;
+    std::string rest = key.substr(dot + 1);
+    for (const char* mech : {"plain.", "scram-sha-256.", "scram-sha-512."}) {
+        if (rest.rfind(mech, 0) == 0) rest = rest.substr(std::strlen(mech));
+    }
+    if (rest.rfind("ssl.", 0) != 0 && rest.rfind("sasl.", 0) != 0 &&
+        rest != "connections.max.reauth.ms") {
+        return nullptr;
+    }
+    return find(broker_keys, rest);
+}
+
 }  // namespace
 
 result<void> broker_config::set(const std::string& key, const std::string& raw) {
     const key_def* d = find(broker_keys, key);
+    if (d == nullptr && key.rfind("listener.name.", 0) == 0) d = find_listener_key(key);
     if (d == nullptr) {
         return error(errc::unknown_config, key + " (not a broker configuration key Sluice knows)");
     }
@@ -483,9 +545,15 @@ result<std::vector<listener_config>> parse_listeners(const std::string& s) {
             return error(errc::invalid_config, "listener '" + item + "': bad port");
         }
         l.port = static_cast<uint16_t>(p);
-        if (l.name != "PLAINTEXT") {
-            return error(errc::invalid_config,
-                         "listener '" + item + "': only PLAINTEXT listeners are supported");
+        if (l.name.empty() || l.name.find_first_not_of(
+                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+                                  std::string::npos) {
+            return error(errc::invalid_config, "listener '" + item + "': bad listener name");
+        }
+        for (const auto& other : out) {
+            if (other.name == l.name) {
+                return error(errc::invalid_config, "listener name " + l.name + " is used twice");
+            }
         }
         out.push_back(l);
     }

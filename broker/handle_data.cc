@@ -12,11 +12,15 @@
 #include "broker/fanout.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
+#include "broker/security.h"
+#include "security/store.h"
 #include "broker/server.h"
 #include "broker/shard.h"
 #include "runtime/reactor.h"
 
 namespace sluice::broker {
+
+namespace sec = sluice::security;
 
 namespace {
 
@@ -51,18 +55,29 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
     std::vector<std::span<std::byte>> payloads;
     bool acks_valid = req->acks == 0 || req->acks == 1 || req->acks == -1;
     auto snap = srv.metadata().snapshot();
+    // A transactional producer needs WRITE on its transactional id; every topic needs WRITE.
+    bool txn_ok = !req->transactional_id || req->transactional_id->empty() ||
+                  allowed(*ctx, sec::acl_operation::write, sec::resource_type::transactional_id,
+                          *req->transactional_id);
+    uint64_t request_bytes = 0;
     for (size_t t = 0; t < req->topic_data.size(); ++t) {
         const auto& td = req->topic_data[t];
         protocol::produce_response::topic_produce_response tr;
         tr.name = td.name;
+        bool may_write = txn_ok && allowed(*ctx, sec::acl_operation::write, sec::resource_type::topic, td.name);
         int32_t min_isr = td.partition_data.empty() ? 1 : topic_min_isr(srv, td.name);
         for (size_t p = 0; p < td.partition_data.size(); ++p) {
             const auto& pd = td.partition_data[p];
             protocol::produce_response::partition_produce_response pr;
             pr.index = pd.index;
             pr.base_offset = -1;
+            if (!pd.records.is_null()) request_bytes += pd.records.memory().size();
             if (!acks_valid) {
                 pr.error_code = code(kafka_error::invalid_required_acks);
+            } else if (!txn_ok) {
+                pr.error_code = code(kafka_error::transactional_id_authorization_failed);
+            } else if (!may_write) {
+                pr.error_code = code(kafka_error::topic_authorization_failed);
             } else if (!partition_exists(*snap, td.name, pd.index)) {
                 pr.error_code = code(kafka_error::unknown_topic_or_partition);
             } else if (req->acks == -1 && min_isr > 1 && srv.cluster_member() == nullptr) {
@@ -81,6 +96,9 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
         }
         resp->responses.push_back(std::move(tr));
     }
+    // producer_byte_rate: the answer says how long to back off, and the connection is muted
+    // for that long (KIP-219), so a client that ignores it is held to the rate too.
+    resp->throttle_time_ms = apply_quota(*ctx, sec::producer_byte_rate, request_bytes);
     bool no_response = req->acks == 0;
     if (no_response) ctx->respond_none();
     runtime::reactor* origin = runtime::reactor::local();
@@ -226,6 +244,11 @@ void fetch_finish(std::shared_ptr<fetch_state> st, std::vector<fetch_part_result
             pd.records = protocol::records::from_memory(copies.back());
         }
     }
+    if (st->req.replica_id < 0) {
+        uint64_t sent = 0;
+        for (const auto& r : results) sent += r.regions.empty() ? 0 : r.bytes;
+        st->resp.throttle_time_ms = apply_quota(*st->ctx, sec::consumer_byte_rate, sent);
+    }
     st->ctx->respond(st->resp);
 }
 
@@ -276,6 +299,15 @@ void handle_fetch(context_ptr ctx, protocol::any_request& any) {
         ctx->respond(st->resp);
         return;
     }
+    // A follower's fetch (replica_id >= 0) is cluster traffic: CLUSTER_ACTION; a consumer's
+    // needs READ on each topic.
+    bool from_replica = ctx->version() <= 14 && req.replica_id >= 0;
+    bool replica_ok = !from_replica || allowed_on_cluster(*ctx, sec::acl_operation::cluster_action);
+    if (!replica_ok) {
+        st->resp.error_code = code(kafka_error::cluster_authorization_failed);
+        ctx->respond(st->resp);
+        return;
+    }
     for (size_t t = 0; t < req.topics.size(); ++t) {
         auto& ft = req.topics[t];
         protocol::fetch_response::fetchable_topic_response tr;
@@ -300,7 +332,10 @@ void handle_fetch(context_ptr ctx, protocol::any_request& any) {
             pd.aborted_transactions.reset();
             // Kafka answers with an empty record set, never a null one (librdkafka rejects -1).
             pd.records = protocol::records::from_memory({});
-            if (meta == nullptr) {
+            if (meta != nullptr && !from_replica &&
+                !allowed(*ctx, sec::acl_operation::read, sec::resource_type::topic, meta->name)) {
+                pd.error_code = code(kafka_error::topic_authorization_failed);
+            } else if (meta == nullptr) {
                 pd.error_code = code(ctx->version() >= 13 ? kafka_error::unknown_topic_id
                                                           : kafka_error::unknown_topic_or_partition);
             } else if (fp.partition < 0 || fp.partition >= meta->partitions) {
@@ -340,7 +375,9 @@ void handle_list_offsets(context_ptr ctx, protocol::any_request& any) {
             pr.offset = -1;
             pr.timestamp = -1;
             pr.leader_epoch = 0;
-            if (!partition_exists(*snap, lt.name, lp.partition_index)) {
+            if (!allowed(*ctx, sec::acl_operation::describe, sec::resource_type::topic, lt.name)) {
+                pr.error_code = code(kafka_error::topic_authorization_failed);
+            } else if (!partition_exists(*snap, lt.name, lp.partition_index)) {
                 pr.error_code = code(kafka_error::unknown_topic_or_partition);
             } else {
                 tps.push_back({lt.name, model::partition_id(lp.partition_index)});
@@ -386,7 +423,10 @@ void handle_offset_for_leader_epoch(context_ptr ctx, protocol::any_request& any)
             eo.partition = op.partition;
             eo.leader_epoch = -1;
             eo.end_offset = -1;
-            if (!partition_exists(*snap, ot.topic, op.partition)) {
+            if (!allowed_on_cluster(*ctx, sec::acl_operation::cluster_action) &&
+                !allowed(*ctx, sec::acl_operation::describe, sec::resource_type::topic, ot.topic)) {
+                eo.error_code = code(kafka_error::topic_authorization_failed);
+            } else if (!partition_exists(*snap, ot.topic, op.partition)) {
                 eo.error_code = code(kafka_error::unknown_topic_or_partition);
             } else {
                 tps.push_back({ot.topic, model::partition_id(op.partition)});
@@ -433,7 +473,9 @@ void handle_delete_records(context_ptr ctx, protocol::any_request& any) {
             protocol::delete_records_response::delete_records_partition_result pr;
             pr.partition_index = dp.partition_index;
             pr.low_watermark = -1;
-            if (!partition_exists(*snap, dt.name, dp.partition_index)) {
+            if (!allowed(*ctx, sec::acl_operation::remove, sec::resource_type::topic, dt.name)) {
+                pr.error_code = code(kafka_error::topic_authorization_failed);
+            } else if (!partition_exists(*snap, dt.name, dp.partition_index)) {
                 pr.error_code = code(kafka_error::unknown_topic_or_partition);
             } else {
                 tps.push_back({dt.name, model::partition_id(dp.partition_index)});

@@ -14,6 +14,7 @@
 #include "broker/handlers.h"
 #include "broker/internal_topics.h"
 #include "broker/kafka_error.h"
+#include "broker/security.h"
 #include "broker/server.h"
 #include "broker/shard.h"
 #include "coord/group_coordinator.h"
@@ -161,6 +162,27 @@ void start_groups(shard& s) {
     gs->coordinator->load_owned();
 }
 
+namespace {
+
+namespace sec = sluice::security;
+
+bool may_group(const request_context& ctx, sec::acl_operation op, const std::string& group) {
+    return allowed(ctx, op, sec::resource_type::group, group);
+}
+
+// Answers `Resp` with GROUP_AUTHORIZATION_FAILED unless the principal may `op` the group.
+template <class Resp>
+bool refuse_group(const context_ptr& ctx, sec::acl_operation op, const std::string& group) {
+    if (may_group(*ctx, op, group)) return false;
+    Resp resp;
+    resp.error_code = code(kafka_error::group_authorization_failed);
+    if constexpr (requires { resp.generation_id; }) resp.generation_id = -1;
+    ctx->respond(resp);
+    return true;
+}
+
+}  // namespace
+
 void handle_find_coordinator(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::find_coordinator_request>(any);
     std::vector<std::string> keys =
@@ -176,9 +198,18 @@ void handle_find_coordinator(context_ptr ctx, protocol::any_request& any) {
         for (const auto& key : keys) {
             protocol::find_coordinator_response::coordinator c;
             c.key = key;
+            bool may = key_type == 1 ? allowed(*ctx, sec::acl_operation::describe,
+                                               sec::resource_type::transactional_id, key)
+                                     : may_group(*ctx, sec::acl_operation::describe, key);
             if (key_type != 0 && key_type != 1) {
                 c.error_code = code(kafka_error::invalid_request);
                 c.error_message = "unknown coordinator key type " + std::to_string(key_type);
+                c.node_id = -1;
+                c.host = "";
+                c.port = -1;
+            } else if (!may) {
+                c.error_code = code(key_type == 1 ? kafka_error::transactional_id_authorization_failed
+                                                  : kafka_error::group_authorization_failed);
                 c.node_id = -1;
                 c.host = "";
                 c.port = -1;
@@ -201,14 +232,14 @@ void handle_find_coordinator(context_ptr ctx, protocol::any_request& any) {
                 } else {
                     c.error_message = std::nullopt;
                     c.node_id = leader;
-                    c.host = b->endpoints.front().host;
-                    c.port = b->endpoints.front().port;
+                    c.host = endpoint_for(*b, ctx->listener).host;
+                    c.port = endpoint_for(*b, ctx->listener).port;
                 }
             } else {
                 c.error_message = std::nullopt;
                 c.node_id = srv.node_id();
-                c.host = srv.advertised_host();
-                c.port = srv.advertised_port();
+                c.host = srv.advertised_host(ctx->listener);
+                c.port = srv.advertised_port(ctx->listener);
             }
             resp.coordinators.push_back(std::move(c));
         }
@@ -227,6 +258,16 @@ void handle_find_coordinator(context_ptr ctx, protocol::any_request& any) {
 
 void handle_join_group(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::join_group_request>(any);
+    if (!may_group(*ctx, sec::acl_operation::read, req.group_id)) {
+        protocol::join_group_response resp;
+        resp.error_code = code(kafka_error::group_authorization_failed);
+        resp.generation_id = -1;
+        resp.member_id = req.member_id;
+        resp.leader = "";
+        if (ctx->version() < 7) resp.protocol_name = "";
+        ctx->respond(resp);
+        return;
+    }
     coord::join_request jr;
     jr.group_id = req.group_id;
     jr.member_id = req.member_id;
@@ -275,6 +316,7 @@ void handle_join_group(context_ptr ctx, protocol::any_request& any) {
 
 void handle_sync_group(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::sync_group_request>(any);
+    if (refuse_group<protocol::sync_group_response>(ctx, sec::acl_operation::read, req.group_id)) return;
     auto sr = std::make_shared<coord::sync_request>();
     sr->group_id = req.group_id;
     sr->member_id = req.member_id;
@@ -300,6 +342,7 @@ void handle_sync_group(context_ptr ctx, protocol::any_request& any) {
 
 void handle_heartbeat(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::heartbeat_request>(any);
+    if (refuse_group<protocol::heartbeat_response>(ctx, sec::acl_operation::read, req.group_id)) return;
     coord::heartbeat_request hr{req.group_id, req.member_id, req.group_instance_id,
                                 req.generation_id};
     on_group_core<coord::errc>(
@@ -316,6 +359,7 @@ void handle_heartbeat(context_ptr ctx, protocol::any_request& any) {
 
 void handle_leave_group(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::leave_group_request>(any);
+    if (refuse_group<protocol::leave_group_response>(ctx, sec::acl_operation::read, req.group_id)) return;
     coord::leave_request lr;
     lr.group_id = req.group_id;
     if (ctx->version() < 3) {
@@ -353,12 +397,15 @@ namespace {
 // An OffsetCommit's or TxnOffsetCommit's entries for the coordinator, and the response's topics
 // with UNKNOWN_TOPIC_OR_PARTITION set where a partition does not exist; `where` says which
 // (topic, partition) of the response each entry's answer goes to.
+// Commits to topics the principal may not READ get TOPIC_AUTHORIZATION_FAILED.
 template <class RespTopic, class RespPart, class ReqTopic>
-void split_commits(const replication::topic_map& snap, const std::vector<ReqTopic>& topics,
+void split_commits(const request_context& ctx, const replication::topic_map& snap,
+                   const std::vector<ReqTopic>& topics,
                    std::vector<coord::commit_entry>& entries, std::vector<RespTopic>& out,
                    std::vector<std::pair<size_t, size_t>>& where) {
     for (size_t t = 0; t < topics.size(); ++t) {
         const auto& topic = topics[t];
+        bool may_read = allowed(ctx, sec::acl_operation::read, sec::resource_type::topic, topic.name);
         auto known = snap.find(topic.name);
         RespTopic rt;
         rt.name = topic.name;
@@ -366,7 +413,9 @@ void split_commits(const replication::topic_map& snap, const std::vector<ReqTopi
             const auto& part = topic.partitions[p];
             RespPart rp;
             rp.partition_index = part.partition_index;
-            if (known == snap.end() || part.partition_index < 0 ||
+            if (!may_read) {
+                rp.error_code = code(kafka_error::topic_authorization_failed);
+            } else if (known == snap.end() || part.partition_index < 0 ||
                 part.partition_index >= known->second.partitions) {
                 rp.error_code = code(kafka_error::unknown_topic_or_partition);
             } else {
@@ -386,6 +435,20 @@ void handle_offset_commit(context_ptr ctx, protocol::any_request& any) {
     auto req = std::make_shared<protocol::offset_commit_request>(
         std::move(std::get<protocol::offset_commit_request>(any)));
     auto resp = std::make_shared<protocol::offset_commit_response>();
+    if (!may_group(*ctx, sec::acl_operation::read, req->group_id)) {
+        for (const auto& t : req->topics) {
+            auto& rt = resp->topics.emplace_back();
+            rt.name = t.name;
+            for (const auto& p : t.partitions) {
+                auto& rp = rt.partitions.emplace_back();
+                rp.partition_index = p.partition_index;
+                rp.error_code = code(kafka_error::group_authorization_failed);
+            }
+        }
+        ctx->respond(*resp);
+        return;
+    }
+
     auto cr = std::make_shared<coord::commit_request>();
     cr->group_id = req->group_id;
     cr->generation_id = ctx->version() >= 1 ? req->generation_id_or_member_epoch : -1;
@@ -395,7 +458,7 @@ void handle_offset_commit(context_ptr ctx, protocol::any_request& any) {
     std::vector<std::pair<size_t, size_t>> where;
     split_commits<protocol::offset_commit_response::offset_commit_response_topic,
                   protocol::offset_commit_response::offset_commit_response_partition>(
-        *ctx->srv.metadata().snapshot(), req->topics, cr->offsets, resp->topics, where);
+        *ctx, *ctx->srv.metadata().snapshot(), req->topics, cr->offsets, resp->topics, where);
     on_group_core<coord::commit_result>(
         ctx->srv, cr->group_id,
         [cr](coord::group_coordinator& c, std::function<void(coord::commit_result)> reply) {
@@ -453,6 +516,12 @@ void handle_offset_fetch(context_ptr ctx, protocol::any_request& any) {
     server& srv = ctx->srv;
     using resp_t = protocol::offset_fetch_response;
     if (ctx->version() < 8) {
+        if (!may_group(*ctx, sec::acl_operation::describe, req.group_id)) {
+            resp_t resp;
+            resp.error_code = code(kafka_error::group_authorization_failed);
+            ctx->respond(resp);
+            return;
+        }
         std::optional<std::vector<coord::partition_ref>> parts;
         if (req.topics) {
             parts.emplace();
@@ -490,6 +559,11 @@ void handle_offset_fetch(context_ptr ctx, protocol::any_request& any) {
             }
         }
         resp->groups[i].group_id = g.group_id;
+        if (!may_group(*ctx, sec::acl_operation::describe, g.group_id)) {
+            resp->groups[i].error_code = code(kafka_error::group_authorization_failed);
+            if (--*left == 0) ctx->respond(*resp);
+            continue;
+        }
         fetch_group_offsets(srv, g.group_id, std::move(parts), req.require_stable,
                             [ctx, resp, left, i](coord::fetch_offsets_result r) {
                                 auto& out = resp->groups[i];
@@ -504,6 +578,7 @@ void handle_offset_fetch(context_ptr ctx, protocol::any_request& any) {
 
 void handle_offset_delete(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::offset_delete_request>(any);
+    if (refuse_group<protocol::offset_delete_response>(ctx, sec::acl_operation::remove, req.group_id)) return;
     auto dr = std::make_shared<coord::delete_offsets_request>();
     dr->group_id = req.group_id;
     auto resp = std::make_shared<protocol::offset_delete_response>();
@@ -559,10 +634,14 @@ void handle_list_groups(context_ptr ctx, protocol::any_request& any) {
         [ctx, all, filter, filtering] {
             protocol::list_groups_response resp;
             std::lock_guard lock(all->mu);
+            // DESCRIBE on the cluster lists every group; otherwise the ones the principal may
+            // describe.
+            bool every = allowed_on_cluster(*ctx, sec::acl_operation::describe);
             for (const auto& g : all->groups) {
                 if (filtering && std::find(filter.begin(), filter.end(), g.state) == filter.end()) {
                     continue;
                 }
+                if (!every && !may_group(*ctx, sec::acl_operation::describe, g.group_id)) continue;
                 protocol::list_groups_response::listed_group lg;
                 lg.group_id = g.group_id;
                 lg.protocol_type = g.protocol_type;
@@ -585,6 +664,15 @@ void handle_describe_groups(context_ptr ctx, protocol::any_request& any) {
     auto left = std::make_shared<size_t>(req.groups.size());
     for (size_t i = 0; i < req.groups.size(); ++i) {
         std::string id = req.groups[i];
+        if (!may_group(*ctx, sec::acl_operation::describe, id)) {
+            resp->groups[i].error_code = code(kafka_error::group_authorization_failed);
+            resp->groups[i].group_id = id;
+            resp->groups[i].group_state = "";
+            resp->groups[i].protocol_type = "";
+            resp->groups[i].protocol_data = "";
+            if (--*left == 0) ctx->respond(*resp);
+            continue;
+        }
         on_group_core<coord::group_description>(
             ctx->srv, id,
             [id](coord::group_coordinator& c, std::function<void(coord::group_description)> reply) {
@@ -624,6 +712,11 @@ void handle_delete_groups(context_ptr ctx, protocol::any_request& any) {
     for (size_t i = 0; i < req.groups_names.size(); ++i) {
         std::string id = req.groups_names[i];
         resp->results[i].group_id = id;
+        if (!may_group(*ctx, sec::acl_operation::remove, id)) {
+            resp->results[i].error_code = code(kafka_error::group_authorization_failed);
+            if (--*left == 0) ctx->respond(*resp);
+            continue;
+        }
         on_group_core<coord::errc>(
             ctx->srv, id,
             [id](coord::group_coordinator& c, std::function<void(coord::errc)> reply) {
@@ -648,6 +741,22 @@ void handle_txn_offset_commit(context_ptr ctx, protocol::any_request& any) {
     auto req = std::make_shared<protocol::txn_offset_commit_request>(
         std::move(std::get<protocol::txn_offset_commit_request>(any)));
     auto resp = std::make_shared<protocol::txn_offset_commit_response>();
+    bool may = allowed(*ctx, sec::acl_operation::write, sec::resource_type::transactional_id,
+                       req->transactional_id);
+    if (!may || !may_group(*ctx, sec::acl_operation::read, req->group_id)) {
+        for (const auto& t : req->topics) {
+            auto& rt = resp->topics.emplace_back();
+            rt.name = t.name;
+            for (const auto& p : t.partitions) {
+                auto& rp = rt.partitions.emplace_back();
+                rp.partition_index = p.partition_index;
+                rp.error_code = code(may ? kafka_error::group_authorization_failed
+                                         : kafka_error::transactional_id_authorization_failed);
+            }
+        }
+        ctx->respond(*resp);
+        return;
+    }
     auto cr = std::make_shared<coord::txn_commit_request>();
     cr->group_id = req->group_id;
     cr->producer_id = req->producer_id;
@@ -660,7 +769,7 @@ void handle_txn_offset_commit(context_ptr ctx, protocol::any_request& any) {
     std::vector<std::pair<size_t, size_t>> where;
     split_commits<protocol::txn_offset_commit_response::txn_offset_commit_response_topic,
                   protocol::txn_offset_commit_response::txn_offset_commit_response_partition>(
-        *ctx->srv.metadata().snapshot(), req->topics, cr->offsets, resp->topics, where);
+        *ctx, *ctx->srv.metadata().snapshot(), req->topics, cr->offsets, resp->topics, where);
     on_group_core<coord::commit_result>(
         ctx->srv, cr->group_id,
         [cr](coord::group_coordinator& c, std::function<void(coord::commit_result)> reply) {

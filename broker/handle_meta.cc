@@ -7,6 +7,7 @@
 #include "broker/cluster.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
+#include "broker/security.h"
 #include "broker/server.h"
 #include "broker/shard.h"
 #include "protocol/api.h"
@@ -14,6 +15,8 @@
 #include "replication/metadata_store.h"
 
 namespace sluice::broker {
+
+namespace sec = sluice::security;
 
 namespace {
 
@@ -31,6 +34,7 @@ const handler_entry table[] = {
     {14, 0, 5, handle_sync_group},
     {15, 0, 5, handle_describe_groups},
     {16, 0, 4, handle_list_groups},
+    {17, 0, 1, handle_sasl_handshake},
     {18, 0, 3, handle_api_versions},
     {19, 0, 7, handle_create_topics},
     {20, 0, 6, handle_delete_topics},
@@ -42,9 +46,13 @@ const handler_entry table[] = {
     {26, 0, 3, handle_end_txn},
     {27, 0, 1, handle_write_txn_markers},
     {28, 0, 3, handle_txn_offset_commit},
+    {29, 0, 3, handle_describe_acls},
+    {30, 0, 3, handle_create_acls},
+    {31, 0, 3, handle_delete_acls},
     {32, 0, 4, handle_describe_configs},
     {33, 0, 2, handle_alter_configs},
     {35, 0, 4, handle_describe_log_dirs},
+    {36, 0, 2, handle_sasl_authenticate},
     {37, 0, 3, handle_create_partitions},
     {42, 0, 2, handle_delete_groups},
     {43, 0, 2, handle_elect_leaders},
@@ -52,6 +60,10 @@ const handler_entry table[] = {
     {46, 0, 0, handle_list_partition_reassignments},
     {44, 0, 1, handle_incremental_alter_configs},
     {47, 0, 0, handle_offset_delete},
+    {48, 0, 1, handle_describe_client_quotas},
+    {49, 0, 1, handle_alter_client_quotas},
+    {50, 0, 0, handle_describe_user_scram_credentials},
+    {51, 0, 0, handle_alter_user_scram_credentials},
     {60, 0, 1, handle_describe_cluster},
     {61, 0, 0, handle_describe_producers},
     {65, 0, 0, handle_describe_transactions},
@@ -62,13 +74,14 @@ const handler_entry table[] = {
 // endpoint is the one clients get).
 template <class Entry>
 void add_live_brokers(const replication::cluster_view& view, std::vector<Entry>& out,
-                      int32_t Entry::*id) {
+                      int32_t Entry::*id, const std::string& listener) {
     for (const auto& br : view.brokers) {
         if (br.endpoints.empty()) continue;
         Entry b;
         b.*id = br.id;
-        b.host = br.endpoints.front().host;
-        b.port = br.endpoints.front().port;
+        const auto& ep = endpoint_for(br, listener);
+        b.host = ep.host;
+        b.port = ep.port;
         out.push_back(b);
     }
 }
@@ -89,6 +102,14 @@ const handler_entry* find_handler(int16_t api_key) {
         if (e.api_key == api_key) return &e;
     }
     return nullptr;
+}
+
+const replication::broker_endpoint& endpoint_for(const replication::broker_registration& b,
+                                                 const std::string& listener) {
+    for (const auto& ep : b.endpoints) {
+        if (ep.listener == listener) return ep;
+    }
+    return b.endpoints.front();
 }
 
 net::output to_output(protocol::writer& w) {
@@ -157,7 +178,9 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
     std::vector<std::string> to_create;
     if (req.topics && allow) {
         for (const auto& t : *req.topics) {
-            if (t.name && !snap->contains(*t.name) && replication::validate_topic_name(*t.name)) {
+            if (t.name && !snap->contains(*t.name) && replication::validate_topic_name(*t.name) &&
+                (allowed_on_cluster(*ctx, sec::acl_operation::create) ||
+                 allowed(*ctx, sec::acl_operation::create, sec::resource_type::topic, *t.name))) {
                 to_create.push_back(*t.name);
             }
         }
@@ -171,13 +194,14 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
         auto view = cl ? cl->view() : nullptr;
         if (view) {
             add_live_brokers(*view, resp.brokers,
-                             &protocol::metadata_response::metadata_response_broker::node_id);
+                             &protocol::metadata_response::metadata_response_broker::node_id,
+                             ctx->listener);
             resp.controller_id = view->controller_id;
         } else {
             protocol::metadata_response::metadata_response_broker b;
             b.node_id = srv.node_id();
-            b.host = srv.advertised_host();
-            b.port = srv.advertised_port();
+            b.host = srv.advertised_host(ctx->listener);
+            b.port = srv.advertised_port(ctx->listener);
             resp.brokers.push_back(b);
             resp.controller_id = srv.node_id();
         }
@@ -210,8 +234,15 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
             }
             resp.topics.push_back(std::move(rt));
         };
+        // Topics the principal may not DESCRIBE are left out of "all topics", and named ones
+        // are answered TOPIC_AUTHORIZATION_FAILED whether they exist or not.
+        auto may_describe = [&](const std::string& name) {
+            return allowed(*ctx, sec::acl_operation::describe, sec::resource_type::topic, name);
+        };
         if (!req.topics) {
-            for (const auto& [name, t] : *snap) describe(t);
+            for (const auto& [name, t] : *snap) {
+                if (may_describe(name)) describe(t);
+            }
         } else {
             for (const auto& want : *req.topics) {
                 auto it = want.name ? snap->find(*want.name) : snap->end();
@@ -219,6 +250,15 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
                     it = std::find_if(snap->begin(), snap->end(), [&](const auto& kv) {
                         return to_uuid(kv.second.id) == want.topic_id;
                     });
+                }
+                std::optional<std::string> name = it != snap->end() ? std::optional(it->first) : want.name;
+                if (name && !may_describe(*name)) {
+                    protocol::metadata_response::metadata_response_topic rt;
+                    rt.name = want.name;
+                    rt.topic_id = want.topic_id;
+                    rt.error_code = code(kafka_error::topic_authorization_failed);
+                    resp.topics.push_back(std::move(rt));
+                    continue;
                 }
                 if (it != snap->end()) {
                     describe(it->second);
@@ -284,15 +324,16 @@ void handle_describe_cluster(context_ptr ctx, protocol::any_request&) {
         auto view = cl->view();
         resp.controller_id = view->controller_id;
         add_live_brokers(*view, resp.brokers,
-                         &protocol::describe_cluster_response::describe_cluster_broker::broker_id);
+                         &protocol::describe_cluster_response::describe_cluster_broker::broker_id,
+                         ctx->listener);
         ctx->respond(resp);
         return;
     }
     resp.controller_id = srv.node_id();
     protocol::describe_cluster_response::describe_cluster_broker b;
     b.broker_id = srv.node_id();
-    b.host = srv.advertised_host();
-    b.port = srv.advertised_port();
+    b.host = srv.advertised_host(ctx->listener);
+    b.port = srv.advertised_port(ctx->listener);
     resp.brokers.push_back(b);
     ctx->respond(resp);
 }
@@ -301,7 +342,24 @@ void handle_init_producer_id(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::init_producer_id_request>(any);
     protocol::init_producer_id_response resp;
     if (req.transactional_id && !req.transactional_id->empty()) {
+        if (!allowed(*ctx, sec::acl_operation::write, sec::resource_type::transactional_id,
+                     *req.transactional_id)) {
+            resp.error_code = code(kafka_error::transactional_id_authorization_failed);
+            resp.producer_id = -1;
+            resp.producer_epoch = -1;
+            ctx->respond(resp);
+            return;
+        }
         handle_init_producer_id_txn(ctx, req);
+        return;
+    }
+    // An idempotent producer: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (KIP-679).
+    if (!allowed_on_cluster(*ctx, sec::acl_operation::idempotent_write) &&
+        !allowed_on_any(*ctx, sec::acl_operation::write, sec::resource_type::topic)) {
+        resp.error_code = code(kafka_error::cluster_authorization_failed);
+        resp.producer_id = -1;
+        resp.producer_epoch = -1;
+        ctx->respond(resp);
         return;
     }
     if (req.producer_id >= 0) {

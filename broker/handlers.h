@@ -19,11 +19,17 @@
 #include "net/connection.h"
 #include "protocol/request.h"
 #include "protocol/response.h"
+#include "replication/membership.h"
 
 namespace sluice::broker {
 
 class server;
 class shard;
+
+// A broker's endpoint on the named listener (clients get the one of the listener they came in
+// on); its first endpoint when it has none of that name.
+const replication::broker_endpoint& endpoint_for(const replication::broker_registration& b,
+                                                 const std::string& listener);
 
 // Converts encoded response bytes (memory and file regions) to what the connection sends.
 net::output to_output(protocol::writer& w);
@@ -35,6 +41,13 @@ struct request_context {
     net::frame frame;  // keeps the request bytes (and the record views into them) alive
     std::function<void(std::optional<net::output>)> complete;
     std::string client_host;  // the peer's numeric address, as Kafka reports it ("/127.0.0.1")
+    // Who sends the request ("User:alice"; "User:ANONYMOUS" on an unauthenticated listener;
+    // a TLS client's certificate subject as "User:CN=..."), what ACL checks are made against.
+    std::string principal = "User:ANONYMOUS";
+    // The listener the request arrived on (Metadata answers with that listener's endpoints).
+    std::string listener = "PLAINTEXT";
+    // Set by the session: stop reading this connection for `ms` (a quota was exceeded).
+    std::function<void(int32_t ms)> mute;
     // Set by the session: a part of this request waits for room in a partition (true) or no
     // longer does (false). Called on the connection's core; the session stops reading while
     // any of its requests waits, so a busy partition bounds the memory its producers use.
@@ -45,6 +58,8 @@ struct request_context {
         : srv(s), home(h), header(std::move(hdr)), frame(std::move(f)), complete(std::move(c)) {}
 
     int16_t version() const { return header.api_version; }
+    // The peer's address as ACL hosts name it ("127.0.0.1").
+    std::string host() const { return client_host.empty() || client_host[0] != '/' ? client_host : client_host.substr(1); }
 
     template <class Response>
     void respond(const Response& r) {
@@ -133,6 +148,18 @@ void ensure_txn_topic(server& srv, std::function<void()> then);
 // groups_changed's counterpart for __transaction_state.
 void start_txns(shard& s);
 void txns_changed(shard& s);
+
+// Security (security.cc): SASL outside an authentication phase, ACLs, SCRAM credentials and
+// client quotas.
+void handle_sasl_handshake(context_ptr ctx, protocol::any_request& req);
+void handle_sasl_authenticate(context_ptr ctx, protocol::any_request& req);
+void handle_describe_acls(context_ptr ctx, protocol::any_request& req);
+void handle_create_acls(context_ptr ctx, protocol::any_request& req);
+void handle_delete_acls(context_ptr ctx, protocol::any_request& req);
+void handle_describe_user_scram_credentials(context_ptr ctx, protocol::any_request& req);
+void handle_alter_user_scram_credentials(context_ptr ctx, protocol::any_request& req);
+void handle_describe_client_quotas(context_ptr ctx, protocol::any_request& req);
+void handle_alter_client_quotas(context_ptr ctx, protocol::any_request& req);
 
 // The ApiVersions answer to a request at a version Sluice does not serve: v0, UNSUPPORTED_VERSION.
 net::output unsupported_api_versions_response(int32_t correlation_id);

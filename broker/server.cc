@@ -5,16 +5,20 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "base/log.h"
 #include "broker/cluster.h"
 #include "broker/marker_sender.h"
 #include "broker/replica_fetcher.h"
+#include "broker/security.h"
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "net/network_stack.h"
 #include "net/socket_address.h"
+#include "net/tls.h"
 #include "runtime/reactor.h"
+#include "security/store.h"
 
 namespace sluice::broker {
 
@@ -63,6 +67,7 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
         if (!store) return store.error();
         s->_metadata = std::move(*store);
     }
+    if (auto r = s->open_security(); !r) return r.error();
     s->_fetchers = std::make_unique<replica_fetchers>(*s);
     s->_markers = std::make_unique<marker_sender>(s->node_id());
     net::stack_options so;
@@ -84,6 +89,84 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
     if (!stack) return stack.error();
     s->_stack = std::move(*stack);
     return s;
+}
+
+result<void> server::open_security() {
+    auto listeners = make_listener_security(_cfg);
+    if (!listeners) return listeners.error();
+    _listener_security = std::make_unique<std::vector<listener_security>>(std::move(*listeners));
+    auto authz = make_authorizer_config(_cfg);
+    if (!authz) return authz.error();
+    _authorizer = std::move(*authz);
+    // In a cluster the state is shared through ZooKeeper (cluster::security_backend()); a single
+    // broker keeps it beside its metadata.
+    std::unique_ptr<security::store_backend> backend =
+        _cluster != nullptr ? _cluster->security_backend()
+                            : security::file_backend(_cfg.log_dirs().front() + "/sluice-security");
+    auto store = security::security_store::open(std::move(backend));
+    if (!store) return error(store.error().code(), "security state: " + store.error().detail());
+    _security = std::move(*store);
+    _quotas = std::make_unique<quota_tracker>(
+        static_cast<int>(_cfg.int_value("quota.window.num")),
+        std::chrono::seconds(_cfg.int_value("quota.window.size.seconds")));
+    _max_conns_per_ip = _cfg.int_value("max.connections.per.ip");
+    std::stringstream ss(_cfg.string_value("max.connections.per.ip.overrides"));
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        auto colon = item.rfind(':');
+        if (item.empty()) continue;
+        char* end = nullptr;
+        long long n = colon == std::string::npos ? -1 : std::strtoll(item.c_str() + colon + 1, &end, 10);
+        if (n < 0 || end == nullptr || *end != 0) {
+            return error(errc::invalid_config,
+                         "max.connections.per.ip.overrides: '" + item + "' is not host:count");
+        }
+        _max_conns_per_ip_overrides[item.substr(0, colon)] = n;
+    }
+    if (_authorizer.enabled) {
+        log::info("security", "ACL authorizer on; super users: ",
+                  _cfg.string_value("super.users").empty() ? "none" : _cfg.string_value("super.users"),
+                  "; resources without ACLs are ",
+                  _authorizer.allow_if_no_acl ? "open to everyone" : "closed");
+    }
+    return ok();
+}
+
+void server::schedule_security_reload() {
+    runtime::reactor* r = runtime::reactor::local();
+    r->add_timer(security_reload_interval, [this] {
+        if (_stopping.load()) return;
+        metadata_write(
+            [this] {
+                if (auto res = _security->reload(); !res) {
+                    log::warn("security", "reloading the security state: ", res.error().describe());
+                }
+            },
+            [this] {
+                if (!_stopping.load()) schedule_security_reload();
+            });
+    });
+}
+
+bool server::admit_connection(const std::string& ip) {
+    std::lock_guard lock(_conn_mu);
+    int64_t limit = _max_conns_per_ip;
+    if (auto it = _max_conns_per_ip_overrides.find(ip); it != _max_conns_per_ip_overrides.end()) {
+        limit = it->second;
+    }
+    int64_t& n = _conns_per_ip[ip];
+    if (n >= limit) {
+        if (n == 0) _conns_per_ip.erase(ip);
+        return false;
+    }
+    ++n;
+    return true;
+}
+
+void server::release_connection(const std::string& ip) {
+    std::lock_guard lock(_conn_mu);
+    auto it = _conns_per_ip.find(ip);
+    if (it != _conns_per_ip.end() && --it->second <= 0) _conns_per_ip.erase(it);
 }
 
 server::server(broker_config cfg) : _cfg(std::move(cfg)) {}
@@ -229,8 +312,20 @@ result<int64_t> server::allocate_producer_id() {
     return _next_pid++;
 }
 
-std::string server::advertised_host() const {
-    auto l = _cfg.advertised_listeners().front();
+namespace {
+listener_config pick_listener(const std::vector<listener_config>& ls, const std::string& name) {
+    for (const auto& l : ls) {
+        if (l.name == name) return l;
+    }
+    return ls.front();
+}
+}  // namespace
+
+std::string server::advertised_host() const { return advertised_host(_cfg.listeners().front().name); }
+int32_t server::advertised_port() const { return advertised_port(_cfg.listeners().front().name); }
+
+std::string server::advertised_host(const std::string& listener) const {
+    auto l = pick_listener(_cfg.advertised_listeners(), listener);
     if (!l.host.empty() && l.host != "0.0.0.0" && l.host != "::") return l.host;
     // Like Kafka: the machine's name when it resolves, else the loopback address.
     char name[256] = {};
@@ -244,10 +339,12 @@ std::string server::advertised_host() const {
     return "127.0.0.1";
 }
 
-int32_t server::advertised_port() const {
-    auto l = _cfg.advertised_listeners().front();
+int32_t server::advertised_port(const std::string& name) const {
+    auto l = pick_listener(_cfg.advertised_listeners(), name);
     if (l.port != 0) return l.port;
-    return bound_port();
+    std::lock_guard lock(_ports_mu);
+    auto it = _bound_ports.find(l.name);
+    return it != _bound_ports.end() ? it->second : bound_port();
 }
 
 result<void> server::start() {
@@ -274,10 +371,22 @@ result<void> server::start() {
     log::info("broker", "Sluice broker ", node_id(), " serving on port ", bound_port(), " with ",
               n, " core(s); data in ", _cfg.log_dirs().front());
     if (_cluster != nullptr) {
-        replication::broker_endpoint ep;
-        ep.host = advertised_host();
-        ep.port = advertised_port();
-        _cluster->options().self.endpoints = {ep};
+        // Every listener is registered; the inter-broker one first (replicas and transaction
+        // markers use the first endpoint), clients get their own listener's.
+        std::string inter = _cfg.string_value("inter.broker.listener.name");
+        std::vector<replication::broker_endpoint> eps;
+        for (const auto& l : _cfg.advertised_listeners()) {
+            replication::broker_endpoint ep;
+            ep.listener = l.name;
+            ep.host = advertised_host(l.name);
+            ep.port = advertised_port(l.name);
+            if (l.name == inter) {
+                eps.insert(eps.begin(), ep);
+            } else {
+                eps.push_back(ep);
+            }
+        }
+        _cluster->options().self.endpoints = std::move(eps);
         auto joined = _cluster->join([this](cluster::view_ptr v) {
             for (unsigned i = 0; i < _cores.size(); ++i) {
                 run_on(i, [v](shard& s) { s.reconcile(v); });
@@ -288,6 +397,12 @@ result<void> server::start() {
             wait();
             return joined.error();
         }
+        // The security state lives in ZooKeeper: read it now that the session exists, then
+        // every few seconds (changes made through other brokers).
+        if (auto r = _security->reload(); !r) {
+            log::warn("security", "reading the security state from ZooKeeper: ", r.error().describe());
+        }
+        _cores[0]->reactor->post([this] { schedule_security_reload(); });
         log::info("broker", "broker ", node_id(), " joined the cluster ",
                   _metadata->cluster_id(), " through ZooKeeper at ",
                   _cfg.string_value("zookeeper.connect"));
@@ -338,12 +453,18 @@ result<void> server::start_core(unsigned core) {
     core_state& c = *_cores[core];
     c.sh->open_owned_partitions();
     size_t max_in_flight = static_cast<size_t>(_cfg.int_value("queued.max.requests"));
-    for (const auto& l : _cfg.listeners()) {
+    const auto all = _cfg.listeners();
+    for (size_t li = 0; li < all.size(); ++li) {
+        const listener_config& l = all[li];
+        const listener_security* ls = &(*_listener_security)[li];
         std::string hp = (l.host.find(':') != std::string::npos ? "[" + l.host + "]" : l.host) +
                          ":" + std::to_string(l.port);
         auto addr = net::parse_address(hp);
         if (!addr) return error(errc::invalid_config, "listeners: " + addr.error().describe());
-        if (l.port == 0 && core > 0) addr->set_port(_bound_port.load());
+        if (l.port == 0 && core > 0) {
+            std::lock_guard lock(_ports_mu);
+            addr->set_port(_bound_ports[l.name]);
+        }
         net::listen_options opts;
         opts.max_connections = static_cast<size_t>(_cfg.int_value("max.connections"));
         opts.connection.max_frame_bytes =
@@ -356,17 +477,23 @@ result<void> server::start_core(unsigned core) {
         opts.connection.same_host_tcp_congestion =
             _cfg.string_value("sluice.tcp.congestion.local");
         shard* sh = c.sh.get();
-        auto lst = _stack->listen(*c.reactor, *addr, opts,
-                                  [this, sh, max_in_flight](net::connection_ptr conn) {
-                                      auto s = std::make_shared<session>(*this, *sh,
-                                                                         std::move(conn),
-                                                                         max_in_flight);
-                                      s->start();
-                                  });
+        // A TLS listener reads raw bytes; the TLS layer frames the decrypted stream.
+        net::connection_options framing = opts.connection;
+        opts.connection.raw_stream = ls->uses_tls();
+        auto on_accept = [this, sh, max_in_flight, ls, framing](net::connection_ptr conn) {
+            if (ls->uses_tls()) conn = net::make_tls_connection(std::move(conn), ls->tls, framing);
+            auto s = std::make_shared<session>(*this, *sh, std::move(conn), max_in_flight, *ls);
+            s->start();
+        };
+        auto lst = _stack->listen(*c.reactor, *addr, opts, std::move(on_accept));
         if (!lst) {
             return error(lst.error().code(), "listening on " + hp + ": " + lst.error().detail());
         }
-        if (core == 0 && _bound_port.load() == 0) _bound_port = (*lst)->local_address().port();
+        if (core == 0) {
+            std::lock_guard lock(_ports_mu);
+            _bound_ports[l.name] = (*lst)->local_address().port();
+            if (li == 0) _bound_port = (*lst)->local_address().port();
+        }
         c.listeners.push_back(std::move(*lst));
     }
     return ok();

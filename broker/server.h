@@ -11,9 +11,11 @@
 // the threads; wait() joins them.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,12 +27,16 @@
 #include "broker/topic_config.h"
 #include "model/fundamental.h"
 #include "replication/metadata_store.h"
+#include "security/acl.h"
 
 namespace sluice::net {
 class network_stack;
 }
 namespace sluice::runtime {
 class reactor;
+}
+namespace sluice::security {
+class security_store;
 }
 
 namespace sluice::broker {
@@ -40,6 +46,8 @@ class session;
 class cluster;
 class replica_fetchers;
 class marker_sender;
+class quota_tracker;
+struct listener_security;
 
 class server {
 public:
@@ -97,12 +105,30 @@ public:
     // Producer ids for InitProducerId, unique across restarts (persisted in blocks).
     result<int64_t> allocate_producer_id();
 
+    // Security (broker/security.h): SCRAM credentials, ACLs and quotas; the authorizer's
+    // settings; the quota meters; what each listener demands.
+    security::security_store& security() { return *_security; }
+    const security::authorizer_config& authorizer() const { return _authorizer; }
+    quota_tracker& quotas() { return *_quotas; }
+    const std::vector<listener_security>& listener_securities() const { return *_listener_security; }
+    // max.connections.per.ip: counts a new connection from `ip`; false (not counted) when the
+    // address is at its limit. release_connection() when it closes.
+    bool admit_connection(const std::string& ip);
+    void release_connection(const std::string& ip);
+    // The advertised endpoint of a listener (by name; the first listener when unknown).
+    std::string advertised_host(const std::string& listener) const;
+    int32_t advertised_port(const std::string& listener) const;
+
     std::atomic<uint64_t> next_waiter_id{1};
 
 private:
     explicit server(broker_config cfg);
     void core_main(unsigned core);
     result<void> start_core(unsigned core);
+    result<void> open_security();
+    // Cluster mode: re-reads the shared security state every security_reload_interval.
+    void schedule_security_reload();
+    static constexpr std::chrono::milliseconds security_reload_interval{2000};
     void stop_core(unsigned core);
 
     struct core_state;
@@ -113,6 +139,16 @@ private:
     std::unique_ptr<replica_fetchers> _fetchers;
     std::unique_ptr<marker_sender> _markers;
     std::unique_ptr<net::network_stack> _stack;
+    std::unique_ptr<security::security_store> _security;
+    security::authorizer_config _authorizer;
+    std::unique_ptr<quota_tracker> _quotas;
+    std::unique_ptr<std::vector<listener_security>> _listener_security;
+    mutable std::mutex _ports_mu;
+    std::map<std::string, uint16_t> _bound_ports;  // by listener name (written by core 0)
+    std::mutex _conn_mu;
+    std::map<std::string, int64_t> _conns_per_ip;
+    int64_t _max_conns_per_ip = 0;
+    std::map<std::string, int64_t> _max_conns_per_ip_overrides;
     std::vector<std::unique_ptr<core_state>> _cores;
     std::atomic<uint16_t> _bound_port{0};
     std::atomic<bool> _stopping{false};

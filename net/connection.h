@@ -176,6 +176,9 @@ class connection {
     virtual const socket_address& local_address() const = 0;
     virtual runtime::reactor& owner() const = 0;
     virtual const connection_stats& stats() const = 0;
+    // Changes the largest frame accepted from now on (a session lowers it until the client
+    // has authenticated: sasl.server.max.receive.size).
+    virtual void set_max_frame_bytes(uint32_t bytes) = 0;
     // Set once a TLS handshake has completed (before the first frame is delivered).
     virtual const transport_security* security() const { return nullptr; }
 };

@@ -46,6 +46,7 @@ class frame_reader {
     // Drops the chunk (frames already handed out keep it alive on their own).
     void release();
 
+    void set_max_frame_bytes(uint32_t bytes) { _max_frame_bytes = bytes; }
     size_t pending() const { return _end - _start; }  // bytes of an incomplete frame
     size_t capacity_max() const { return _capacity_max; }
 

@@ -177,6 +177,7 @@ class ip_stack::connection_impl final : public connection,
     const socket_address& local_address() const override { return _local; }
     runtime::reactor& owner() const override { return _stack._reactor; }
     const connection_stats& stats() const override { return _stats; }
+    void set_max_frame_bytes(uint32_t bytes) override { _reader.set_max_frame_bytes(bytes); }
 
     // In-order bytes straight from the tcb into the frame chunk (one copy), while receiving.
     size_t take(std::span<const std::byte> bytes) override;

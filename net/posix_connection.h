@@ -46,6 +46,7 @@ class posix_connection final : public connection,
     const socket_address& local_address() const override { return _local; }
     runtime::reactor& owner() const override { return _reactor; }
     const connection_stats& stats() const override { return _stats; }
+    void set_max_frame_bytes(uint32_t bytes) override { _reader.set_max_frame_bytes(bytes); }
 
     // Bounds of the send path, named so they can be reasoned about.
     static constexpr size_t max_iov = 64;                  // pieces per sendmsg

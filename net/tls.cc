@@ -247,6 +247,7 @@ class tls_connection final : public connection,
     const socket_address& local_address() const override { return _local; }
     runtime::reactor& owner() const override { return *_owner; }
     const connection_stats& stats() const override { return _stats; }
+    void set_max_frame_bytes(uint32_t bytes) override { _reader.set_max_frame_bytes(bytes); }
     const transport_security* security() const override {
         return _handshake_done ? &_security : nullptr;
     }
