@@ -224,6 +224,9 @@ class tls_connection final : public connection,
                    const connection_options& framing)
         : _inner(std::move(inner)),
           _ctx(std::move(ctx)),
+          _owner(&_inner->owner()),
+          _peer(_inner->peer_address()),
+          _local(_inner->local_address()),
           _reader(framing.recv_buffer_bytes, framing.max_frame_bytes) {}
     ~tls_connection() override {
         if (_ssl != nullptr) SSL_free(_ssl);  // frees both BIOs
@@ -299,9 +302,6 @@ class tls_connection final : public connection,
 
 void tls_connection::start(connection_handlers h) {
     _handlers = std::move(h);
-    _owner = &_inner->owner();
-    _peer = _inner->peer_address();
-    _local = _inner->local_address();
     _keepalive = shared_from_this();
     _ssl = SSL_new(static_cast<SSL_CTX*>(_ctx->native()));
     _rbio = BIO_new(BIO_s_mem());

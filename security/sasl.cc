@@ -231,7 +231,13 @@ class scram_server final : public sasl_server {
         if (!cbind || std::string(cbind->begin(), cbind->end()) != _gs2_header) {
             return error(errc::auth_failed, "SCRAM channel binding does not match the first message");
         }
-        if ((*attrs)[1].value != _nonce) return error(errc::auth_failed, "SCRAM nonce mismatch");
+        // The final nonce must end with the server-first one: librdkafka sends its client
+        // nonce again in front of it, and Kafka accepts that, so Sluice does too.
+        std::string_view final_nonce = (*attrs)[1].value;
+        if (final_nonce.size() < _nonce.size() ||
+            final_nonce.substr(final_nonce.size() - _nonce.size()) != _nonce) {
+            return error(errc::auth_failed, "SCRAM nonce of the final message does not match");
+        }
         auto proof = base64_decode(msg.substr(p + 3));
         if (!proof || proof->size() != digest_bytes(_m)) {
             return error(errc::malformed, "SCRAM client proof has the wrong size");

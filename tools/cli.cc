@@ -5,11 +5,57 @@
 
 #include "tools/commands.h"
 
+#include <fstream>
+#include <map>
+
+#include "security/sasl.h"
+
 namespace sluice::tools {
 
 std::vector<option_spec> common_options() {
-    return {{"bootstrap-server"}, {"client-id"}, {"request-timeout-ms"}, {"help", false}};
+    return {{"bootstrap-server"}, {"client-id"}, {"request-timeout-ms"}, {"command-config"},
+            {"sasl-mechanism"},   {"sasl-username"}, {"sasl-password"},    {"help", false}};
 }
+
+namespace {
+
+// Kafka client properties (kafka-*.sh --command-config): security.protocol, sasl.mechanism and
+// the credentials, as sasl.username/sasl.password or in a sasl.jaas.config entry.
+result<void> read_command_config(const std::string& path, connection_options& c) {
+    std::ifstream in(path);
+    if (!in) return error(errc::bad_argument, "--command-config: cannot read " + path);
+    std::map<std::string, std::string> props;
+    std::string line;
+    while (std::getline(in, line)) {
+        auto start = line.find_first_not_of(" \t");
+        if (start == std::string::npos || line[start] == '#' || line[start] == '!') continue;
+        auto eq = line.find_first_of("=:", start);
+        if (eq == std::string::npos) continue;
+        auto trim = [](std::string v) {
+            v.erase(0, v.find_first_not_of(" \t"));
+            v.erase(v.find_last_not_of(" \t\r") + 1);
+            return v;
+        };
+        props[trim(line.substr(start, eq - start))] = trim(line.substr(eq + 1));
+    }
+    std::string protocol = props.contains("security.protocol") ? props["security.protocol"] : "PLAINTEXT";
+    if (protocol == "SSL" || protocol == "SASL_SSL") {
+        return error(errc::bad_argument, "security.protocol=" + protocol +
+                                             ": the sluice tools speak PLAINTEXT and SASL_PLAINTEXT");
+    }
+    if (protocol == "SASL_PLAINTEXT") c.sasl_mechanism = props.contains("sasl.mechanism") ? props["sasl.mechanism"] : "PLAIN";
+    if (props.contains("sasl.username")) c.sasl_username = props["sasl.username"];
+    if (props.contains("sasl.password")) c.sasl_password = props["sasl.password"];
+    if (props.contains("sasl.jaas.config")) {
+        auto j = security::parse_jaas(props["sasl.jaas.config"]);
+        if (!j) return error(errc::bad_argument, "sasl.jaas.config: " + j.error().detail());
+        if (j->options.contains("username")) c.sasl_username = j->options["username"];
+        if (j->options.contains("password")) c.sasl_password = j->options["password"];
+    }
+    return ok();
+}
+
+}  // namespace
 
 result<client_options> client_options_from(const args& a) {
     client_options o;
@@ -18,6 +64,15 @@ result<client_options> client_options_from(const args& a) {
     auto t = a.integer("request-timeout-ms", 30000, 1, 3600 * 1000);
     if (!t) return t.error();
     o.conn.timeout_ms = static_cast<int>(*t);
+    if (a.has("command-config")) {
+        if (auto r = read_command_config(a.get_or("command-config", ""), o.conn); !r) return r.error();
+    }
+    if (a.has("sasl-mechanism")) o.conn.sasl_mechanism = a.get_or("sasl-mechanism", "");
+    if (a.has("sasl-username")) o.conn.sasl_username = a.get_or("sasl-username", "");
+    if (a.has("sasl-password")) o.conn.sasl_password = a.get_or("sasl-password", "");
+    if (!o.conn.sasl_mechanism.empty() && o.conn.sasl_username.empty()) {
+        return error(errc::bad_argument, "SASL needs a user name (--sasl-username or --command-config)");
+    }
     return o;
 }
 
@@ -53,6 +108,9 @@ int cli_main(const std::string& cmd, int argc, char** argv) {
     if (cmd == "group") return group_main(argc, argv);
     if (cmd == "cluster") return cluster_main(argc, argv);
     if (cmd == "txn") return txn_main(argc, argv);
+    if (cmd == "user") return user_main(argc, argv);
+    if (cmd == "acl") return acl_main(argc, argv);
+    if (cmd == "quota") return quota_main(argc, argv);
     std::fprintf(stderr, "sluice: unknown command '%s' (try sluice --help)\n", cmd.c_str());
     return exit_usage;
 }

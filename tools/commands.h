@@ -24,6 +24,9 @@ int bench_main(int argc, char** argv);
 int group_main(int argc, char** argv);  // group_cli.cc
 int cluster_main(int argc, char** argv);  // cluster_cmd.cc
 int txn_main(int argc, char** argv);      // txn_cmd.cc
+int user_main(int argc, char** argv);     // security_cmd.cc
+int acl_main(int argc, char** argv);      // security_cmd.cc
+int quota_main(int argc, char** argv);    // security_cmd.cc
 
 // Options every client subcommand accepts.
 std::vector<option_spec> common_options();

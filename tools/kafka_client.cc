@@ -1,5 +1,7 @@
 #include "tools/kafka_client.h"
 
+#include "security/sasl.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -157,7 +159,55 @@ result<std::unique_ptr<connection>> connection::open(const broker_address& addr,
     auto c = open_raw(addr, opts);
     if (!c) return c.error();
     if (auto n = (*c)->negotiate(); !n) return n.error();
+    if (!opts.sasl_mechanism.empty()) {
+        if (auto a = (*c)->authenticate(); !a) return a.error();
+    }
     return c;
+}
+
+result<void> connection::authenticate() {
+    const std::string& mech = _opts.sasl_mechanism;
+    auto scram = security::parse_mechanism(mech);
+    if (mech != "PLAIN" && !scram) {
+        return error(errc::bad_argument, "SASL mechanism '" + mech +
+                                             "' is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512");
+    }
+    protocol::sasl_handshake_request hs;
+    hs.mechanism = mech;
+    auto h = call<protocol::sasl_handshake_api>(hs, 1);
+    if (!h) return h.error();
+    if (h->error_code != 0) return kafka_failure(h->error_code, "SaslHandshake " + mech);
+    auto round = [&](const std::string& token) -> result<std::string> {
+        protocol::sasl_authenticate_request req;
+        req.auth_bytes.assign(reinterpret_cast<const std::byte*>(token.data()),
+                              reinterpret_cast<const std::byte*>(token.data()) + token.size());
+        auto r = call<protocol::sasl_authenticate_api>(req);
+        if (!r) return r.error();
+        if (r->error_code != 0) {
+            return kafka_failure(r->error_code, r->error_message.value_or("SaslAuthenticate"));
+        }
+        return std::string(reinterpret_cast<const char*>(r->auth_bytes.data()), r->auth_bytes.size());
+    };
+    if (!scram) {
+        std::string token;
+        token += '\0';
+        token += _opts.sasl_username;
+        token += '\0';
+        token += _opts.sasl_password;
+        auto r = round(token);
+        return r ? ok() : result<void>(r.error());
+    }
+    security::scram_client sc(*scram, _opts.sasl_username, _opts.sasl_password);
+    auto server_first = round(sc.first_message());
+    if (!server_first) return server_first.error();
+    auto final_msg = sc.final_message(*server_first);
+    if (!final_msg) return error(errc::protocol, final_msg.error().describe());
+    auto server_final = round(*final_msg);
+    if (!server_final) return server_final.error();
+    if (auto v = sc.verify_server_final(*server_final); !v) {
+        return error(errc::protocol, v.error().describe());
+    }
+    return ok();
 }
 
 protocol::reader_limits connection::response_limits() {

@@ -60,6 +60,11 @@ struct connection_options {
     int timeout_ms = 30000;       // connect, and each wait for an answer
     int socket_buffer_bytes = 0;  // SO_SNDBUF / SO_RCVBUF; 0 keeps the kernel's autotuning
     std::string tcp_congestion;   // TCP_CONGESTION ("cubic", ...); empty: the system's default
+    // SASL over the plaintext connection (SASL_PLAINTEXT): PLAIN, SCRAM-SHA-256 or
+    // SCRAM-SHA-512 with these credentials, right after ApiVersions. Empty: no SASL.
+    std::string sasl_mechanism;
+    std::string sasl_username;
+    std::string sasl_password;
 };
 
 // One TCP connection to one broker. Owned by one thread.
@@ -148,6 +153,9 @@ class connection {
     [[nodiscard]] result<std::span<const std::byte>> read_frame(std::vector<std::byte>& buf);
 
     static protocol::reader_limits response_limits();
+
+    // SaslHandshake v1 and SaslAuthenticate rounds with opts' mechanism and credentials.
+    [[nodiscard]] result<void> authenticate();
 
   private:
     [[nodiscard]] result<void> negotiate();

@@ -20,7 +20,10 @@ int main(int argc, char** argv) {
             "  bench      load generator against any Kafka broker\n"
             "  group      list | describe | reset-offsets | delete consumer groups\n"
             "  cluster    describe: controller, brokers, under-replicated partitions\n"
-            "  txn        list | describe | find-hanging | abort transactions\n");
+            "  txn        list | describe | find-hanging | abort transactions\n"
+            "  user       add | list | delete SCRAM users\n"
+            "  acl        add | list | remove ACL bindings\n"
+            "  quota      alter | describe client quotas\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
