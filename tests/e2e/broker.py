@@ -45,13 +45,17 @@ def sluice_binary():
 
 
 class Broker:
-    def __init__(self, num_partitions=3, host="127.0.0.1", prefix=None, port=0, **config):
+    def __init__(self, num_partitions=3, host="127.0.0.1", prefix=None, port=0, listeners=None,
+                 **config):
         """`host`: the address to listen on (a test's own veth address); `prefix`: a command
         that runs the broker (["ip", "netns", "exec", NS] for a namespace the test made);
-        `port`: 0 lets the kernel pick (the dpdk stack, with its own address, needs one)."""
+        `port`: 0 lets the kernel pick (the dpdk stack, with its own address, needs one);
+        `listeners`: a whole `listeners` value instead (several listeners; `port` is then the
+        first one's)."""
         self.binary = sluice_binary()
         self.host = host
         self.listen_port = port
+        self.listeners = listeners
         self.prefix = list(prefix or [])
         self.data_dir = tempfile.mkdtemp(prefix="sluice-e2e-")
         self.config = {"num.partitions": str(num_partitions), "sluice.cores": "2"}
@@ -66,8 +70,8 @@ class Broker:
 
     def start(self):
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
-        args = self.prefix + [self.binary, "serve",
-                              "--listeners=PLAINTEXT://%s:%d" % (self.host, self.listen_port),
+        listeners = self.listeners or "PLAINTEXT://%s:%d" % (self.host, self.listen_port)
+        args = self.prefix + [self.binary, "serve", "--listeners=" + listeners,
                 "--log.dirs=" + os.path.join(self.data_dir, "data")]
         args += ["--%s=%s" % kv for kv in self.config.items()]
         # The log goes to a file (never a pipe that nobody drains); the port is read from it.
@@ -271,3 +275,10 @@ class BrokerTestCase(unittest.TestCase):
 
     def unique_topic(self, prefix="t"):
         return "%s-%s-%d" % (prefix, self._testMethodName.replace("_", "-"), os.getpid())
+
+
+def free_port(host="127.0.0.1"):
+    """A port nothing listens on right now (for a listener that needs a fixed port)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
