@@ -349,29 +349,40 @@ result<void> broker_config::set(const std::string& key, const std::string& raw) 
 result<broker_config> broker_config::load(
     const std::optional<std::string>& path,
     const std::vector<std::pair<std::string, std::string>>& overrides) {
+    std::string text;
+    if (path) {
+        std::ifstream in(*path, std::ios::binary);
+        if (!in) return error(errc::config_file, *path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        text = ss.str();
+    }
+    return load_text(text, path.value_or("(no file)"), overrides);
+}
+
+result<broker_config> broker_config::load_text(
+    std::string_view text, const std::string& origin,
+    const std::vector<std::pair<std::string, std::string>>& overrides) {
     broker_config c;
     for (const auto& d : broker_keys) {
         if (d.default_value != nullptr) c._values[d.name] = d.default_value;
     }
-    if (path) {
-        std::ifstream in(*path);
-        if (!in) return error(errc::config_file, *path);
-        std::string line;
-        int lineno = 0;
-        while (std::getline(in, line)) {
-            ++lineno;
-            line = trim(line);
-            if (line.empty() || line[0] == '#' || line[0] == '!') continue;
-            auto sep = line.find_first_of("=:");
-            if (sep == std::string::npos) {
-                return error(errc::invalid_config,
-                             *path + ":" + std::to_string(lineno) + ": expected key=value");
-            }
-            auto r = c.set(trim(line.substr(0, sep)), line.substr(sep + 1));
-            if (!r) {
-                return error(r.error().code(),
-                             *path + ":" + std::to_string(lineno) + ": " + r.error().detail());
-            }
+    std::stringstream in{std::string(text)};
+    std::string line;
+    int lineno = 0;
+    while (std::getline(in, line)) {
+        ++lineno;
+        line = trim(line);
+        if (line.empty() || line[0] == '#' || line[0] == '!') continue;
+        auto sep = line.find_first_of("=:");
+        if (sep == std::string::npos) {
+            return error(errc::invalid_config,
+                         origin + ":" + std::to_string(lineno) + ": expected key=value");
+        }
+        auto r = c.set(trim(line.substr(0, sep)), line.substr(sep + 1));
+        if (!r) {
+            return error(r.error().code(),
+                         origin + ":" + std::to_string(lineno) + ": " + r.error().detail());
         }
     }
     for (const auto& [k, v] : overrides) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -40,6 +41,9 @@ public:
     // ':' separators, trailing whitespace trimmed) and then applies overrides in order.
     static result<broker_config> load(const std::optional<std::string>& path,
                                       const std::vector<std::pair<std::string, std::string>>& overrides);
+    // The same from the file's text (`origin` names it in errors).
+    static result<broker_config> load_text(std::string_view text, const std::string& origin,
+                                           const std::vector<std::pair<std::string, std::string>>& overrides);
     // Validates and applies one key; used by load() and by dynamic config changes.
     result<void> set(const std::string& key, const std::string& value);
 

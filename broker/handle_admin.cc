@@ -14,12 +14,16 @@
 #include "broker/cluster.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
+#include "broker/security.h"
 #include "broker/server.h"
 #include "broker/shard.h"
 #include "runtime/reactor.h"
 #include "replication/metadata_store.h"
 
 namespace sluice::broker {
+
+namespace sec = sluice::security;
+
 
 namespace {
 
@@ -112,6 +116,11 @@ void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
         }
         if (auto v = replication::validate_topic_name(t.name); !v) {
             fail(kafka_error::invalid_topic_exception, v.error().describe());
+            continue;
+        }
+        if (!allowed_on_cluster(*ctx, sec::acl_operation::create) &&
+            !allowed(*ctx, sec::acl_operation::create, sec::resource_type::topic, t.name)) {
+            fail(kafka_error::topic_authorization_failed, "not authorized to create " + t.name);
             continue;
         }
         int32_t partitions = t.num_partitions;
@@ -252,7 +261,10 @@ void handle_delete_topics(context_ptr ctx, protocol::any_request& any) {
                 if (to_uuid(m.id) == t.id) meta = &m;
             }
         }
-        if (!enabled) {
+        std::optional<std::string> named = meta != nullptr ? std::optional(meta->name) : t.name;
+        if (named && !allowed(*ctx, sec::acl_operation::remove, sec::resource_type::topic, *named)) {
+            r.error_code = code(kafka_error::topic_authorization_failed);
+        } else if (!enabled) {
             r.error_code = code(kafka_error::topic_deletion_disabled);
             r.error_message = "delete.topic.enable is false";
         } else if (meta == nullptr) {
@@ -293,7 +305,9 @@ void handle_create_partitions(context_ptr ctx, protocol::any_request& any) {
         r.name = t.name;
         auto snap = srv.metadata().snapshot();
         auto it = snap->find(t.name);
-        if (it == snap->end()) {
+        if (!allowed(*ctx, sec::acl_operation::alter, sec::resource_type::topic, t.name)) {
+            r.error_code = code(kafka_error::topic_authorization_failed);
+        } else if (it == snap->end()) {
             r.error_code = code(kafka_error::unknown_topic_or_partition);
             r.error_message = "topic '" + t.name + "' does not exist";
         } else if (t.count <= it->second.partitions) {
@@ -354,7 +368,13 @@ void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
             }
             r.configs.push_back(std::move(c));
         };
-        if (res.resource_type == resource_topic) {
+        if (res.resource_type == resource_topic &&
+            !allowed(*ctx, sec::acl_operation::describe_configs, sec::resource_type::topic, res.resource_name)) {
+            r.error_code = code(kafka_error::topic_authorization_failed);
+        } else if (res.resource_type == resource_broker &&
+                   !allowed_on_cluster(*ctx, sec::acl_operation::describe_configs)) {
+            r.error_code = code(kafka_error::cluster_authorization_failed);
+        } else if (res.resource_type == resource_topic) {
             auto snap = srv.metadata().snapshot();
             auto it = snap->find(res.resource_name);
             if (it == snap->end()) {
@@ -429,7 +449,13 @@ void alter_configs_common(context_ptr ctx, const std::vector<Resource>& resource
         r.error_message = std::nullopt;  // null on success, as Kafka sends it
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name;
-        if (res.resource_type == resource_topic) {
+        if (res.resource_type == resource_topic &&
+            !allowed(*ctx, sec::acl_operation::alter_configs, sec::resource_type::topic, res.resource_name)) {
+            r.error_code = code(kafka_error::topic_authorization_failed);
+        } else if (res.resource_type == resource_broker &&
+                   !allowed_on_cluster(*ctx, sec::acl_operation::alter_configs)) {
+            r.error_code = code(kafka_error::cluster_authorization_failed);
+        } else if (res.resource_type == resource_topic) {
             auto snap = srv.metadata().snapshot();
             auto it = snap->find(res.resource_name);
             if (it == snap->end()) {
@@ -617,6 +643,12 @@ void election_check(std::shared_ptr<election_wait> w) {
 void handle_elect_leaders(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::elect_leaders_request>(any);
     server& srv = ctx->srv;
+    if (!allowed_on_cluster(*ctx, sec::acl_operation::alter)) {
+        protocol::elect_leaders_response resp;
+        resp.error_code = code(kafka_error::cluster_authorization_failed);
+        ctx->respond(resp);
+        return;
+    }
     auto w = std::make_shared<election_wait>();
     w->ctx = ctx;
     int8_t type = ctx->version() >= 1 ? req.election_type : 0;
@@ -693,6 +725,12 @@ void handle_alter_partition_reassignments(context_ptr ctx, protocol::any_request
     auto held = std::make_shared<protocol::alter_partition_reassignments_request>(
         std::move(std::get<protocol::alter_partition_reassignments_request>(any)));
     auto resp_ptr = std::make_shared<protocol::alter_partition_reassignments_response>();
+    if (!allowed_on_cluster(*ctx, sec::acl_operation::alter)) {
+        resp_ptr->error_code = code(kafka_error::cluster_authorization_failed);
+        resp_ptr->error_message = std::nullopt;
+        ctx->respond(*resp_ptr);
+        return;
+    }
     // The writes may block on ZooKeeper: off the core in cluster mode.
     ctx->srv.metadata_write([ctx, held, resp_ptr] {
     auto& resp = *resp_ptr;
@@ -727,6 +765,11 @@ void handle_list_partition_reassignments(context_ptr ctx, protocol::any_request&
     auto& req = std::get<protocol::list_partition_reassignments_request>(any);
     protocol::list_partition_reassignments_response resp;
     resp.error_message = std::nullopt;
+    if (!allowed_on_cluster(*ctx, sec::acl_operation::describe)) {
+        resp.error_code = code(kafka_error::cluster_authorization_failed);
+        ctx->respond(resp);
+        return;
+    }
     auto snap = ctx->srv.metadata().snapshot();
     auto add = [&](const replication::topic_metadata& t, const std::vector<int32_t>* only) {
         protocol::list_partition_reassignments_response::ongoing_topic_reassignment tr;
@@ -773,6 +816,12 @@ void handle_describe_log_dirs(context_ptr ctx, protocol::any_request& any) {
     auto req = std::make_shared<protocol::describe_log_dirs_request>(
         std::move(std::get<protocol::describe_log_dirs_request>(any)));
     server& srv = ctx->srv;
+    if (!allowed_on_cluster(*ctx, sec::acl_operation::describe)) {
+        protocol::describe_log_dirs_response resp;
+        resp.error_code = code(kafka_error::cluster_authorization_failed);
+        ctx->respond(resp);
+        return;
+    }
     auto collected = std::make_shared<std::vector<log_dir_entry>>();
     runtime::reactor* origin = runtime::reactor::local();
     srv.run_on_all(

@@ -18,6 +18,7 @@
 #include "broker/handlers.h"
 #include "broker/internal_topics.h"
 #include "broker/kafka_error.h"
+#include "broker/security.h"
 #include "broker/marker_sender.h"
 #include "broker/server.h"
 #include "broker/shard.h"
@@ -30,6 +31,9 @@
 #include "runtime/reactor.h"
 
 namespace sluice::broker {
+
+namespace sec = sluice::security;
+
 
 namespace {
 
@@ -371,6 +375,11 @@ void handle_add_partitions_to_txn(context_ptr ctx, protocol::any_request& any) {
             resp_t::add_partitions_to_txn_partition_result pr;
             pr.partition_index = tp.partition;
             kafka_error e = all;
+            if (all == kafka_error::topic_authorization_failed) {
+                e = allowed(*ctx, sec::acl_operation::write, sec::resource_type::topic, tp.topic)
+                        ? kafka_error::operation_not_attempted
+                        : kafka_error::topic_authorization_failed;
+            }
             if (all == kafka_error::unknown_topic_or_partition) {
                 auto known = snap->find(tp.topic);
                 bool bad = known == snap->end() || tp.partition < 0 ||
@@ -388,6 +397,18 @@ void handle_add_partitions_to_txn(context_ptr ctx, protocol::any_request& any) {
         answer(kafka_error::unknown_topic_or_partition);
         return;
     }
+    if (!allowed(*ctx, sec::acl_operation::write, sec::resource_type::transactional_id, ar->transactional_id)) {
+        answer(kafka_error::transactional_id_authorization_failed);
+        return;
+    }
+    bool topics_ok = true;
+    for (const auto& t : req.v3_and_below_topics) {
+        topics_ok &= allowed(*ctx, sec::acl_operation::write, sec::resource_type::topic, t.name);
+    }
+    if (!topics_ok) {
+        answer(kafka_error::topic_authorization_failed);
+        return;
+    }
     on_txn_core<coord::errc>(
         ctx->srv, ar->transactional_id,
         [ar](coord::txn_coordinator& c, std::function<void(coord::errc)> reply) {
@@ -398,6 +419,15 @@ void handle_add_partitions_to_txn(context_ptr ctx, protocol::any_request& any) {
 
 void handle_add_offsets_to_txn(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::add_offsets_to_txn_request>(any);
+    bool may_txn = allowed(*ctx, sec::acl_operation::write, sec::resource_type::transactional_id,
+                           req.transactional_id);
+    if (!may_txn || !allowed(*ctx, sec::acl_operation::read, sec::resource_type::group, req.group_id)) {
+        protocol::add_offsets_to_txn_response resp;
+        resp.error_code = code(may_txn ? kafka_error::group_authorization_failed
+                                       : kafka_error::transactional_id_authorization_failed);
+        ctx->respond(resp);
+        return;
+    }
     auto ar = std::make_shared<coord::add_partitions_request>();
     ar->transactional_id = req.transactional_id;
     ar->producer_id = req.producer_id;
@@ -425,6 +455,12 @@ void handle_add_offsets_to_txn(context_ptr ctx, protocol::any_request& any) {
 
 void handle_end_txn(context_ptr ctx, protocol::any_request& any) {
     auto& req = std::get<protocol::end_txn_request>(any);
+    if (!allowed(*ctx, sec::acl_operation::write, sec::resource_type::transactional_id, req.transactional_id)) {
+        protocol::end_txn_response resp;
+        resp.error_code = code(kafka_error::transactional_id_authorization_failed);
+        ctx->respond(resp);
+        return;
+    }
     coord::end_txn_request er{req.transactional_id, req.producer_id, req.producer_epoch,
                               req.committed};
     on_txn_core<coord::errc>(
@@ -445,6 +481,8 @@ void handle_write_txn_markers(context_ptr ctx, protocol::any_request& any) {
     using resp_t = protocol::write_txn_markers_response;
     auto resp = std::make_shared<resp_t>();
     auto snap = ctx->srv.metadata().snapshot();
+    // Markers come from transaction coordinators (other brokers): CLUSTER_ACTION.
+    bool may = allowed_on_cluster(*ctx, sec::acl_operation::cluster_action);
     // Every (marker, topic, partition) as one write, answered in place.
     struct slot {
         size_t marker, topic, partition;
@@ -465,7 +503,9 @@ void handle_write_txn_markers(context_ptr ctx, protocol::any_request& any) {
                 int32_t index = wt.partition_indexes[p];
                 resp_t::writable_txn_marker_partition_result pr;
                 pr.partition_index = index;
-                if (known == snap->end() || index < 0 || index >= known->second.partitions) {
+                if (!may) {
+                    pr.error_code = code(kafka_error::cluster_authorization_failed);
+                } else if (known == snap->end() || index < 0 || index >= known->second.partitions) {
                     pr.error_code = code(kafka_error::unknown_topic_or_partition);
                 } else {
                     tps.push_back({wt.name, model::partition_id(index)});
@@ -507,6 +547,14 @@ void handle_describe_transactions(context_ptr ctx, protocol::any_request& any) {
     auto left = std::make_shared<size_t>(req.transactional_ids.size());
     for (size_t i = 0; i < req.transactional_ids.size(); ++i) {
         std::string id = req.transactional_ids[i];
+        if (!allowed(*ctx, sec::acl_operation::describe, sec::resource_type::transactional_id, id)) {
+            auto& out = resp->transaction_states[i];
+            out.error_code = code(kafka_error::transactional_id_authorization_failed);
+            out.transactional_id = id;
+            out.transaction_state = "";
+            if (--*left == 0) ctx->respond(*resp);
+            continue;
+        }
         on_txn_core<coord::txn_description>(
             ctx->srv, id,
             [id](coord::txn_coordinator& c, std::function<void(coord::txn_description)> reply) {
@@ -567,6 +615,10 @@ void handle_list_transactions(context_ptr ctx, protocol::any_request& any) {
                 if (by_state && !states.count(l.state)) continue;
                 if (!pids.empty() && !pids.count(l.producer_id)) continue;
                 if (min_age_ms >= 0 && (l.start_ms < 0 || now - l.start_ms < min_age_ms)) continue;
+                if (!allowed(*ctx, sec::acl_operation::describe, sec::resource_type::transactional_id,
+                             l.transactional_id)) {
+                    continue;
+                }
                 protocol::list_transactions_response::transaction_state_entry ts;
                 ts.transactional_id = l.transactional_id;
                 ts.producer_id = l.producer_id;
@@ -593,7 +645,9 @@ void handle_describe_producers(context_ptr ctx, protocol::any_request& any) {
             int32_t index = rt.partition_indexes[p];
             resp_t::partition_response pr;
             pr.partition_index = index;
-            if (known == snap->end() || index < 0 || index >= known->second.partitions) {
+            if (!allowed(*ctx, sec::acl_operation::read, sec::resource_type::topic, rt.name)) {
+                pr.error_code = code(kafka_error::topic_authorization_failed);
+            } else if (known == snap->end() || index < 0 || index >= known->second.partitions) {
                 pr.error_code = code(kafka_error::unknown_topic_or_partition);
             } else {
                 tps.push_back({rt.name, model::partition_id(index)});

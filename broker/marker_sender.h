@@ -34,6 +34,12 @@ public:
     static constexpr int timeout_ms = 10000;
 
     explicit marker_sender(int32_t self_id) : _self(self_id) {}
+    // SASL for the connections to other brokers (server::inter_broker()); before start.
+    void set_sasl(std::string mechanism, std::string user, std::string password) {
+        _sasl_mechanism = std::move(mechanism);
+        _sasl_user = std::move(user);
+        _sasl_password = std::move(password);
+    }
     ~marker_sender() { stop(); }
 
     // Queues a request for broker `id` at host:port; `done` runs on `origin`.
@@ -54,6 +60,7 @@ private:
     std::optional<protocol::write_txn_markers_response> deliver(job& j);
 
     int32_t _self;
+    std::string _sasl_mechanism, _sasl_user, _sasl_password;
     std::mutex _mu;
     std::condition_variable _cv;
     std::deque<job> _jobs;

@@ -1,5 +1,7 @@
 #include "broker/replica_fetcher.h"
 
+#include "broker/security.h"
+
 #include <chrono>
 #include <optional>
 
@@ -180,6 +182,9 @@ void replica_fetchers::run(fetcher* f) {
             }
             tools::connection_options o;
             o.client_id = "sluice-replica-" + std::to_string(self);
+            o.sasl_mechanism = _srv.inter_broker().mechanism;
+            o.sasl_username = _srv.inter_broker().username;
+            o.sasl_password = _srv.inter_broker().password;
             o.timeout_ms = 5000;
             tools::broker_address addr{b->endpoints.front().host,
                                        static_cast<uint16_t>(b->endpoints.front().port)};

@@ -172,6 +172,43 @@ result<std::vector<listener_security>> make_listener_security(const broker_confi
     return out;
 }
 
+result<inter_broker_auth> make_inter_broker_auth(const broker_config& cfg,
+                                                 const std::vector<listener_security>& listeners) {
+    inter_broker_auth a;
+    std::string name = cfg.string_value("inter.broker.listener.name");
+    const listener_security* l = listeners.empty() ? nullptr : &listeners.front();
+    if (!name.empty()) {
+        l = nullptr;
+        for (const auto& x : listeners) {
+            if (x.name == name) l = &x;
+        }
+        if (l == nullptr) {
+            return error(errc::invalid_config, "inter.broker.listener.name " + name + " is not in listeners");
+        }
+    }
+    if (l == nullptr) return a;
+    a.listener = l->name;
+    if (l->uses_tls()) {
+        return error(errc::invalid_config,
+                     "the inter-broker listener " + l->name + " uses TLS; Sluice brokers replicate over a "
+                     "PLAINTEXT or SASL_PLAINTEXT listener (set inter.broker.listener.name)");
+    }
+    if (!l->uses_sasl()) return a;
+    a.mechanism = cfg.string_value("sasl.mechanism.inter.broker.protocol");
+    std::string key = "listener.name." + lower(l->name) + "." + lower(a.mechanism) + ".sasl.jaas.config";
+    std::optional<std::string> text;
+    if (!cfg.is_default(key)) text = cfg.get(key);
+    if (!text) text = listener_value(cfg, l->name, "sasl.jaas.config");
+    auto j = text ? sec::parse_jaas(*text) : result<sec::jaas_config>(error(errc::invalid_config, "missing"));
+    if (!j || !j->options.contains("username")) {
+        return error(errc::invalid_config, "the inter-broker listener " + l->name +
+                                               " uses SASL: its JAAS entry needs username= and password=");
+    }
+    a.username = j->options["username"];
+    a.password = j->options.contains("password") ? j->options["password"] : "";
+    return a;
+}
+
 result<sec::authorizer_config> make_authorizer_config(const broker_config& cfg) {
     sec::authorizer_config a;
     a.enabled = !cfg.string_value("authorizer.class.name").empty();

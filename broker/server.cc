@@ -70,6 +70,8 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
     if (auto r = s->open_security(); !r) return r.error();
     s->_fetchers = std::make_unique<replica_fetchers>(*s);
     s->_markers = std::make_unique<marker_sender>(s->node_id());
+    s->_markers->set_sasl(s->inter_broker().mechanism, s->inter_broker().username,
+                          s->inter_broker().password);
     net::stack_options so;
     unsigned cores = static_cast<unsigned>(s->_cfg.int_value("sluice.cores"));
     so.cores = cores == 0 ? std::max(1u, std::thread::hardware_concurrency()) : cores;
@@ -95,6 +97,9 @@ result<void> server::open_security() {
     auto listeners = make_listener_security(_cfg);
     if (!listeners) return listeners.error();
     _listener_security = std::make_unique<std::vector<listener_security>>(std::move(*listeners));
+    auto inter = make_inter_broker_auth(_cfg, *_listener_security);
+    if (_cluster != nullptr && !inter) return inter.error();
+    _inter_broker = std::make_unique<inter_broker_auth>(inter ? std::move(*inter) : inter_broker_auth{});
     auto authz = make_authorizer_config(_cfg);
     if (!authz) return authz.error();
     _authorizer = std::move(*authz);

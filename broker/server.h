@@ -48,6 +48,7 @@ class replica_fetchers;
 class marker_sender;
 class quota_tracker;
 struct listener_security;
+struct inter_broker_auth;
 
 class server {
 public:
@@ -110,6 +111,8 @@ public:
     security::security_store& security() { return *_security; }
     const security::authorizer_config& authorizer() const { return _authorizer; }
     quota_tracker& quotas() { return *_quotas; }
+    // Cluster mode: how this broker authenticates to the others (broker/security.h).
+    const inter_broker_auth& inter_broker() const { return *_inter_broker; }
     const std::vector<listener_security>& listener_securities() const { return *_listener_security; }
     // max.connections.per.ip: counts a new connection from `ip`; false (not counted) when the
     // address is at its limit. release_connection() when it closes.
@@ -142,6 +145,7 @@ private:
     std::unique_ptr<security::security_store> _security;
     security::authorizer_config _authorizer;
     std::unique_ptr<quota_tracker> _quotas;
+    std::unique_ptr<inter_broker_auth> _inter_broker;
     std::unique_ptr<std::vector<listener_security>> _listener_security;
     mutable std::mutex _ports_mu;
     std::map<std::string, uint16_t> _bound_ports;  // by listener name (written by core 0)

@@ -215,6 +215,40 @@ bool kernel_tls_available() {
 
 namespace {
 
+// OpenSSL's outgoing ciphertext goes straight into a vector the connection then hands to the
+// inner connection (a memory BIO would add a copy). The BIO's data is that vector.
+int vec_bio_write(BIO* b, const char* data, int len) {
+    auto* out = static_cast<std::vector<std::byte>*>(BIO_get_data(b));
+    if (out == nullptr || len < 0) return -1;
+    const auto* p = reinterpret_cast<const std::byte*>(data);
+    out->insert(out->end(), p, p + len);
+    return len;
+}
+
+long vec_bio_ctrl(BIO*, int cmd, long, void*) {
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+int vec_bio_create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+const BIO_METHOD* vec_bio_method() {
+    static BIO_METHOD* m = [] {
+        BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice-vector");
+        BIO_meth_set_write(bm, vec_bio_write);
+        BIO_meth_set_ctrl(bm, vec_bio_ctrl);
+        BIO_meth_set_create(bm, vec_bio_create);
+        return bm;
+    }();
+    return m;
+}
+
+// Room reserved for one flush of ciphertext: a full window's worth of records and their
+// overhead, so appending never reallocates (and copies) midway.
+constexpr size_t cipher_reserve_bytes = tls_file_read_bytes + tls_file_read_bytes / 64 + 4096;
+
 // The TLS layer over a raw connection. Owned by the reactor of `_inner`; alive while open
 // through `_keepalive` (set at start, dropped when the inner connection has closed).
 class tls_connection final : public connection,
@@ -298,6 +332,7 @@ class tls_connection final : public connection,
     size_t _front_done = 0;
     size_t _queued_plain = 0;
     std::vector<std::byte> _file_buf;
+    std::vector<std::byte> _cipher_out;  // what _wbio has been given since the last drain
 };
 
 void tls_connection::start(connection_handlers h) {
@@ -305,7 +340,9 @@ void tls_connection::start(connection_handlers h) {
     _keepalive = shared_from_this();
     _ssl = SSL_new(static_cast<SSL_CTX*>(_ctx->native()));
     _rbio = BIO_new(BIO_s_mem());
-    _wbio = BIO_new(BIO_s_mem());
+    _wbio = BIO_new(vec_bio_method());
+    if (_wbio != nullptr) BIO_set_data(_wbio, &_cipher_out);
+    _cipher_out.reserve(cipher_reserve_bytes);
     if (_ssl == nullptr || _rbio == nullptr || _wbio == nullptr) {
         if (_rbio) BIO_free(_rbio);
         if (_wbio) BIO_free(_wbio);
@@ -465,10 +502,12 @@ void tls_connection::send(output out) {
 void tls_connection::pump_send() {
     if (_closing || !_handshake_done || !_inner) return;
     std::vector<std::byte> cipher;
-    while (!_out.empty() && _inner->bytes_queued() + cipher.size() < tls_send_window_bytes) {
+    // One inner send per encrypted piece: each is a vector handed over without a copy.
+    while (!_out.empty() && _inner->bytes_queued() < tls_send_window_bytes) {
         if (!encrypt_front(cipher)) return;
+        flush_cipher(cipher);
+        if (_closing) return;
     }
-    flush_cipher(cipher);
     if (_closing) return;
     if (_out.empty() && _close_when_sent) {
         SSL_shutdown(_ssl);  // our close_notify
@@ -528,12 +567,14 @@ bool tls_connection::encrypt_front(std::vector<std::byte>& cipher) {
 }
 
 void tls_connection::drain_wbio(std::vector<std::byte>& into) {
-    size_t pending = BIO_ctrl_pending(_wbio);
-    if (pending == 0) return;
-    size_t at = into.size();
-    into.resize(at + pending);
-    int n = BIO_read(_wbio, into.data() + at, static_cast<int>(pending));
-    into.resize(at + static_cast<size_t>(std::max(0, n)));
+    if (_cipher_out.empty()) return;
+    if (into.empty()) {
+        into.swap(_cipher_out);
+        _cipher_out.reserve(cipher_reserve_bytes);
+    } else {
+        into.insert(into.end(), _cipher_out.begin(), _cipher_out.end());
+        _cipher_out.clear();
+    }
 }
 
 void tls_connection::flush_cipher(std::vector<std::byte>& cipher) {

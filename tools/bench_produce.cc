@@ -365,9 +365,13 @@ result<void> producer_worker::pace(uint64_t records) {
     // Answers that arrive while waiting for the next send time are read as they come, so a
     // request's latency ends when its answer arrives, not after the pacing sleep.
     while (!_in_flight.empty() && clock::now() < _next_send) {
-        pollfd p{_lanes[_in_flight.front().lane].conn->fd(), POLLIN, 0};
+        auto* conn = _lanes[_in_flight.front().lane].conn;
+        pollfd p{conn->fd(), POLLIN, 0};
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(_next_send - clock::now());
-        if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0))) <= 0) break;
+        if (!conn->has_buffered() &&
+            ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0))) <= 0) {
+            break;
+        }
         if (auto r = receive_one(); !r) return r;
     }
     std::this_thread::sleep_until(_next_send);

@@ -13,11 +13,23 @@
 namespace sluice::tools {
 
 std::vector<option_spec> common_options() {
-    return {{"bootstrap-server"}, {"client-id"}, {"request-timeout-ms"}, {"command-config"},
-            {"sasl-mechanism"},   {"sasl-username"}, {"sasl-password"},    {"help", false}};
+    return {{"bootstrap-server"},  {"client-id"},       {"request-timeout-ms"},
+            {"command-config"},    {"security-protocol"}, {"ssl-ca-location"},
+            {"ssl-certificate-location"}, {"ssl-key-location"},
+            {"sasl-mechanism"},    {"sasl-username"},   {"sasl-password"},  {"help", false}};
 }
 
 namespace {
+
+result<void> apply_protocol(const std::string& protocol, connection_options& c) {
+    if (protocol != "PLAINTEXT" && protocol != "SSL" && protocol != "SASL_PLAINTEXT" &&
+        protocol != "SASL_SSL") {
+        return error(errc::bad_argument, "security.protocol '" + protocol +
+                                             "': PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL");
+    }
+    c.tls = protocol == "SSL" || protocol == "SASL_SSL";
+    return ok();
+}
 
 // Kafka client properties (kafka-*.sh --command-config): security.protocol, sasl.mechanism and
 // the credentials, as sasl.username/sasl.password or in a sasl.jaas.config entry.
@@ -39,11 +51,21 @@ result<void> read_command_config(const std::string& path, connection_options& c)
         props[trim(line.substr(start, eq - start))] = trim(line.substr(eq + 1));
     }
     std::string protocol = props.contains("security.protocol") ? props["security.protocol"] : "PLAINTEXT";
-    if (protocol == "SSL" || protocol == "SASL_SSL") {
-        return error(errc::bad_argument, "security.protocol=" + protocol +
-                                             ": the sluice tools speak PLAINTEXT and SASL_PLAINTEXT");
+    if (auto r = apply_protocol(protocol, c); !r) return r;
+    if (protocol.rfind("SASL_", 0) == 0) {
+        c.sasl_mechanism = props.contains("sasl.mechanism") ? props["sasl.mechanism"] : "PLAIN";
     }
-    if (protocol == "SASL_PLAINTEXT") c.sasl_mechanism = props.contains("sasl.mechanism") ? props["sasl.mechanism"] : "PLAIN";
+    // PEM files under Kafka's or librdkafka's names.
+    for (const char* k : {"ssl.truststore.location", "ssl.ca.location"}) {
+        if (props.contains(k)) c.tls_ca_file = props[k];
+    }
+    for (const char* k : {"ssl.keystore.location", "ssl.certificate.location"}) {
+        if (props.contains(k)) c.tls_certificate_file = props[k];
+    }
+    if (props.contains("ssl.key.location")) c.tls_key_file = props["ssl.key.location"];
+    if (props.contains("ssl.endpoint.identification.algorithm")) {
+        c.tls_verify_hostname = !props["ssl.endpoint.identification.algorithm"].empty();
+    }
     if (props.contains("sasl.username")) c.sasl_username = props["sasl.username"];
     if (props.contains("sasl.password")) c.sasl_password = props["sasl.password"];
     if (props.contains("sasl.jaas.config")) {
@@ -67,6 +89,14 @@ result<client_options> client_options_from(const args& a) {
     if (a.has("command-config")) {
         if (auto r = read_command_config(a.get_or("command-config", ""), o.conn); !r) return r.error();
     }
+    if (a.has("security-protocol")) {
+        std::string p = a.get_or("security-protocol", "");
+        if (auto r = apply_protocol(p, o.conn); !r) return r.error();
+        if (p.rfind("SASL_", 0) == 0 && o.conn.sasl_mechanism.empty()) o.conn.sasl_mechanism = "PLAIN";
+    }
+    if (a.has("ssl-ca-location")) o.conn.tls_ca_file = a.get_or("ssl-ca-location", "");
+    if (a.has("ssl-certificate-location")) o.conn.tls_certificate_file = a.get_or("ssl-certificate-location", "");
+    if (a.has("ssl-key-location")) o.conn.tls_key_file = a.get_or("ssl-key-location", "");
     if (a.has("sasl-mechanism")) o.conn.sasl_mechanism = a.get_or("sasl-mechanism", "");
     if (a.has("sasl-username")) o.conn.sasl_username = a.get_or("sasl-username", "");
     if (a.has("sasl-password")) o.conn.sasl_password = a.get_or("sasl-password", "");

@@ -2,6 +2,10 @@
 
 #include "security/sasl.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -146,7 +150,11 @@ result<std::unique_ptr<connection>> connection::open_raw(const broker_address& a
         auto fd = connect_one(ai, opts.timeout_ms);
         if (fd) {
             ::freeaddrinfo(res);
-            return std::make_unique<connection>(std::move(*fd), addr, opts);
+            auto c = std::make_unique<connection>(std::move(*fd), addr, opts);
+            if (opts.tls) {
+                if (auto t = c->start_tls(); !t) return t.error();
+            }
+            return c;
         }
         why = fd.error().describe();
     }
@@ -319,7 +327,83 @@ result<connection::response> connection::receive() {
     return response{f, rd.rest()};
 }
 
+namespace {
+
+std::string tls_errors() {
+    std::string out;
+    while (unsigned long e = ERR_get_error()) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof buf);
+        out += (out.empty() ? "" : "; ") + std::string(buf);
+    }
+    return out.empty() ? std::string("no detail") : out;
+}
+
+}  // namespace
+
+connection::~connection() {
+    if (_tls != nullptr) {
+        SSL_shutdown(_tls);
+        SSL_free(_tls);
+    }
+    if (_tls_ctx != nullptr) SSL_CTX_free(_tls_ctx);
+}
+
+bool connection::has_buffered() const { return _tls != nullptr && SSL_pending(_tls) > 0; }
+
+result<void> connection::start_tls() {
+    auto fail = [&](const std::string& what) {
+        return error(errc::connect_failed, "TLS to " + _addr.to_string() + ": " + what + ": " + tls_errors());
+    };
+    _tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (_tls_ctx == nullptr) return fail("SSL_CTX_new");
+    SSL_CTX_set_min_proto_version(_tls_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(_tls_ctx, SSL_VERIFY_PEER, nullptr);
+    if (!_opts.tls_ca_file.empty()) {
+        if (SSL_CTX_load_verify_locations(_tls_ctx, _opts.tls_ca_file.c_str(), nullptr) != 1) {
+            return fail("CA file " + _opts.tls_ca_file);
+        }
+    } else {
+        SSL_CTX_set_default_verify_paths(_tls_ctx);
+    }
+    if (!_opts.tls_certificate_file.empty()) {
+        const std::string& key = _opts.tls_key_file.empty() ? _opts.tls_certificate_file : _opts.tls_key_file;
+        if (SSL_CTX_use_certificate_chain_file(_tls_ctx, _opts.tls_certificate_file.c_str()) != 1 ||
+            SSL_CTX_use_PrivateKey_file(_tls_ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+            return fail("client certificate " + _opts.tls_certificate_file);
+        }
+    }
+    _tls = SSL_new(_tls_ctx);
+    if (_tls == nullptr) return fail("SSL_new");
+    SSL_set_fd(_tls, _fd.get());
+    SSL_set_tlsext_host_name(_tls, _addr.host.c_str());
+    if (_opts.tls_verify_hostname) {
+        in6_addr ip6{};
+        in_addr ip4{};
+        bool is_ip = ::inet_pton(AF_INET, _addr.host.c_str(), &ip4) == 1 ||
+                     ::inet_pton(AF_INET6, _addr.host.c_str(), &ip6) == 1;
+        X509_VERIFY_PARAM* param = SSL_get0_param(_tls);
+        if (is_ip) {
+            X509_VERIFY_PARAM_set1_ip_asc(param, _addr.host.c_str());
+        } else {
+            SSL_set1_host(_tls, _addr.host.c_str());
+        }
+    }
+    if (SSL_connect(_tls) != 1) return fail("handshake");
+    return ok();
+}
+
 result<void> connection::write_all(std::span<const std::byte> bytes) {
+    if (_tls != nullptr) {
+        while (!bytes.empty()) {
+            size_t n = 0;
+            if (SSL_write_ex(_tls, bytes.data(), bytes.size(), &n) != 1) {
+                return error(errc::io_failed, "writing to " + _addr.to_string() + ": " + tls_errors());
+            }
+            bytes = bytes.subspan(n);
+        }
+        return ok();
+    }
     while (!bytes.empty()) {
         ssize_t n = ::send(_fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
         if (n < 0) {
@@ -336,6 +420,21 @@ result<void> connection::write_all(std::span<const std::byte> bytes) {
 }
 
 result<void> connection::read_exact(std::span<std::byte> out) {
+    while (_tls != nullptr && !out.empty()) {
+        size_t n = 0;
+        if (SSL_read_ex(_tls, out.data(), out.size(), &n) != 1) {
+            int e = SSL_get_error(_tls, 0);
+            if (e == SSL_ERROR_ZERO_RETURN) {
+                return error(errc::io_failed, _addr.to_string() + " closed the connection");
+            }
+            if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                return error(errc::timeout, "no answer from " + _addr.to_string() + " within " +
+                                                std::to_string(_opts.timeout_ms) + " ms");
+            }
+            return error(errc::io_failed, "reading from " + _addr.to_string() + ": " + tls_errors());
+        }
+        out = out.subspan(n);
+    }
     while (!out.empty()) {
         ssize_t n = ::recv(_fd.get(), out.data(), out.size(), 0);
         if (n == 0) {

@@ -36,6 +36,9 @@
 #include "protocol/writer.h"
 #include "tools/errc.h"
 
+struct ssl_st;
+struct ssl_ctx_st;
+
 namespace sluice::tools {
 
 using clock = std::chrono::steady_clock;
@@ -60,8 +63,16 @@ struct connection_options {
     int timeout_ms = 30000;       // connect, and each wait for an answer
     int socket_buffer_bytes = 0;  // SO_SNDBUF / SO_RCVBUF; 0 keeps the kernel's autotuning
     std::string tcp_congestion;   // TCP_CONGESTION ("cubic", ...); empty: the system's default
-    // SASL over the plaintext connection (SASL_PLAINTEXT): PLAIN, SCRAM-SHA-256 or
-    // SCRAM-SHA-512 with these credentials, right after ApiVersions. Empty: no SASL.
+    // TLS (security.protocol SSL or SASL_SSL): the CAs to trust (PEM; empty: the system's),
+    // an optional client certificate and key (PEM), and whether the server's certificate must
+    // name the host connected to (ssl.endpoint.identification.algorithm=https).
+    bool tls = false;
+    std::string tls_ca_file;
+    std::string tls_certificate_file;
+    std::string tls_key_file;
+    bool tls_verify_hostname = true;
+    // SASL (SASL_PLAINTEXT, SASL_SSL): PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 with these
+    // credentials, right after ApiVersions. Empty: no SASL.
     std::string sasl_mechanism;
     std::string sasl_username;
     std::string sasl_password;
@@ -92,6 +103,12 @@ class connection {
         const broker_address& addr, const connection_options& opts);
     // Wraps a connected socket.
     connection(unique_fd fd, broker_address addr, connection_options opts);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+    // Bytes already decrypted and waiting (a TLS connection can have a response in hand while
+    // the socket has nothing to read: poll() on fd() would not see it).
+    bool has_buffered() const;
 
     const broker_address& address() const { return _addr; }
     int fd() const { return _fd.get(); }
@@ -166,7 +183,11 @@ class connection {
     [[nodiscard]] result<void> wait_ready(short events);
     static error no_common_version(int16_t key, std::string_view name);
 
+    [[nodiscard]] result<void> start_tls();
+
     unique_fd _fd;
+    ssl_ctx_st* _tls_ctx = nullptr;  // with TLS: OpenSSL's SSL_CTX and SSL
+    ssl_st* _tls = nullptr;
     broker_address _addr;
     connection_options _opts;
     int32_t _next_correlation_id = 1;

@@ -1,5 +1,5 @@
-// libFuzzer target for the request decoders (clang only; configure with
-// -DCMAKE_CXX_COMPILER=clang++ -DSLUICE_PROTOCOL_FUZZ=ON). Input: a request frame without its
+// libFuzzer target for the request decoders (built by tests/fuzz with -DSLUICE_FUZZ=ON and
+// clang; ci/fuzz.sh runs it). Input: a request frame without its
 // size prefix, i.e. header then body, exactly what the broker hands to parse_request_frame().
 
 #include <cstddef>
