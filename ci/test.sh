@@ -8,6 +8,12 @@ build=${BUILD_DIR:-$here/build}
 cd "$build"
 ctest --output-on-failure -j "${JOBS:-$(nproc)}" --timeout 600
 
+# libFuzzer targets under ASan/UBSan (clang), a bounded run each (FUZZ_SECONDS, default 30);
+# perf/fuzz-long is the long version. SLUICE_FUZZ=0 skips it.
+if [[ "${SLUICE_FUZZ:-1}" == 1 ]]; then
+    "$here/ci/fuzz.sh"
+fi
+
 # The perf-regression gate in its quick mode (about a minute, perf/README.md): exit 1 is a clear
 # regression against perf/baselines/gate.json and fails CI; any other failure to measure is
 # printed and does not. SLUICE_PERF_GATE=0 skips it.

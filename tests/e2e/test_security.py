@@ -181,6 +181,31 @@ class TransportTest(PkiTestCase):
         self.assertEqual(self.roundtrip_kcat("SSL", kcat_tls(self.pki, cert=True), "ssl-cert", b"two\n"),
                          ["two"])
 
+    def test_tls12_and_tls13_handshakes(self):
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = ssl.create_default_context(cafile=self.pki["ca"])
+            ctx.minimum_version = ctx.maximum_version = version
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.b.ports["SSL"]), timeout=5),
+                                 server_hostname="localhost") as t:
+                self.assertEqual(t.version(), {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                                               ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version])
+                t.sendall(request_frame(18, 0, 5, b""))
+                corr, body = read_response(t)
+                self.assertEqual(corr, 5)
+                self.assertEqual(struct.unpack_from(">h", body)[0], 0)
+        # A TLS 1.1 client is refused (ssl.enabled.protocols is TLSv1.2,TLSv1.3).
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(self.pki["ca"])
+        try:
+            ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        except (ValueError, ssl.SSLError):
+            return
+        with self.assertRaises((ssl.SSLError, OSError)):
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.b.ports["SSL"]), timeout=5),
+                                 server_hostname="localhost") as t:
+                t.sendall(request_frame(18, 0, 5, b""))
+                read_response(t)
+
     def test_kcat_listener_requiring_client_certificates(self):
         self.assertEqual(self.roundtrip_kcat("MTLS", kcat_tls(self.pki, cert=True), "mtls", b"m\n"), ["m"])
         r = kcat(["-L", "-b", self.b.addr("MTLS"), "-X", "security.protocol=SSL", "-m", "3"]
