@@ -181,6 +181,20 @@ bool refuse_group(const context_ptr& ctx, sec::acl_operation op, const std::stri
     return true;
 }
 
+// An (Txn)OffsetCommit answered with `e` on every partition it names.
+template <class Resp, class ReqTopics>
+void refuse_every_partition(Resp& resp, const ReqTopics& topics, kafka_error e) {
+    for (const auto& t : topics) {
+        auto& rt = resp.topics.emplace_back();
+        rt.name = t.name;
+        for (const auto& p : t.partitions) {
+            auto& rp = rt.partitions.emplace_back();
+            rp.partition_index = p.partition_index;
+            rp.error_code = code(e);
+        }
+    }
+}
+
 }  // namespace
 
 void handle_find_coordinator(context_ptr ctx, protocol::any_request& any) {
@@ -436,15 +450,7 @@ void handle_offset_commit(context_ptr ctx, protocol::any_request& any) {
         std::move(std::get<protocol::offset_commit_request>(any)));
     auto resp = std::make_shared<protocol::offset_commit_response>();
     if (!may_group(*ctx, sec::acl_operation::read, req->group_id)) {
-        for (const auto& t : req->topics) {
-            auto& rt = resp->topics.emplace_back();
-            rt.name = t.name;
-            for (const auto& p : t.partitions) {
-                auto& rp = rt.partitions.emplace_back();
-                rp.partition_index = p.partition_index;
-                rp.error_code = code(kafka_error::group_authorization_failed);
-            }
-        }
+        refuse_every_partition(*resp, req->topics, kafka_error::group_authorization_failed);
         ctx->respond(*resp);
         return;
     }
@@ -744,16 +750,9 @@ void handle_txn_offset_commit(context_ptr ctx, protocol::any_request& any) {
     bool may = allowed(*ctx, sec::acl_operation::write, sec::resource_type::transactional_id,
                        req->transactional_id);
     if (!may || !may_group(*ctx, sec::acl_operation::read, req->group_id)) {
-        for (const auto& t : req->topics) {
-            auto& rt = resp->topics.emplace_back();
-            rt.name = t.name;
-            for (const auto& p : t.partitions) {
-                auto& rp = rt.partitions.emplace_back();
-                rp.partition_index = p.partition_index;
-                rp.error_code = code(may ? kafka_error::group_authorization_failed
-                                         : kafka_error::transactional_id_authorization_failed);
-            }
-        }
+        refuse_every_partition(*resp, req->topics,
+                               may ? kafka_error::group_authorization_failed
+                                   : kafka_error::transactional_id_authorization_failed);
         ctx->respond(*resp);
         return;
     }

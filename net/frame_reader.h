@@ -61,6 +61,27 @@ class frame_reader {
     bool _raw = false;
 };
 
+// Cuts the complete frames out of `reader` and hands them to the owner in one on_frames call,
+// with `delivering` set meanwhile (a handler that re-enters the connection does not deliver
+// again). The caller keeps itself alive across the call (the handler may drop the last
+// pointer to it). `ok` is parse()'s verdict; `delivered` whether on_frames ran.
+struct parse_outcome {
+    bool ok;
+    bool delivered;
+};
+inline parse_outcome deliver_frames(frame_reader& reader, std::vector<frame>& batch, error& failure,
+                                    const socket_address& peer, connection_stats& stats,
+                                    const connection_handlers& h, bool& delivering) {
+    bool ok = reader.parse(batch, failure, peer);
+    if (batch.empty()) return {ok, false};
+    stats.frames_received += batch.size();
+    delivering = true;
+    if (h.on_frames) h.on_frames(std::span<frame>(batch));
+    delivering = false;
+    batch.clear();
+    return {ok, true};
+}
+
 // The policy both stacks apply to an unreadable size prefix, once the frames before it were
 // delivered: without an on_bad_frame handler the caller closes with `failure` (returns false);
 // with one, receiving stops for good and the owner decides (it usually answers what it has,

@@ -339,16 +339,10 @@ void ip_stack::connection_impl::deliver() {
             _stats.recv_buffer_capacity_max = _reader.capacity_max();
         }
         error failure;
-        bool ok = _reader.parse(_batch, failure, _peer);
-        if (!_batch.empty()) {
-            _stats.frames_received += _batch.size();
-            _delivering = true;
-            auto self = shared_from_this();
-            if (_handlers.on_frames) _handlers.on_frames(std::span<frame>(_batch));
-            _delivering = false;
-            _batch.clear();
-            if (_closing || _flow == nullptr) return;
-        }
+        auto self = shared_from_this();
+        auto [ok, delivered] =
+            deliver_frames(_reader, _batch, failure, _peer, _stats, _handlers, _delivering);
+        if (delivered && (_closing || _flow == nullptr)) return;
         if (!ok) {
             if (!hand_bad_frame_to_owner(_handlers, failure, _receive_dead, _paused)) {
                 begin_close(std::move(failure));

@@ -210,15 +210,8 @@ void posix_connection::on_recv(int res) {
 void posix_connection::process_frames() {
     if (_paused || _closing || _delivering) return;
     error failure;
-    bool ok = _reader.parse(_batch, failure, _peer);
-    if (!_batch.empty()) {
-        _stats.frames_received += _batch.size();
-        _delivering = true;
-        guard g = shared_from_this();  // the handler may drop the caller's last pointer
-        if (_handlers.on_frames) _handlers.on_frames(std::span<frame>(_batch));
-        _delivering = false;
-        _batch.clear();
-    }
+    guard g = shared_from_this();  // the handler may drop the caller's last pointer
+    bool ok = deliver_frames(_reader, _batch, failure, _peer, _stats, _handlers, _delivering).ok;
     if (!ok) {
         if (_closing || !hand_bad_frame_to_owner(_handlers, failure, _receive_dead, _paused)) {
             begin_close(std::move(failure));

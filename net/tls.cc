@@ -460,15 +460,8 @@ void tls_connection::read_plain() {
 void tls_connection::deliver_frames() {
     if (_delivering || _closing) return;
     error failure;
-    bool ok = _reader.parse(_batch, failure, _peer);
-    if (!_batch.empty()) {
-        _stats.frames_received += _batch.size();
-        _delivering = true;
-        auto self = shared_from_this();
-        if (_handlers.on_frames) _handlers.on_frames(std::span<frame>(_batch));
-        _delivering = false;
-        _batch.clear();
-    }
+    auto self = shared_from_this();
+    bool ok = net::deliver_frames(_reader, _batch, failure, _peer, _stats, _handlers, _delivering).ok;
     if (!ok && !_receive_dead) {
         if (_closing || !hand_bad_frame_to_owner(_handlers, failure, _receive_dead, _paused)) {
             fail(std::move(failure));

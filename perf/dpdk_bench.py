@@ -43,14 +43,15 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_bench(prefix, bootstrap, mode, args, broker_pid):
-    """One `sluice bench`; returns (its JSON side, broker CPU s, bench CPU s)."""
+def run_bench(prefix, bootstrap, mode, args, broker_pid, topic="dpdk-bench", extra=()):
+    """One `sluice bench` (`extra`: more of its arguments); returns (its JSON side, broker
+    CPU s, bench CPU s). perf/tls_bench.py uses it too."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         cmd = prefix + [os.environ["SLUICE_BIN"], "bench", "--bootstrap-server", bootstrap,
-                        "--topic", "dpdk-bench", "--mode", mode, "--partitions", "2",
+                        "--topic", topic, "--mode", mode, "--partitions", "2",
                         "--record-size", str(args.record_bytes), "--duration-s",
                         str(args.seconds), "--fill-bytes", "512MiB", "--json", out.name,
-                        "--quiet"]
+                        "--quiet"] + list(extra)
         before_child = resource.getrusage(resource.RUSAGE_CHILDREN)
         before_broker = cpu_s(broker_pid)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=args.seconds * 10 + 120)

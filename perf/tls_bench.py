@@ -19,10 +19,8 @@ Reproduce:
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -32,31 +30,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 from broker import Broker, free_port  # noqa: E402
 from test_security import make_pki  # noqa: E402
 
+sys.path.insert(0, HERE)
+from dpdk_bench import run_bench as bench_once  # noqa: E402
+
 GIB = float(1 << 30)
-
-
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_bench(bootstrap, extra, mode, args, broker_pid, topic):
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [os.environ["SLUICE_BIN"], "bench", "--bootstrap-server", bootstrap,
-               "--topic", topic, "--mode", mode, "--partitions", "2",
-               "--record-size", str(args.record_bytes), "--duration-s", str(args.seconds),
-               "--fill-bytes", "512MiB", "--json", out.name, "--quiet"] + extra
-        before_child = resource.getrusage(resource.RUSAGE_CHILDREN)
-        before_broker = cpu_s(broker_pid)
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=args.seconds * 10 + 120)
-        broker = cpu_s(broker_pid) - before_broker
-        after_child = resource.getrusage(resource.RUSAGE_CHILDREN)
-        bench = (after_child.ru_utime - before_child.ru_utime +
-                 after_child.ru_stime - before_child.ru_stime)
-        with open(out.name) as f:
-            report = json.load(f)
-    return report[mode], broker, bench
 
 
 def kernel_tls():
@@ -94,8 +71,9 @@ def main():
                     order.reverse()
                 for name, port, extra in order:
                     for mode in ("produce", "consume"):
-                        side, broker_cpu, bench_cpu = run_bench(
-                            "127.0.0.1:%d" % port, extra, mode, args, b.proc.pid, "tls-bench-" + name)
+                        side, broker_cpu, bench_cpu = bench_once(
+                            [], "127.0.0.1:%d" % port, mode, args, b.proc.pid,
+                            topic="tls-bench-" + name, extra=extra)
                         gib = side["wire_bytes"] / GIB if side["wire_bytes"] else 1e-9
                         lat = side.get("latency_ms") or {}
                         results.setdefault(name, {}).setdefault(mode, []).append({
