@@ -283,6 +283,7 @@ std::string quota_user(const request_context& ctx) {
 }
 
 int32_t apply_quota(request_context& ctx, const char* key, uint64_t bytes) {
+    if (!ctx.srv.security().has_quotas()) return 0;
     auto state = ctx.srv.security().snapshot();
     if (state->quotas.empty()) return 0;
     std::string user = quota_user(ctx);

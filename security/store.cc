@@ -274,8 +274,13 @@ result<void> security_store::reload() {
     if (!text) return text.error();
     auto state = decode_state(*text);
     if (!state) return state.error();
-    _current.store(std::make_shared<const security_state>(std::move(*state)));
+    publish(std::make_shared<const security_state>(std::move(*state)));
     return ok();
+}
+
+void security_store::publish(std::shared_ptr<const security_state> next) {
+    _has_quotas.store(!next->quotas.empty(), std::memory_order_relaxed);
+    _current.store(std::move(next));
 }
 
 result<void> security_store::update(const std::function<result<void>(security_state&)>& change) {
@@ -283,7 +288,7 @@ result<void> security_store::update(const std::function<result<void>(security_st
     auto next = std::make_shared<security_state>(*_current.load());
     if (auto r = change(*next); !r) return r.error();
     if (auto r = _backend->save(encode_state(*next)); !r) return r.error();
-    _current.store(std::move(next));
+    publish(std::move(next));
     return ok();
 }
 

@@ -71,6 +71,9 @@ class security_store {
     static result<std::unique_ptr<security_store>> open(std::unique_ptr<store_backend> backend);
 
     std::shared_ptr<const security_state> snapshot() const { return _current.load(); }
+    // Whether any quota is set: a plain flag, so the produce and fetch paths of a broker
+    // without quotas never touch the shared snapshot's reference count.
+    bool has_quotas() const { return _has_quotas.load(std::memory_order_relaxed); }
     // Applies `change` to a copy of the current state, persists it and publishes it. `change`
     // may refuse (an error value): nothing is then written.
     result<void> update(const std::function<result<void>(security_state&)>& change);
@@ -81,7 +84,10 @@ class security_store {
     explicit security_store(std::unique_ptr<store_backend> b) : _backend(std::move(b)) {}
     std::unique_ptr<store_backend> _backend;
     std::mutex _write_mu;
+    void publish(std::shared_ptr<const security_state> next);
+
     std::atomic<std::shared_ptr<const security_state>> _current;
+    std::atomic<bool> _has_quotas{false};
 };
 
 }  // namespace sluice::security

@@ -533,6 +533,69 @@ class AuthorizationTest(PkiTestCase):
         self.assertIn("User:bob Read", listed)
 
 
+class LimitsTest(unittest.TestCase):
+    """max.connections.per.ip, and connections.max.reauth.ms for a client that does not
+    re-authenticate (Debian's librdkafka 2.0.2 predates KIP-368 on the client side)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        cls.b = Broker(num_partitions=1, listeners="SASL_PLAINTEXT://127.0.0.1:%d" % cls.port,
+                       **{"sasl.jaas.config": JAAS, "connections.max.reauth.ms": "1500",
+                          "max.connections.per.ip": "3"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.b.close()
+
+    def login(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s.sendall(request_frame(17, 1, 1, struct.pack(">h", 5) + b"PLAIN"))
+        read_response(s)
+        tok = b"\0alice\0alice-secret"
+        s.sendall(request_frame(36, 1, 2, struct.pack(">i", len(tok)) + tok))
+        _, body = read_response(s)
+        error = struct.unpack_from(">h", body)[0]
+        # v1: error, error message (null: -1), auth bytes, session lifetime.
+        off = 2
+        msg_len = struct.unpack_from(">h", body, off)[0]
+        off += 2 + max(msg_len, 0)
+        off += 4 + struct.unpack_from(">i", body, off)[0]
+        lifetime = struct.unpack_from(">q", body, off)[0]
+        return s, error, lifetime
+
+    def test_session_expires_without_reauthentication(self):
+        s, error, lifetime = self.login()
+        self.assertEqual(error, 0)
+        self.assertEqual(lifetime, 1500)
+        s.sendall(request_frame(18, 0, 3, b""))
+        self.assertEqual(read_response(s)[0], 3)  # served while the session lasts
+        time.sleep(2.0)
+        s.sendall(request_frame(3, 1, 4, struct.pack(">i", -1)))
+        self.assertTrue(wait_closed(s), "an expired session was still served")
+        s.close()
+        self.assertIn("expired without re-authentication", self.b.log_text())
+
+    def test_connections_per_ip(self):
+        socks = [socket.create_connection(("127.0.0.1", self.port), timeout=5) for _ in range(3)]
+        try:
+            time.sleep(0.3)
+            extra = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            self.assertTrue(wait_closed(extra), "a 4th connection from one address was kept")
+            extra.close()
+            for s in socks:  # the first three are still served
+                s.sendall(request_frame(18, 0, 9, b""))
+                self.assertEqual(read_response(s)[0], 9)
+        finally:
+            for s in socks:
+                s.close()
+        self.assertIn("max.connections.per.ip reached", self.b.log_text())
+        time.sleep(0.3)  # closed connections give their slots back
+        s, error, _ = self.login()
+        self.assertEqual(error, 0)
+        s.close()
+
+
 class QuotaTest(PkiTestCase):
     """producer_byte_rate for one user; another is not held back."""
 
