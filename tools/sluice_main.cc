@@ -6,13 +6,14 @@
 #include <string>
 
 #include "broker/serve.h"
+#include "sluice_version.h"
 #include "tools/cli.h"
 
 int main(int argc, char** argv) {
     if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
         std::fprintf(
             stderr,
-            "usage: sluice <command> [options]\n"
+            "usage: sluice <command> [options]   (sluice --version)\n"
             "  serve      run a broker (sluice serve --help)\n"
             "  topic      create | list | describe | alter-config | add-partitions | delete\n"
             "  produce    write records from stdin to a topic\n"
@@ -27,6 +28,10 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
+    if (cmd == "--version" || cmd == "version") {
+        std::printf("sluice %s (commit %s)\n", SLUICE_VERSION, SLUICE_GIT_COMMIT);
+        return 0;
+    }
     if (cmd == "serve") return sluice::broker::serve_main(argc - 2, argv + 2);
     return sluice::tools::cli_main(cmd, argc - 2, argv + 2);
 }
