@@ -162,6 +162,10 @@ const key_def broker_keys[] = {
     {"quota.window.num", kind::int32, "11", 2, 1000},
     {"quota.window.size.seconds", kind::int32, "1", 1, 3600},
     // Sluice's own keys.
+    // Prometheus metrics, /healthz and /readyz on host:port (e.g. 127.0.0.1:9644); empty: off.
+    {"sluice.metrics.listener", kind::string, ""},
+    // Per-partition series (log end offset, high watermark): one per partition replica.
+    {"sluice.metrics.partition.labels", kind::boolean, "false"},
     {"sluice.cores", kind::int32, "0", 0, 1024},  // 0: one reactor per online core
     // posix: kernel sockets on io_uring; dpdk: kernel bypass (net/README.md, "The dpdk stack");
     // auto: dpdk if it starts, else a log line and posix.

@@ -12,6 +12,7 @@
 #include "broker/fanout.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
+#include "broker/metrics.h"
 #include "broker/security.h"
 #include "security/store.h"
 #include "broker/server.h"
@@ -123,9 +124,15 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
             s.produce(tps[i], payloads[i], std::move(reply), std::move(notify), opts);
         },
         [ctx, req, resp, where = std::move(where), no_response](std::vector<produce_part_result> results) {
+            metrics& m = ctx->srv.stats();
+            unsigned core = ctx->home.id();
             for (size_t i = 0; i < results.size(); ++i) {
                 auto& pr = resp->responses[where[i].topic].partition_responses[where[i].partition];
                 const auto& r = results[i];
+                const auto& td = req->topic_data[where[i].topic];
+                if (r.error == kafka_error::none) {
+                    m.topic_bytes(core, td.name, td.partition_data[where[i].partition].records.memory().size(), 0);
+                }
                 pr.error_code = code(r.error);
                 pr.base_offset = r.base_offset;
                 pr.log_append_time_ms = r.log_append_time_ms;
@@ -134,6 +141,11 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
                     pr.error_message = r.message;
                     log::debug("broker", "produce to ", req->topic_data[where[i].topic].name, "-",
                                pr.index, " failed: ", r.message);
+                }
+            }
+            for (const auto& tr : resp->responses) {
+                for (const auto& pr : tr.partition_responses) {
+                    if (pr.error_code != 0) m.partition_error(core, 0, pr.error_code);
                 }
             }
             if (!no_response) ctx->respond(*resp);
@@ -248,6 +260,19 @@ void fetch_finish(std::shared_ptr<fetch_state> st, std::vector<fetch_part_result
         uint64_t sent = 0;
         for (const auto& r : results) sent += r.regions.empty() ? 0 : r.bytes;
         st->resp.throttle_time_ms = apply_quota(*st->ctx, sec::consumer_byte_rate, sent);
+    }
+    metrics& m = st->ctx->srv.stats();
+    unsigned core = st->ctx->home.id();
+    for (size_t i = 0; i < results.size(); ++i) {
+        const auto& pd = st->resp.responses[st->where[i].topic].partitions[st->where[i].partition];
+        if (!pd.records.is_null() && pd.records.size_bytes() > 0) {
+            m.topic_bytes(core, st->tps[i].topic, 0, pd.records.size_bytes());
+        }
+    }
+    for (const auto& tr : st->resp.responses) {
+        for (const auto& pd : tr.partitions) {
+            if (pd.error_code != 0) m.partition_error(core, 1, pd.error_code);
+        }
     }
     st->ctx->respond(st->resp);
 }

@@ -7,7 +7,9 @@
 #include "base/log.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
+#include "broker/metrics.h"
 #include "broker/server.h"
+#include "broker/shard.h"
 #include "net/tls.h"
 #include "security/sasl.h"
 #include "security/store.h"
@@ -292,6 +294,7 @@ int32_t apply_quota(request_context& ctx, const char* key, uint64_t bytes) {
     if (!q) return 0;
     int32_t ms = ctx.srv.quotas().record(key, user, client, *q, bytes, quota_tracker::clock::now());
     if (ms > 0 && ctx.mute) ctx.mute(ms);
+    if (ms > 0) ctx.srv.stats().core(ctx.home.id()).throttled_ms.fetch_add(static_cast<uint64_t>(ms));
     return ms;
 }
 

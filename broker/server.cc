@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "broker/cluster.h"
 #include "broker/marker_sender.h"
+#include "broker/metrics.h"
 #include "broker/replica_fetcher.h"
 #include "broker/security.h"
 #include "broker/session.h"
@@ -68,6 +69,11 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
         s->_metadata = std::move(*store);
     }
     if (auto r = s->open_security(); !r) return r.error();
+    {
+        unsigned n = static_cast<unsigned>(s->_cfg.int_value("sluice.cores"));
+        if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+        s->_metrics = std::make_unique<metrics>(n);
+    }
     s->_fetchers = std::make_unique<replica_fetchers>(*s);
     s->_markers = std::make_unique<marker_sender>(s->node_id());
     s->_markers->set_sasl(s->inter_broker().mechanism, s->inter_broker().username,
@@ -373,6 +379,13 @@ result<void> server::start() {
             return *_start_error;
         }
     }
+    if (auto ml = _cfg.string_value("sluice.metrics.listener"); !ml.empty()) {
+        if (auto r = _metrics->start(*this, ml); !r) {
+            stop();
+            wait();
+            return r.error();
+        }
+    }
     log::info("broker", "Sluice broker ", node_id(), " serving on port ", bound_port(), " with ",
               n, " core(s); data in ", _cfg.log_dirs().front());
     if (_cluster != nullptr) {
@@ -412,6 +425,7 @@ result<void> server::start() {
                   _metadata->cluster_id(), " through ZooKeeper at ",
                   _cfg.string_value("zookeeper.connect"));
     }
+    _ready = true;
     return ok();
 }
 
@@ -535,6 +549,8 @@ void server::controlled_shutdown() {
 
 void server::stop() {
     if (_stopping.exchange(true)) return;
+    _ready = false;
+    if (_metrics) _metrics->stop();
     // No more views, no more copying: then the cores close their partitions.
     if (_cluster != nullptr) _cluster->stop();
     if (_fetchers) _fetchers->stop();

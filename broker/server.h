@@ -47,6 +47,7 @@ class cluster;
 class replica_fetchers;
 class marker_sender;
 class quota_tracker;
+class metrics;
 struct listener_security;
 struct inter_broker_auth;
 
@@ -122,6 +123,11 @@ public:
     std::string advertised_host(const std::string& listener) const;
     int32_t advertised_port(const std::string& listener) const;
 
+    // Counters for the metrics endpoint (broker/metrics.h).
+    metrics& stats() { return *_metrics; }
+    // Every core serves (and, in a cluster, the broker has joined): /readyz.
+    bool ready() const { return _ready.load(); }
+
     std::atomic<uint64_t> next_waiter_id{1};
 
 private:
@@ -146,6 +152,8 @@ private:
     security::authorizer_config _authorizer;
     std::unique_ptr<quota_tracker> _quotas;
     std::unique_ptr<inter_broker_auth> _inter_broker;
+    std::unique_ptr<metrics> _metrics;
+    std::atomic<bool> _ready{false};
     std::unique_ptr<std::vector<listener_security>> _listener_security;
     mutable std::mutex _ports_mu;
     std::map<std::string, uint16_t> _bound_ports;  // by listener name (written by core 0)

@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
+#include "broker/metrics.h"
 #include "broker/security.h"
 #include "security/store.h"
 #include "broker/server.h"
@@ -23,7 +24,9 @@ session::session(server& srv, shard& home, net::connection_ptr conn, size_t max_
 }
 
 session::~session() {
-    if (_counted) _srv.release_connection(_peer_ip);
+    if (!_counted) return;
+    _srv.release_connection(_peer_ip);
+    _srv.stats().core(_home.id()).connections_closed.fetch_add(1, std::memory_order_relaxed);
 }
 
 void session::start() {
@@ -36,6 +39,7 @@ void session::start() {
         return;
     }
     _counted = true;
+    _srv.stats().core(_home.id()).connections_accepted.fetch_add(1, std::memory_order_relaxed);
     // Until the client has authenticated, frames are bounded by Kafka's SASL receive limit.
     if (_auth != auth_state::open) {
         _conn->set_max_frame_bytes(static_cast<uint32_t>(std::min<int64_t>(
@@ -107,7 +111,11 @@ void session::handle(net::frame f) {
     ++_in_flight;
     update_backpressure();
     auto self = shared_from_this();
-    auto complete = [self, seq](std::optional<net::output> out) {
+    auto started = std::chrono::steady_clock::now();
+    auto complete = [self, seq, started, api = hdr.api_key](std::optional<net::output> out) {
+        self->_srv.stats().request_done(self->_home.id(), api,
+                                        std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::steady_clock::now() - started));
         self->complete(seq, std::move(out));
     };
 
@@ -325,6 +333,7 @@ std::optional<std::string> session::sasl_step(std::string_view token, std::strin
     }
     log::warn("security", "failed SASL ", _mechanism, " authentication from ", _peer_ip, " on listener ",
               _security.name, ": ", failure);
+    _srv.stats().core(_home.id()).auth_failures.fetch_add(1, std::memory_order_relaxed);
     return std::nullopt;
 }
 
