@@ -141,6 +141,7 @@ int cli_main(const std::string& cmd, int argc, char** argv) {
     if (cmd == "user") return user_main(argc, argv);
     if (cmd == "acl") return acl_main(argc, argv);
     if (cmd == "quota") return quota_main(argc, argv);
+    if (cmd == "dump-log") return dump_log_main(argc, argv);
     std::fprintf(stderr, "sluice: unknown command '%s' (try sluice --help)\n", cmd.c_str());
     return exit_usage;
 }

@@ -27,6 +27,7 @@ int txn_main(int argc, char** argv);      // txn_cmd.cc
 int user_main(int argc, char** argv);     // security_cmd.cc
 int acl_main(int argc, char** argv);      // security_cmd.cc
 int quota_main(int argc, char** argv);    // security_cmd.cc
+int dump_log_main(int argc, char** argv);  // dump_log_cmd.cc
 
 // Options every client subcommand accepts.
 std::vector<option_spec> common_options();

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
             "  txn        list | describe | find-hanging | abort transactions\n"
             "  user       add | list | delete SCRAM users\n"
             "  acl        add | list | remove ACL bindings\n"
-            "  quota      alter | describe client quotas\n");
+            "  quota      alter | describe client quotas\n"
+            "  dump-log   print (or --verify) segments and indexes batch by batch\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
