@@ -8,10 +8,10 @@ build=${BUILD_DIR:-$here/build}
 cd "$build"
 ctest --output-on-failure -j "${JOBS:-$(nproc)}" --timeout 600
 
-# libFuzzer targets under ASan/UBSan (clang), a bounded run each (FUZZ_SECONDS, default 30);
+# libFuzzer targets under ASan/UBSan (clang), a bounded run each (FUZZ_SECONDS, 15 here);
 # perf/fuzz-long is the long version. SLUICE_FUZZ=0 skips it.
 if [[ "${SLUICE_FUZZ:-1}" == 1 ]]; then
-    "$here/ci/fuzz.sh"
+    FUZZ_SECONDS=${FUZZ_SECONDS:-15} "$here/ci/fuzz.sh"
 fi
 
 # The perf-regression gate in its quick mode (about a minute, perf/README.md): exit 1 is a clear
