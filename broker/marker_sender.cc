@@ -66,11 +66,8 @@ std::optional<protocol::write_txn_markers_response> marker_sender::deliver(job& 
     }
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (!p->conn) {
-            tools::connection_options o;
+            tools::connection_options o = _client;
             o.client_id = "sluice-txn-markers-" + std::to_string(_self);
-            o.sasl_mechanism = _sasl_mechanism;
-            o.sasl_username = _sasl_user;
-            o.sasl_password = _sasl_password;
             o.timeout_ms = timeout_ms;
             auto c = tools::connection::open(
                 tools::broker_address{j.host, static_cast<uint16_t>(j.port)}, o);

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "protocol/request.h"
+#include "tools/kafka_client.h"
 
 namespace sluice::runtime {
 class reactor;
@@ -35,11 +36,8 @@ public:
 
     explicit marker_sender(int32_t self_id) : _self(self_id) {}
     // SASL for the connections to other brokers (server::inter_broker()); before start.
-    void set_sasl(std::string mechanism, std::string user, std::string password) {
-        _sasl_mechanism = std::move(mechanism);
-        _sasl_user = std::move(user);
-        _sasl_password = std::move(password);
-    }
+    // How to reach other brokers (server::inter_broker(): SASL, TLS); before start.
+    void set_client_options(tools::connection_options o) { _client = std::move(o); }
     ~marker_sender() { stop(); }
 
     // Queues a request for broker `id` at host:port; `done` runs on `origin`.
@@ -60,7 +58,7 @@ private:
     std::optional<protocol::write_txn_markers_response> deliver(job& j);
 
     int32_t _self;
-    std::string _sasl_mechanism, _sasl_user, _sasl_password;
+    tools::connection_options _client;
     std::mutex _mu;
     std::condition_variable _cv;
     std::deque<job> _jobs;

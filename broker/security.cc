@@ -191,9 +191,18 @@ result<inter_broker_auth> make_inter_broker_auth(const broker_config& cfg,
     if (l == nullptr) return a;
     a.listener = l->name;
     if (l->uses_tls()) {
-        return error(errc::invalid_config,
-                     "the inter-broker listener " + l->name + " uses TLS; Sluice brokers replicate over a "
-                     "PLAINTEXT or SASL_PLAINTEXT listener (set inter.broker.listener.name)");
+        auto get = [&](const char* key) { return listener_value(cfg, l->name, key).value_or(""); };
+        a.tls = true;
+        a.ca_file = !get("ssl.ca.location").empty() ? get("ssl.ca.location") : get("ssl.truststore.location");
+        a.certificate_file = !get("ssl.certificate.location").empty() ? get("ssl.certificate.location")
+                                                                       : get("ssl.keystore.location");
+        a.key_file = get("ssl.key.location");
+        a.verify_hostname = !get("ssl.endpoint.identification.algorithm").empty();
+        if (get("ssl.keystore.type") == "PKCS12" && get("ssl.certificate.location").empty()) {
+            return error(errc::invalid_config, "the inter-broker listener " + l->name +
+                                                   " uses TLS: brokers present a PEM certificate to each other "
+                                                   "(set ssl.certificate.location and ssl.key.location)");
+        }
     }
     if (!l->uses_sasl()) return a;
     a.mechanism = cfg.string_value("sasl.mechanism.inter.broker.protocol");

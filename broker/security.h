@@ -50,16 +50,20 @@ struct listener_security {
 // One entry per configured listener, in `listeners` order; an error names the key at fault
 // (a listener without a protocol, unreadable certificates, a bad JAAS entry).
 result<std::vector<listener_security>> make_listener_security(const broker_config& cfg);
-// How this broker authenticates to the others (replica fetchers, transaction markers): the
-// inter-broker listener (inter.broker.listener.name, else the first) must be PLAINTEXT or
-// SASL_PLAINTEXT (the brokers' client speaks no TLS yet); with SASL, the mechanism is
-// sasl.mechanism.inter.broker.protocol and the credentials the username/password options of
-// that listener's JAAS entry, as in Kafka.
+// How this broker authenticates to the others (replica fetchers, transaction markers) on the
+// inter-broker listener (inter.broker.listener.name, else the first): with SASL, the mechanism
+// is sasl.mechanism.inter.broker.protocol and the credentials the username/password options of
+// that listener's JAAS entry, as in Kafka; with TLS, the listener's truststore verifies the
+// other brokers and its PEM certificate and key are presented to them.
 struct inter_broker_auth {
     std::string listener;
     std::string mechanism;  // empty: no SASL
     std::string username;
     std::string password;
+    // SSL / SASL_SSL: the listener's own truststore and (PEM) keystore serve as the client side.
+    bool tls = false;
+    std::string ca_file, certificate_file, key_file;
+    bool verify_hostname = true;  // ssl.endpoint.identification.algorithm (https by default)
 };
 result<inter_broker_auth> make_inter_broker_auth(const broker_config& cfg,
                                                  const std::vector<listener_security>& listeners);

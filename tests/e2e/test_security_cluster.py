@@ -1,6 +1,7 @@
-"""Security in a 2-broker cluster (ZooKeeper): brokers replicate over a SASL_PLAINTEXT internal
-listener authenticated with PLAIN (inter.broker.listener.name, sasl.mechanism.inter.broker.
-protocol), clients use a SASL_SSL external listener and are told the external endpoints.
+"""Security in a 2-broker cluster (ZooKeeper): brokers replicate over a SASL_SSL internal
+listener (TLS verified against the test CA, then SASL PLAIN: inter.broker.listener.name,
+sasl.mechanism.inter.broker.protocol), clients use a SASL_SSL external listener and are told
+the external endpoints.
 SCRAM credentials and ACLs made through one broker are enforced by the other (they live in
 ZooKeeper), and an ACL removed through the second stops the first from serving.
 
@@ -44,12 +45,13 @@ class SecureClusterTest(unittest.TestCase):
                 cfg = dict(cls.cluster.config)
                 cfg.update({
                     "default_replication_factor": 2, "min_insync_replicas": 2,
-                    "listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,EXTERNAL:SASL_SSL",
+                    "listener.security.protocol.map": "INTERNAL:SASL_SSL,EXTERNAL:SASL_SSL",
                     "inter.broker.listener.name": "INTERNAL",
                     "sasl.mechanism.inter.broker.protocol": "PLAIN",
                     "sasl.jaas.config": JAAS,
                     "ssl.certificate.location": cls.pki["server"],
                     "ssl.key.location": cls.pki["server_key"],
+                    "ssl.ca.location": cls.pki["ca"],
                     "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
                     "super.users": "User:admin;User:broker",
                 })
