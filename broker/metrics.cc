@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <sstream>
@@ -18,6 +19,7 @@
 #include "broker/shard.h"
 #include "protocol/api.h"
 #include "replication/cluster_state.h"
+#include "runtime/reactor.h"
 #include "sluice_version.h"
 #include "tools/errc.h"
 
@@ -58,21 +60,41 @@ struct partition_view {
     uint64_t segments = 0;
     int64_t log_end = 0;
     int64_t high_watermark = 0;
-    uint64_t appends = 0, writes = 0, fsyncs = 0, bytes_written = 0;
+    uint64_t appends = 0, writes = 0, fsyncs = 0, bytes_written = 0, fsync_ns = 0;
+};
+
+struct core_view {
+    unsigned core = 0;
+    uint64_t submitted = 0, completed = 0;
+    double idle_s = 0, uptime_s = 0;
 };
 
 // Every core's partitions, asked on their cores. Cores that do not answer within the bound are
 // left out (and counted).
-std::pair<std::vector<partition_view>, unsigned> gather(server& srv) {
+struct gathered {
+    std::vector<partition_view> parts;
+    std::vector<core_view> cores;
+    unsigned unanswered = 0;
+};
+
+gathered gather(server& srv) {
     struct state {
         std::mutex mu;
         std::condition_variable cv;
-        std::vector<partition_view> parts;
+        gathered g;
         unsigned answered = 0;
     };
     auto st = std::make_shared<state>();
     for (unsigned i = 0; i < srv.cores(); ++i) {
-        srv.run_on(i, [st](shard& s) {
+        srv.run_on(i, [st, i](shard& s) {
+            core_view cv;
+            cv.core = i;
+            if (runtime::reactor* r = runtime::reactor::local()) {
+                cv.submitted = r->submitted_total();
+                cv.completed = r->completed_total();
+                cv.idle_s = std::chrono::duration<double>(r->idle_time()).count();
+                cv.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - r->started_at()).count();
+            }
             std::vector<partition_view> mine;
             s.for_each_partition([&](const partition& p) {
                 partition_view v;
@@ -92,17 +114,22 @@ std::pair<std::vector<partition_view>, unsigned> gather(server& srv) {
                 v.writes = ls.writes;
                 v.fsyncs = ls.fsyncs;
                 v.bytes_written = ls.bytes_written;
+                v.fsync_ns = ls.fsync_ns;
                 mine.push_back(std::move(v));
             });
             std::lock_guard lock(st->mu);
-            for (auto& v : mine) st->parts.push_back(std::move(v));
+            for (auto& v : mine) st->g.parts.push_back(std::move(v));
+            st->g.cores.push_back(cv);
             ++st->answered;
             st->cv.notify_all();
         });
     }
     std::unique_lock lock(st->mu);
     st->cv.wait_for(lock, gather_timeout, [&] { return st->answered == srv.cores(); });
-    return {st->parts, srv.cores() - st->answered};
+    gathered out = st->g;
+    out.unanswered = srv.cores() - st->answered;
+    std::sort(out.cores.begin(), out.cores.end(), [](const core_view& a, const core_view& b) { return a.core < b.core; });
+    return out;
 }
 
 void cluster_gauges(server& srv, std::ostringstream& out) {
@@ -238,7 +265,9 @@ std::string metrics::render(server& srv) {
         << "# TYPE sluice_topic_bytes_out_total counter\n";
     for (const auto& [t, b] : topics) out << "sluice_topic_bytes_out_total{topic=\"" << label(t) << "\"} " << b.out << "\n";
     // Storage, from the cores that own the partitions.
-    auto [parts, unanswered] = gather(srv);
+    gathered g = gather(srv);
+    const auto& parts = g.parts;
+    unsigned unanswered = g.unanswered;
     std::map<std::string, partition_view> by_topic;
     partition_view all;
     for (const auto& p : parts) {
@@ -249,6 +278,7 @@ std::string metrics::render(server& srv) {
         all.writes += p.writes;
         all.fsyncs += p.fsyncs;
         all.bytes_written += p.bytes_written;
+        all.fsync_ns += p.fsync_ns;
     }
     out << "# HELP sluice_log_size_bytes Bytes in a topic's segments on this broker.\n# TYPE sluice_log_size_bytes gauge\n";
     for (const auto& [t, v] : by_topic) out << "sluice_log_size_bytes{topic=\"" << label(t) << "\"} " << v.size_bytes << "\n";
@@ -276,10 +306,28 @@ std::string metrics::render(server& srv) {
         << "sluice_log_fsyncs_total " << all.fsyncs << "\n"
         << "# HELP sluice_log_written_bytes_total Bytes written to segment files.\n"
         << "# TYPE sluice_log_written_bytes_total counter\nsluice_log_written_bytes_total " << all.bytes_written << "\n"
+        << "# HELP sluice_log_fsync_seconds fdatasync latency of segment files (submission to completion).\n"
+        << "# TYPE sluice_log_fsync_seconds summary\nsluice_log_fsync_seconds_sum "
+        << static_cast<double>(all.fsync_ns) / 1e9 << "\nsluice_log_fsync_seconds_count " << all.fsyncs << "\n"
         << "# HELP sluice_partitions Partition replicas on this broker.\n# TYPE sluice_partitions gauge\n"
         << "sluice_partitions " << parts.size() << "\n"
         << "# HELP sluice_metrics_cores_unanswered Cores that did not answer this scrape in time.\n"
         << "# TYPE sluice_metrics_cores_unanswered gauge\nsluice_metrics_cores_unanswered " << unanswered << "\n";
+    out << "# HELP sluice_uring_submissions_total io_uring submissions of a core's reactor.\n"
+        << "# TYPE sluice_uring_submissions_total counter\n";
+    for (const auto& c : g.cores) out << "sluice_uring_submissions_total{core=\"" << c.core << "\"} " << c.submitted << "\n";
+    out << "# HELP sluice_uring_completions_total io_uring completions a core's reactor handled.\n"
+        << "# TYPE sluice_uring_completions_total counter\n";
+    for (const auto& c : g.cores) out << "sluice_uring_completions_total{core=\"" << c.core << "\"} " << c.completed << "\n";
+    out << "# HELP sluice_reactor_idle_seconds_total Time a core's reactor waited in the kernel for work.\n"
+        << "# TYPE sluice_reactor_idle_seconds_total counter\n";
+    for (const auto& c : g.cores) out << "sluice_reactor_idle_seconds_total{core=\"" << c.core << "\"} " << c.idle_s << "\n";
+    out << "# HELP sluice_reactor_busy_ratio Share of its time since start a core's reactor was not waiting.\n"
+        << "# TYPE sluice_reactor_busy_ratio gauge\n";
+    for (const auto& c : g.cores) {
+        double busy = c.uptime_s > 0 ? 1.0 - std::min(1.0, c.idle_s / c.uptime_s) : 0.0;
+        out << "sluice_reactor_busy_ratio{core=\"" << c.core << "\"} " << busy << "\n";
+    }
     cluster_gauges(srv, out);
     return out.str();
 }

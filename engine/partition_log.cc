@@ -4,6 +4,7 @@
 #include "engine/partition_log.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "base/log.h"
 #include "engine/log_format.h"
@@ -538,7 +539,14 @@ void partition_log::impl::start_fsync() {
     }
     for (segment* s : files) {
         ++_stats.fsyncs;
-        s->log->fdatasync(_r, done);
+        auto submitted = std::chrono::steady_clock::now();
+        s->log->fdatasync(_r, [w = std::weak_ptr<int>(_alive), this, submitted, done](result<void> r) {
+            if (!w.expired()) {
+                _stats.fsync_ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now() - submitted).count());
+            }
+            done(std::move(r));
+        });
     }
 }
 

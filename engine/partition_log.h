@@ -97,6 +97,7 @@ struct log_stats {
     uint64_t writes = 0;             // write submissions (coalesced appends count once)
     uint64_t bytes_written = 0;
     uint64_t fsyncs = 0;             // fdatasync calls on segment files
+    uint64_t fsync_ns = 0;           // their time from submission to completion, summed
     uint64_t held_appends = 0;       // appends that waited for buffer space (or a truncation)
     uint64_t segments_rolled = 0;
     uint64_t segments_deleted = 0;

@@ -189,6 +189,7 @@ size_t reactor::reap_completions() {
             ++n;
         }
     }
+    _completed_total += n;
     return n;
 }
 
@@ -226,7 +227,9 @@ size_t reactor::run_once(std::chrono::microseconds max_wait) {
         if (wait.count() > 0) {
             io_uring_cqe* cqe = nullptr;
             unsigned before = io_uring_sq_ready(&_ring);
+            auto slept_from = std::chrono::steady_clock::now();
             int rc = io_uring_submit_and_wait_timeout(&_ring, &cqe, 1, &ts, nullptr);
+            _idle += std::chrono::steady_clock::now() - slept_from;
             if (rc >= 0 || rc == -ETIME) _submitted_total += before;
         } else {
             flush();

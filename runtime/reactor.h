@@ -98,6 +98,11 @@ public:
 
     io_uring* ring() { return &_ring; }
     uint64_t submitted_total() const { return _submitted_total; }
+    // Completions handled, and the time the loop spent waiting in the kernel for work (its
+    // busy ratio is 1 - idle / time since start). Read on the reactor's own thread.
+    uint64_t completed_total() const { return _completed_total; }
+    std::chrono::nanoseconds idle_time() const { return _idle; }
+    std::chrono::steady_clock::time_point started_at() const { return _started_at; }
 
 private:
     explicit reactor(config cfg) : _cfg(cfg) {}
@@ -135,6 +140,9 @@ private:
     clock_type::time_point _last_poll_work{};
     std::atomic<bool> _stop{false};
     uint64_t _submitted_total = 0;
+    uint64_t _completed_total = 0;
+    std::chrono::nanoseconds _idle{0};
+    std::chrono::steady_clock::time_point _started_at = std::chrono::steady_clock::now();
 };
 
 }  // namespace sluice::runtime

@@ -1,7 +1,7 @@
 """The metrics endpoint scraped by a real Prometheus (Debian's `prometheus`, started here on
 loopback with a private data directory): the target is up with no parse error, the per-topic
 byte counter and the Produce request counter move by what kcat produced, the latency histogram
-is there, and /healthz, /readyz and an unknown path answer as documented."""
+and the per-core reactor series are there, and /healthz, /readyz and an unknown path answer as documented."""
 
 import json
 import os
@@ -106,6 +106,11 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(size, second)  # everything produced is in the segment, nothing else
         self.wait_value('sluice_request_latency_seconds_count{api="Produce"}', lambda v: v >= 2)
         self.assertEqual(self.query('sluice_log_segments{topic="metered"}'), 1)
+        # The reactors report their io_uring traffic and how busy they are.
+        self.wait_value('sum(sluice_uring_completions_total)', lambda v: v > 0)
+        busy = self.wait_value('max(sluice_reactor_busy_ratio)', lambda v: v >= 0)
+        self.assertLessEqual(busy, 1.0)
+        self.assertEqual(self.query('count(sluice_reactor_busy_ratio)'), 2)  # sluice.cores=2
 
     def test_health_and_readiness(self):
         base = "http://127.0.0.1:%d" % self.metrics_port
