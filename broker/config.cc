@@ -443,6 +443,17 @@ std::vector<listener_config> broker_config::advertised_listeners() const {
     return parse_listeners(*a).value();
 }
 
+bool is_dynamic_broker_key(const std::string& key) {
+    static const char* const derived[] = {"log.retention.ms", "log.retention.minutes",
+                                          "log.retention.hours", "log.roll.ms", "log.roll.hours",
+                                          "log.flush.interval.ms"};
+    for (const char* k : derived) {
+        if (key == k) return true;
+    }
+    const key_def* d = find(broker_keys, key);
+    return d != nullptr && d->topic_key != nullptr;
+}
+
 std::map<std::string, std::string> broker_config::topic_defaults() const {
     std::map<std::string, std::string> out;
     for (const auto& d : topic_keys) out[d.name] = d.default_value;

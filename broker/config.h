@@ -83,6 +83,11 @@ private:
     std::map<std::string, std::string> _explicit;
 };
 
+// Broker keys that may change at run time (AlterConfigs on a BROKER resource): those that supply
+// a topic-level default (log.retention.*, log.segment.bytes, log.cleanup.policy,
+// message.max.bytes, ...), as in Kafka's dynamic per-broker and cluster-default configs.
+bool is_dynamic_broker_key(const std::string& key);
+
 // Topic-level config keys (CreateTopics configs, AlterConfigs on a topic) with their validation.
 bool is_topic_config_key(const std::string& key);
 result<void> validate_topic_config(const std::string& key, const std::string& value);

@@ -15,6 +15,7 @@
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
 #include "broker/security.h"
+#include "security/store.h"
 #include "broker/server.h"
 #include "broker/shard.h"
 #include "runtime/reactor.h"
@@ -31,7 +32,11 @@ constexpr int8_t resource_topic = 2;
 constexpr int8_t resource_broker = 4;
 
 // Kafka's ConfigSource values.
+using overrides = std::map<std::string, std::string>;
+
 constexpr int8_t source_topic = 1;
+constexpr int8_t source_dynamic_broker = 2;
+constexpr int8_t source_dynamic_default = 3;
 constexpr int8_t source_static_broker = 4;
 constexpr int8_t source_default = 5;
 
@@ -205,7 +210,7 @@ void handle_create_topics(context_ptr ctx, protocol::any_request& any) {
         }
         if (ctx->version() >= 5) {
             r.configs.emplace();
-            auto eff = effective_topic_config(srv.topic_defaults(), configs);
+            auto eff = effective_topic_config(*srv.topic_defaults(), configs);
             for (const auto& [k, v] : eff) {
                 protocol::create_topics_response::creatable_topic_configs c;
                 c.name = k;
@@ -385,10 +390,20 @@ void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
                 for (const auto& [k, v] : eff) {
                     int8_t source = it->second.configs.contains(k) ? source_topic : source_default;
                     auto broker_level = srv.config().topic_key_synonyms(k);
-                    // A topic key supplied by an explicit broker setting is a broker config.
-                    if (source == source_default && !broker_level.empty() &&
-                        broker_level.front().is_static) {
-                        source = source_static_broker;
+                    // A topic key supplied by an explicit broker setting is a broker config,
+                    // a dynamic one first.
+                    if (source == source_default && !broker_level.empty()) {
+                        auto dyn = srv.dynamic_overrides();
+                        auto state = srv.security().snapshot();
+                        auto own = state->broker_configs.find(std::to_string(srv.node_id()));
+                        const std::string& bk = broker_level.front().name;
+                        if (own != state->broker_configs.end() && own->second.contains(bk)) {
+                            source = source_dynamic_broker;
+                        } else if (dyn.contains(bk)) {
+                            source = source_dynamic_default;
+                        } else if (broker_level.front().is_static) {
+                            source = source_static_broker;
+                        }
                     }
                     add(k, v, source, false, synonyms ? broker_level : synonym_list{});
                 }
@@ -398,9 +413,23 @@ void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
                 r.error_code = code(kafka_error::invalid_request);
                 r.error_message = "this is broker " + std::to_string(srv.node_id());
             } else {
+                auto state = srv.security().snapshot();
+                auto dyn = [&](const std::string& entity) -> const overrides* {
+                    auto it = state->broker_configs.find(entity);
+                    return it == state->broker_configs.end() ? nullptr : &it->second;
+                };
+                const overrides* mine = dyn(std::to_string(srv.node_id()));
+                const overrides* all = dyn("");
                 for (const auto& [k, v] : srv.config().all()) {
-                    add(k, v, srv.config().is_default(k) ? source_default : source_static_broker,
-                        true, synonyms ? srv.config().broker_key_synonyms(k) : synonym_list{});
+                    if (mine != nullptr && mine->contains(k)) {
+                        add(k, mine->at(k), source_dynamic_broker, false, synonym_list{});
+                    } else if (all != nullptr && all->contains(k)) {
+                        add(k, all->at(k), source_dynamic_default, false, synonym_list{});
+                    } else {
+                        add(k, v, srv.config().is_default(k) ? source_default : source_static_broker,
+                            !is_dynamic_broker_key(k),
+                            synonyms ? srv.config().broker_key_synonyms(k) : synonym_list{});
+                    }
                 }
             }
         } else {
@@ -413,8 +442,6 @@ void handle_describe_configs(context_ptr ctx, protocol::any_request& any) {
 }
 
 namespace {
-
-using overrides = std::map<std::string, std::string>;
 
 // Validates the new override set of a topic and stores it; `changed` collects topics whose
 // partitions must pick up new settings.
@@ -434,14 +461,59 @@ std::pair<kafka_error, std::string> store_topic_overrides(server& srv, const std
     return {kafka_error::none, {}};
 }
 
+// AlterConfigs on a BROKER resource: `entity` "" is every broker (Kafka's cluster default),
+// else a broker id. Only dynamic keys (is_dynamic_broker_key); each value is checked as a
+// server.properties line would be. Stored with the security state (persisted, and shared
+// through ZooKeeper in a cluster).
+template <class Resource, class Apply>
+std::pair<kafka_error, std::string> alter_broker_configs(server& srv, const std::string& entity,
+                                                         bool validate_only, const Apply& apply,
+                                                         const Resource& res) {
+    if (!entity.empty() && entity.find_first_not_of("0123456789") != std::string::npos) {
+        return {kafka_error::invalid_request, "broker resource '" + entity + "' is not a broker id"};
+    }
+    if (!entity.empty() && srv.cluster_member() == nullptr && entity != std::to_string(srv.node_id())) {
+        return {kafka_error::invalid_request, "this is broker " + std::to_string(srv.node_id())};
+    }
+    auto state = srv.security().snapshot();
+    overrides next;
+    if (auto it = state->broker_configs.find(entity); it != state->broker_configs.end()) next = it->second;
+    config_map current;
+    for (const auto& [k, v] : srv.config_with_dynamic().all()) current[k] = v;
+    std::string why;
+    if (!apply(res, current, next, why)) return {kafka_error::invalid_config, why};
+    broker_config check = srv.config();
+    for (const auto& [k, v] : next) {
+        if (!is_dynamic_broker_key(k)) {
+            return {kafka_error::invalid_config,
+                    k + " cannot be changed while the broker runs (set it in server.properties and restart)"};
+        }
+        if (auto ok = check.set(k, v); !ok) return {kafka_error::invalid_config, ok.error().detail()};
+    }
+    if (validate_only) return {kafka_error::none, {}};
+    auto r = srv.security().update([&](security::security_state& s) -> result<void> {
+        if (next.empty()) {
+            s.broker_configs.erase(entity);
+        } else {
+            s.broker_configs[entity] = next;
+        }
+        return ok();
+    });
+    if (!r) return {kafka_error::unknown_server_error, r.error().describe()};
+    log::info("broker", "dynamic broker configs of ", entity.empty() ? std::string("<default>") : entity,
+              " set: ", next.size(), " key(s)");
+    return {kafka_error::none, {}};
+}
+
 template <class Response, class Resource, class Apply>
 void alter_configs_common(context_ptr ctx, const std::vector<Resource>& resources_in,
                           bool validate_only, Apply apply) {
     auto resp = std::make_shared<Response>();
     auto held = std::make_shared<std::vector<Resource>>(resources_in);
     auto changed_ptr = std::make_shared<std::vector<std::string>>();
+    auto dynamic_changed = std::make_shared<bool>(false);
     // The writes may block on ZooKeeper: off the core in cluster mode.
-    ctx->srv.metadata_write([ctx, resp, held, changed_ptr, validate_only, apply] {
+    ctx->srv.metadata_write([ctx, resp, held, changed_ptr, dynamic_changed, validate_only, apply] {
     server& srv = ctx->srv;
     auto& changed = *changed_ptr;
     for (const auto& res : *held) {
@@ -476,18 +548,26 @@ void alter_configs_common(context_ptr ctx, const std::vector<Resource>& resource
                 }
             }
         } else if (res.resource_type == resource_broker) {
-            r.error_code = code(kafka_error::invalid_request);
-            r.error_message = "Sluice does not support dynamic broker configs yet; "
-                              "change server.properties and restart";
+            auto [e, msg] = alter_broker_configs(srv, res.resource_name, validate_only, apply, res);
+            r.error_code = code(e);
+            if (!msg.empty()) r.error_message = msg;
+            if (e == kafka_error::none && !validate_only) *dynamic_changed = true;
         } else {
             r.error_code = code(kafka_error::invalid_request);
             r.error_message = "unsupported resource type " + std::to_string(res.resource_type);
         }
         resp->responses.push_back(std::move(r));
     }
-    }, [ctx, resp, changed_ptr] {
-        auto tick = countdown(changed_ptr->size(), [ctx, resp] { ctx->respond(*resp); });
-        for (const auto& t : *changed_ptr) ctx->srv.apply_topic_config(t, tick);
+    }, [ctx, resp, changed_ptr, dynamic_changed] {
+        auto topics = [ctx, resp, changed_ptr] {
+            auto tick = countdown(changed_ptr->size(), [ctx, resp] { ctx->respond(*resp); });
+            for (const auto& t : *changed_ptr) ctx->srv.apply_topic_config(t, tick);
+        };
+        if (*dynamic_changed) {
+            ctx->srv.apply_dynamic_configs(topics);
+        } else {
+            topics();
+        }
     });
 }
 

@@ -32,7 +32,7 @@ struct server::core_state {
 
 result<std::unique_ptr<server>> server::create(broker_config cfg) {
     std::unique_ptr<server> s(new server(std::move(cfg)));
-    s->_topic_defaults = s->_cfg.topic_defaults();
+    s->_topic_defaults.store(std::make_shared<const config_map>(s->_cfg.topic_defaults()));
     auto dirs = s->_cfg.log_dirs();
     if (dirs.empty()) return error(errc::invalid_config, "log.dirs: no directory given");
     for (const auto& d : dirs) {
@@ -69,6 +69,9 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
         s->_metadata = std::move(*store);
     }
     if (auto r = s->open_security(); !r) return r.error();
+    // Dynamic broker configs stored earlier take effect from the start.
+    s->_applied_dynamic = s->dynamic_overrides();
+    s->_topic_defaults.store(std::make_shared<const config_map>(s->config_with_dynamic().topic_defaults()));
     {
         unsigned n = static_cast<unsigned>(s->_cfg.int_value("sluice.cores"));
         if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
@@ -165,7 +168,9 @@ void server::schedule_security_reload() {
                 }
             },
             [this] {
-                if (!_stopping.load()) schedule_security_reload();
+                if (_stopping.load()) return;
+                apply_dynamic_configs(nullptr);  // changes made through another broker
+                schedule_security_reload();
             });
     });
 }
@@ -282,6 +287,56 @@ void server::drop_topic(const std::string& topic, int32_t partitions, std::funct
             });
         });
     }
+}
+
+std::map<std::string, std::string> server::dynamic_overrides() const {
+    auto state = _security->snapshot();
+    std::map<std::string, std::string> out;
+    for (const char* entity : {"", "self"}) {
+        std::string e = std::string(entity) == "self" ? std::to_string(node_id()) : std::string();
+        auto it = state->broker_configs.find(e);
+        if (it == state->broker_configs.end()) continue;
+        for (const auto& [k, v] : it->second) out[k] = v;
+    }
+    return out;
+}
+
+broker_config server::config_with_dynamic() const {
+    broker_config c = _cfg;
+    for (const auto& [k, v] : dynamic_overrides()) {
+        if (auto r = c.set(k, v); !r) {
+            log::warn("broker", "ignoring the dynamic config ", k, "=", v, ": ", r.error().describe());
+        }
+    }
+    return c;
+}
+
+void server::apply_dynamic_configs(std::function<void()> done) {
+    auto now = dynamic_overrides();
+    {
+        std::lock_guard lock(_dynamic_mu);
+        if (now == _applied_dynamic) {
+            if (done) done();
+            return;
+        }
+        _applied_dynamic = now;
+        _topic_defaults.store(std::make_shared<const config_map>(config_with_dynamic().topic_defaults()));
+    }
+    log::info("broker", "dynamic broker configs now in effect: ", now.size(), " key(s)");
+    // Every partition here gets its new effective config (in a cluster too: defaults are
+    // per broker, the view does not carry them).
+    auto snap = _metadata->snapshot();
+    auto left = std::make_shared<size_t>(snap->size() + 1);
+    auto finish = std::make_shared<std::function<void()>>(std::move(done));
+    auto tick = [left, finish] {
+        if (--*left == 0 && *finish) (*finish)();
+    };
+    for (const auto& [name, t] : *snap) {
+        config_map eff = effective_config(t);
+        std::string topic = name;
+        run_on_all([topic, eff](shard& s) { s.update_topic_config(topic, eff); }, tick);
+    }
+    tick();
 }
 
 void server::apply_topic_config(const std::string& topic, std::function<void()> done) {

@@ -71,10 +71,18 @@ public:
     const broker_config& config() const { return _cfg; }
     replication::metadata_store& metadata() { return *_metadata; }
     // Broker defaults for topic configs (from log.* keys).
-    const config_map& topic_defaults() const { return _topic_defaults; }
+    // They include the dynamic broker configs in effect (AlterConfigs on a BROKER resource).
+    std::shared_ptr<const config_map> topic_defaults() const { return _topic_defaults.load(); }
     config_map effective_config(const replication::topic_metadata& t) const {
-        return effective_topic_config(_topic_defaults, t.configs);
+        return effective_topic_config(*_topic_defaults.load(), t.configs);
     }
+    // The dynamic broker configs that apply here: the cluster default ("") overlaid with this
+    // broker's own; `config_with_dynamic()` is the static config with them applied.
+    std::map<std::string, std::string> dynamic_overrides() const;
+    broker_config config_with_dynamic() const;
+    // Recomputes the topic defaults from the dynamic configs and gives every partition its new
+    // effective config; `done` (optional) runs on the calling core afterwards.
+    void apply_dynamic_configs(std::function<void()> done);
     net::network_stack& stack() { return *_stack; }
     // The port the first listener is bound to (the real port when configured with port 0).
     uint16_t bound_port() const { return _bound_port.load(); }
@@ -142,7 +150,9 @@ private:
 
     struct core_state;
     broker_config _cfg;
-    config_map _topic_defaults;
+    std::atomic<std::shared_ptr<const config_map>> _topic_defaults;
+    std::mutex _dynamic_mu;  // guards _applied_dynamic (cores and the reload both apply)
+    std::map<std::string, std::string> _applied_dynamic;  // what apply_dynamic_configs last used
     std::unique_ptr<replication::metadata_store> _metadata;
     cluster* _cluster = nullptr;  // _metadata, in cluster mode
     std::unique_ptr<replica_fetchers> _fetchers;

@@ -116,6 +116,14 @@ result<void> decode_line(std::string_view line, security_state& s) {
         s.acls.insert(std::move(b));
         return ok();
     }
+    if (f[0] == "config" && f.size() == 4) {
+        auto entity = dec(f[1]);
+        auto key = dec(f[2]);
+        auto value = dec(f[3]);
+        if (!entity || !key || !value || key->empty()) return bad();
+        s.broker_configs[*entity][*key] = *value;
+        return ok();
+    }
     if (f[0] == "quota" && f.size() == 5) {
         quota_entity e;
         if (!dec_opt(f[1], e.has_user, e.user) || !dec_opt(f[2], e.has_client_id, e.client_id)) return bad();
@@ -237,6 +245,9 @@ std::string encode_state(const security_state& s) {
             out << "quota " << enc_opt(e.has_user, e.user) << " " << enc_opt(e.has_client_id, e.client_id)
                 << " " << enc(k) << " " << num << "\n";
         }
+    }
+    for (const auto& [entity, keys] : s.broker_configs) {
+        for (const auto& [k, v] : keys) out << "config " << enc(entity) << " " << enc(k) << " " << enc(v) << "\n";
     }
     return out.str();
 }

@@ -46,6 +46,10 @@ struct security_state {
     std::map<std::string, std::map<scram_mechanism, scram_credential>> scram;
     acl_set acls;
     std::map<quota_entity, std::map<std::string, double>> quotas;
+    // Dynamic broker configs (AlterConfigs on a BROKER resource), kept here because they need
+    // the same persistence and cluster-wide sharing: by entity ("" = every broker, Kafka's
+    // <default>; "<broker id>" = one broker), key -> value.
+    std::map<std::string, std::map<std::string, std::string>> broker_configs;
 
     // The quota `key` for a client, with Kafka's precedence (user+client, user+default client,
     // user, default user+client, default user+default client, default user, client, default

@@ -11,26 +11,32 @@ namespace {
 
 security_state sample() {
     security_state s;
-    s.scram["alice"][scram_mechanism::sha512] = make_scram_credential(scram_mechanism::sha512, "pw", 4096);
-    s.scram["a b%c"][scram_mechanism::sha256] = make_scram_credential(scram_mechanism::sha256, "pw", 8192);
+    s.scram["alice"][scram_mechanism::sha512] =
+        make_scram_credential(scram_mechanism::sha512, "the-secret-pw", 4096);
+    s.scram["a b%c"][scram_mechanism::sha256] =
+        make_scram_credential(scram_mechanism::sha256, "the-secret-pw", 8192);
     s.acls.insert({resource_type::topic, "orders", pattern_type::prefixed, "User:CN=x, O=y", "*",
                    acl_operation::write, acl_permission::allow});
     s.acls.insert({resource_type::cluster, "kafka-cluster", pattern_type::literal, "User:*", "10.0.0.1",
                    acl_operation::describe, acl_permission::deny});
     s.quotas[{true, "alice", false, std::nullopt}][producer_byte_rate] = 1048576;
     s.quotas[{true, std::nullopt, true, "app"}][consumer_byte_rate] = 2.5;
+    s.broker_configs[""]["log.retention.ms"] = "3600000";
+    s.broker_configs["2"]["log.cleanup.policy"] = "compact,delete";
     return s;
 }
 
 TEST(SecurityState, EncodeDecodeRoundTrip) {
     security_state s = sample();
     std::string text = encode_state(s);
-    EXPECT_EQ(text.find("pw"), std::string::npos);  // no password in the file
+    // No password in the file ('-' never appears in base64, so this cannot match by chance).
+    EXPECT_EQ(text.find("the-secret-pw"), std::string::npos);
     auto back = decode_state(text);
     ASSERT_TRUE(back) << back.error().describe();
     EXPECT_EQ(back->scram, s.scram);
     EXPECT_EQ(back->acls, s.acls);
     EXPECT_EQ(back->quotas, s.quotas);
+    EXPECT_EQ(back->broker_configs, s.broker_configs);
 }
 
 TEST(SecurityState, CorruptTextIsAnError) {

@@ -51,7 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         // Whatever decodes must encode and decode to the same state.
         auto again = decode_state(encode_state(*state));
         if (!again || again->acls != state->acls || again->scram != state->scram ||
-            again->quotas.size() != state->quotas.size()) {
+            again->quotas.size() != state->quotas.size() ||
+            again->broker_configs != state->broker_configs) {
             __builtin_trap();
         }
         for (const auto& b : state->acls) (void)invalid_binding(b);
