@@ -739,6 +739,21 @@ void handle_delete_groups(context_ptr ctx, protocol::any_request& any) {
 
 namespace sluice::broker {
 
+std::vector<committed_offset_view> committed_offsets(shard& s) {
+    std::vector<committed_offset_view> out;
+    if (s.groups == nullptr || s.groups->coordinator == nullptr) return out;
+    for (const auto& g : s.groups->coordinator->list_groups()) {
+        auto r = s.groups->coordinator->fetch_offsets({g.group_id, std::nullopt, false});
+        if (r.error != coord::errc::none) continue;
+        for (const auto& f : r.offsets) {
+            if (f.committed.offset >= 0) {
+                out.push_back({g.group_id, f.tp.topic, f.tp.partition, f.committed.offset});
+            }
+        }
+    }
+    return out;
+}
+
 void txn_offsets_completed(shard& s, int32_t partition, int64_t producer_id, bool commit) {
     if (s.groups) s.groups->coordinator->complete_txn(partition, producer_id, commit);
 }

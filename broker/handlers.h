@@ -124,6 +124,16 @@ void start_groups(shard& s);
 // coordinator drops the lost ones and loads the gained ones.
 void groups_changed(shard& s);
 
+// The committed offsets of the groups this shard coordinates (for the metrics' lag):
+// (group, topic, partition, committed offset).
+struct committed_offset_view {
+    std::string group;
+    std::string topic;
+    int32_t partition = 0;
+    int64_t offset = -1;
+};
+std::vector<committed_offset_view> committed_offsets(shard& s);
+
 // A coordinator error as the Kafka code the broker answers with (the one mapping, tested).
 kafka_error to_kafka(coord::errc e);
 // A group coordinator's transactional offset commits of `producer_id` in its __consumer_offsets

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/cluster.h"
 #include "broker/config.h"
+#include "broker/handlers.h"
 #include "broker/server.h"
 #include "broker/shard.h"
 #include "protocol/api.h"
@@ -74,6 +75,7 @@ struct core_view {
 struct gathered {
     std::vector<partition_view> parts;
     std::vector<core_view> cores;
+    std::vector<committed_offset_view> committed;
     unsigned unanswered = 0;
 };
 
@@ -117,8 +119,10 @@ gathered gather(server& srv) {
                 v.fsync_ns = ls.fsync_ns;
                 mine.push_back(std::move(v));
             });
+            auto commits = committed_offsets(s);
             std::lock_guard lock(st->mu);
             for (auto& v : mine) st->g.parts.push_back(std::move(v));
+            for (auto& c : commits) st->g.committed.push_back(std::move(c));
             st->g.cores.push_back(cv);
             ++st->answered;
             st->cv.notify_all();
@@ -327,6 +331,31 @@ std::string metrics::render(server& srv) {
     for (const auto& c : g.cores) {
         double busy = c.uptime_s > 0 ? 1.0 - std::min(1.0, c.idle_s / c.uptime_s) : 0.0;
         out << "sluice_reactor_busy_ratio{core=\"" << c.core << "\"} " << busy << "\n";
+    }
+    // Consumer-group lag: log end minus committed offset, over the partitions whose log is on
+    // this broker (a group coordinated here may commit for partitions led elsewhere: those are
+    // left to the broker that holds them).
+    std::map<std::pair<std::string, int32_t>, int64_t> ends;
+    for (const auto& p : parts) ends[{p.topic, p.partition}] = p.log_end;
+    std::map<std::string, int64_t> lag;
+    bool per_partition = srv.config().bool_value("sluice.metrics.partition.labels");
+    std::ostringstream partition_lag;
+    for (const auto& c : g.committed) {
+        auto it = ends.find({c.topic, c.partition});
+        if (it == ends.end()) continue;
+        int64_t l = std::max<int64_t>(0, it->second - c.offset);
+        lag[c.group] += l;
+        if (per_partition) {
+            partition_lag << "sluice_group_partition_lag{group=\"" << label(c.group) << "\",topic=\"" << label(c.topic)
+                << "\",partition=\"" << c.partition << "\"} " << l << "\n";
+        }
+    }
+    out << "# HELP sluice_group_lag Records between a group's committed offsets and the log ends.\n"
+        << "# TYPE sluice_group_lag gauge\n";
+    for (const auto& [group, l] : lag) out << "sluice_group_lag{group=\"" << label(group) << "\"} " << l << "\n";
+    if (per_partition) {
+        out << "# HELP sluice_group_partition_lag A group's lag on one partition.\n"
+            << "# TYPE sluice_group_partition_lag gauge\n" << partition_lag.str();
     }
     cluster_gauges(srv, out);
     return out.str();

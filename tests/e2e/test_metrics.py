@@ -112,6 +112,16 @@ class MetricsTest(unittest.TestCase):
         self.assertLessEqual(busy, 1.0)
         self.assertEqual(self.query('count(sluice_reactor_busy_ratio)'), 2)  # sluice.cores=2
 
+    def test_consumer_group_lag(self):
+        self.produce("lagged", ["r%d" % i for i in range(20)])
+        r = subprocess.run([KCAT, "-b", self.b.bootstrap, "-G", "lag-group", "-X", "auto.offset.reset=earliest",
+                            "-e", "-q", "lagged"], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout.split()), 20)
+        self.wait_value('sluice_group_lag{group="lag-group"}', lambda v: v == 0)
+        self.produce("lagged", ["s%d" % i for i in range(10)])
+        self.wait_value('sluice_group_lag{group="lag-group"}', lambda v: v == 10)
+
     def test_health_and_readiness(self):
         base = "http://127.0.0.1:%d" % self.metrics_port
         self.assertEqual(http_get(base + "/healthz"), (200, "ok\n"))
