@@ -180,16 +180,8 @@ void replica_fetchers::run(fetcher* f) {
                 pause(200);
                 continue;
             }
-            tools::connection_options o;
+            tools::connection_options o = _srv.inter_broker().client_options();
             o.client_id = "sluice-replica-" + std::to_string(self);
-            o.sasl_mechanism = _srv.inter_broker().mechanism;
-            o.sasl_username = _srv.inter_broker().username;
-            o.sasl_password = _srv.inter_broker().password;
-            o.tls = _srv.inter_broker().tls;
-            o.tls_ca_file = _srv.inter_broker().ca_file;
-            o.tls_certificate_file = _srv.inter_broker().certificate_file;
-            o.tls_key_file = _srv.inter_broker().key_file;
-            o.tls_verify_hostname = _srv.inter_broker().verify_hostname;
             o.timeout_ms = 5000;
             tools::broker_address addr{b->endpoints.front().host,
                                        static_cast<uint16_t>(b->endpoints.front().port)};

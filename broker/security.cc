@@ -174,6 +174,19 @@ result<std::vector<listener_security>> make_listener_security(const broker_confi
     return out;
 }
 
+tools::connection_options inter_broker_auth::client_options() const {
+    tools::connection_options o;
+    o.sasl_mechanism = mechanism;
+    o.sasl_username = username;
+    o.sasl_password = password;
+    o.tls = tls;
+    o.tls_ca_file = ca_file;
+    o.tls_certificate_file = certificate_file;
+    o.tls_key_file = key_file;
+    o.tls_verify_hostname = verify_hostname;
+    return o;
+}
+
 result<inter_broker_auth> make_inter_broker_auth(const broker_config& cfg,
                                                  const std::vector<listener_security>& listeners) {
     inter_broker_auth a;

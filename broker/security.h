@@ -19,6 +19,7 @@
 #include "base/result.h"
 #include "broker/config.h"
 #include "security/acl.h"
+#include "tools/kafka_client.h"
 
 namespace sluice::net {
 class tls_context;
@@ -64,6 +65,8 @@ struct inter_broker_auth {
     bool tls = false;
     std::string ca_file, certificate_file, key_file;
     bool verify_hostname = true;  // ssl.endpoint.identification.algorithm (https by default)
+    // The same as the brokers' client takes it (replica fetchers, marker senders).
+    tools::connection_options client_options() const;
 };
 result<inter_broker_auth> make_inter_broker_auth(const broker_config& cfg,
                                                  const std::vector<listener_security>& listeners);

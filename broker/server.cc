@@ -79,19 +79,7 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
     }
     s->_fetchers = std::make_unique<replica_fetchers>(*s);
     s->_markers = std::make_unique<marker_sender>(s->node_id());
-    {
-        const inter_broker_auth& ib = s->inter_broker();
-        tools::connection_options o;
-        o.sasl_mechanism = ib.mechanism;
-        o.sasl_username = ib.username;
-        o.sasl_password = ib.password;
-        o.tls = ib.tls;
-        o.tls_ca_file = ib.ca_file;
-        o.tls_certificate_file = ib.certificate_file;
-        o.tls_key_file = ib.key_file;
-        o.tls_verify_hostname = ib.verify_hostname;
-        s->_markers->set_client_options(std::move(o));
-    }
+    s->_markers->set_client_options(s->inter_broker().client_options());
     net::stack_options so;
     unsigned cores = static_cast<unsigned>(s->_cfg.int_value("sluice.cores"));
     so.cores = cores == 0 ? std::max(1u, std::thread::hardware_concurrency()) : cores;
