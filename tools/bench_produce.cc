@@ -228,10 +228,14 @@ class producer_worker {
 
 constexpr int16_t err_concurrent_transactions = 51;
 constexpr int16_t err_coordinator_load_in_progress = 14;
+constexpr int16_t err_coordinator_not_available = 15;
 constexpr int retriable_attempts = 20000;  // of 0.5 ms each: 10 s
 
+// Transient answers while a transaction completes or a coordinator (just created, or moving)
+// loads its partition of __transaction_state.
 bool retriable_txn_error(int16_t e) {
-    return e == err_concurrent_transactions || e == err_coordinator_load_in_progress;
+    return e == err_concurrent_transactions || e == err_coordinator_load_in_progress ||
+           e == err_coordinator_not_available;
 }
 
 result<void> producer_worker::init_producer() {
@@ -240,7 +244,13 @@ result<void> producer_worker::init_producer() {
     req.transaction_timeout_ms = 60000;
     connection* conn = &_client->any();
     if (_txn_id) {
+        // The first FindCoordinator may create __transaction_state: until its partitions are
+        // open the answer is COORDINATOR_NOT_AVAILABLE (or a load in progress). Retry for 10 s.
         auto found = find_group_coordinator(_client->any(), *_txn_id, 1);
+        for (int attempt = 0; !found && found.error().is(errc::kafka) && attempt < 1000; ++attempt) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            found = find_group_coordinator(_client->any(), *_txn_id, 1);
+        }
         if (!found) return found.error();
         auto c = _client->broker(found->node_id);
         if (!c) return c.error();
