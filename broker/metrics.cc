@@ -11,8 +11,10 @@
 #include <condition_variable>
 #include <cstring>
 #include <sstream>
+#include <tuple>
 
 #include "base/log.h"
+#include "broker/allocator.h"
 #include "broker/cluster.h"
 #include "broker/config.h"
 #include "broker/handlers.h"
@@ -356,6 +358,20 @@ std::string metrics::render(server& srv) {
     if (per_partition) {
         out << "# HELP sluice_group_partition_lag A group's lag on one partition.\n"
             << "# TYPE sluice_group_partition_lag gauge\n" << partition_lag.str();
+    }
+    allocator_stats as = read_allocator_stats();
+    out << "# HELP sluice_allocator_info The broker's memory allocator.\n# TYPE sluice_allocator_info gauge\n"
+        << "sluice_allocator_info{allocator=\"" << label(as.name) << "\"} 1\n";
+    if (as.available) {
+        for (const auto& [name, v, help] : {std::tuple{"allocated", as.allocated, "held by the broker"},
+                                            std::tuple{"active", as.active, "in active pages"},
+                                            std::tuple{"resident", as.resident, "resident in memory"},
+                                            std::tuple{"mapped", as.mapped, "mapped"},
+                                            std::tuple{"retained", as.retained, "retained for reuse"}}) {
+            out << "# HELP sluice_allocator_" << name << "_bytes Allocator bytes " << help << ".\n"
+                << "# TYPE sluice_allocator_" << name << "_bytes gauge\nsluice_allocator_" << name << "_bytes " << v
+                << "\n";
+        }
     }
     cluster_gauges(srv, out);
     return out.str();

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "base/log.h"
+#include "broker/allocator.h"
 #include "broker/cluster.h"
 #include "broker/marker_sender.h"
 #include "broker/metrics.h"
@@ -441,7 +442,8 @@ result<void> server::start() {
         }
     }
     log::info("broker", "Sluice broker ", node_id(), " serving on port ", bound_port(), " with ",
-              n, " core(s); data in ", _cfg.log_dirs().front());
+              n, " core(s); data in ", _cfg.log_dirs().front(), "; allocator ",
+              read_allocator_stats().name);
     if (_cluster != nullptr) {
         // Every listener is registered; the inter-broker one first (replicas and transaction
         // markers use the first endpoint), clients get their own listener's.

@@ -21,6 +21,8 @@ packages=(
   # OpenSSL for the SSL and SASL_SSL listeners (net/tls), and the `openssl` command the tests
   # make their CA and certificates with; clang with its runtime for the libFuzzer targets (fuzz/).
   libssl-dev openssl clang libclang-rt-14-dev
+  # jemalloc, the broker's allocator (broker/allocator.cc).
+  libjemalloc-dev
   # A real Prometheus server scrapes the broker's metrics endpoint in tests/e2e/test_metrics.py
   # (run by the test on loopback; the packaged service is not used).
   prometheus

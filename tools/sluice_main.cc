@@ -9,6 +9,13 @@
 #include "sluice_version.h"
 #include "tools/cli.h"
 
+#ifdef SLUICE_HAVE_JEMALLOC
+// jemalloc's settings for this binary (why: broker/allocator.h).
+extern "C" {
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:5000";
+}
+#endif
+
 int main(int argc, char** argv) {
     if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
         std::fprintf(

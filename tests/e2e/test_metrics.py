@@ -122,6 +122,18 @@ class MetricsTest(unittest.TestCase):
         self.produce("lagged", ["s%d" % i for i in range(10)])
         self.wait_value('sluice_group_lag{group="lag-group"}', lambda v: v == 10)
 
+    def test_allocator_statistics(self):
+        status, body = http_get("http://127.0.0.1:%d/metrics" % self.metrics_port)
+        self.assertEqual(status, 200)
+        info = [l for l in body.splitlines() if l.startswith("sluice_allocator_info{")]
+        self.assertEqual(len(info), 1, info)
+        if os.path.exists("/usr/include/jemalloc/jemalloc.h"):  # built with it (ci/install-deps.sh)
+            self.assertIn('allocator="jemalloc 5', info[0])
+            self.assertIn("allocator jemalloc", self.b.log_text())
+            allocated = self.wait_value("sluice_allocator_allocated_bytes", lambda v: v > 0)
+            resident = self.query("sluice_allocator_resident_bytes")
+            self.assertGreaterEqual(resident, allocated)
+
     def test_health_and_readiness(self):
         base = "http://127.0.0.1:%d" % self.metrics_port
         self.assertEqual(http_get(base + "/healthz"), (200, "ok\n"))
