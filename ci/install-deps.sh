@@ -19,20 +19,21 @@ packages=(
   # `ping` for the dpdk test's ICMP echo and ARP checks.
   iproute2 iputils-ping
   # OpenSSL for the SSL and SASL_SSL listeners (net/tls), and the `openssl` command the tests
-  # make their CA and certificates with; clang with its runtime for the libFuzzer targets (fuzz/).
-  libssl-dev openssl clang libclang-rt-14-dev
+  # make their CA and certificates with.
+  libssl-dev openssl
   # jemalloc, the broker's allocator (broker/allocator.cc).
   libjemalloc-dev
-  # A real Prometheus server scrapes the broker's metrics endpoint in tests/e2e/test_metrics.py
-  # (run by the test on loopback; the packaged service is not used).
-  prometheus
 )
-# Real Kafka clients used by the end-to-end tests (tests/e2e): kcat, kafka-python with the
+# What only the tests need (ci/serve.sh skips it with SLUICE_CLIENT_DEPS=0): real Kafka
+# clients used by the end-to-end tests (tests/e2e): kcat, kafka-python with the
 # codecs it can use (snappy, lz4, zstd), confluent-kafka, Go's sarama built with Debian's go,
 # and Node.js with npm for kafkajs (installed from the npm registry below). Node and npm are
 # asked for only when their commands are missing: a machine may have them from another source
 # (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
 if [[ "${SLUICE_CLIENT_DEPS:-1}" == 1 ]]; then
+  # clang with its runtime for the libFuzzer targets (tests/fuzz, ci/fuzz.sh); a real Prometheus
+  # server that tests/e2e/test_metrics.py starts on loopback (the packaged service is not used).
+  packages+=(clang libclang-rt-14-dev prometheus)
   packages+=(kcat librdkafka-dev python3-kafka python3-confluent-kafka
              python3-snappy python3-lz4 python3-zstandard
              golang-go golang-github-shopify-sarama-dev)
