@@ -47,6 +47,21 @@ def create_topic(cluster, name, partitions=1, rf=3, **configs):
     fs[name].result(timeout=WAIT_S)
     wait_for(lambda: all(p["leader"] >= 0 for p in describe(cluster, name)),
              "leaders for " + name)
+    # Each broker learns the new partition states from its own read of ZooKeeper: wait until
+    # every live one shows a leader and the full ISR, so a test's next request (to whichever
+    # broker) sees the same (the view lag is noted in the issue tracker).
+    def every_broker_agrees():
+        for b in cluster.brokers.values():
+            if not b.alive():
+                continue
+            md = admin_for(b).list_topics(name, timeout=10)
+            t = md.topics.get(name)
+            if t is None or t.error is not None or len(t.partitions) != partitions:
+                return False
+            if any(p.leader < 0 or len(p.isrs) < min(rf, len(cluster.live())) for p in t.partitions.values()):
+                return False
+        return True
+    wait_for(every_broker_agrees, "every broker's view of " + name)
 
 
 def describe(cluster, topic):
