@@ -476,9 +476,10 @@ class zk_security_backend final : public security::store_backend {
   public:
     explicit zk_security_backend(std::function<std::shared_ptr<replication::zk_client>()> zk)
         : _zk(std::move(zk)) {}
+    bool ready() const override { return _zk() != nullptr; }
     result<std::string> load() override {
         auto zk = _zk();
-        if (!zk) return std::string();  // not joined yet: reloaded after join
+        if (!zk) return error(replication::errc::not_ready, "not connected to ZooKeeper");
         auto node = zk->get(security_znode);
         if (!node) {
             if (node.error().is(replication::errc::no_node)) return std::string();

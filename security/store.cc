@@ -275,12 +275,17 @@ std::unique_ptr<store_backend> file_backend(std::string path) {
 
 result<std::unique_ptr<security_store>> security_store::open(std::unique_ptr<store_backend> backend) {
     std::unique_ptr<security_store> s(new security_store(std::move(backend)));
+    if (!s->_backend->ready()) {
+        s->publish(std::make_shared<const security_state>());  // read once it is (reload())
+        return s;
+    }
     if (auto r = s->reload(); !r) return r.error();
     return s;
 }
 
 result<void> security_store::reload() {
     std::lock_guard lock(_write_mu);
+    if (!_backend->ready()) return error(errc::store_failed, "the security state's store is not reachable now");
     auto text = _backend->load();
     if (!text) return text.error();
     auto state = decode_state(*text);

@@ -67,6 +67,9 @@ class store_backend {
     virtual ~store_backend() = default;
     virtual result<std::string> load() = 0;
     virtual result<void> save(const std::string& text) = 0;
+    // False while the backend cannot be read (a ZooKeeper session not established yet or
+    // without a lease): reload() then keeps the state it has instead of reading "nothing".
+    virtual bool ready() const { return true; }
 };
 std::unique_ptr<store_backend> file_backend(std::string path);
 
