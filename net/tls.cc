@@ -323,7 +323,6 @@ class tls_connection final : public connection,
     bool _close_when_sent = false;
     bool _delivering = false;
     bool _had_queued = false;
-    bool _peer_finished = false;  // close_notify received
     bool _closed_notified = false;
     bool _inner_closed = false;
     error _fail_reason;
@@ -440,7 +439,6 @@ void tls_connection::read_plain() {
         drain_wbio(cipher);
         flush_cipher(cipher);
         if (e == SSL_ERROR_ZERO_RETURN) {
-            _peer_finished = true;
             deliver_frames();
             fail(error(errc::peer_closed, "peer " + _peer.to_string() + " closed the TLS session"));
         } else {
