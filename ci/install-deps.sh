@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(
-  g++ cmake ninja-build ccache pkg-config python3 valgrind
+  g++ cmake ninja-build ccache pkg-config python3 python3-matplotlib valgrind
   libgtest-dev libgmock-dev libbenchmark-dev
   liburing-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev
   # ZooKeeper for cluster mode: the C client replication/ links, and the server jars with a

@@ -1,18 +1,23 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Sluice benchmark suite: OpenMessaging-Benchmark-style scenarios against Sluice (started here
 with a fresh data directory) or any Kafka-protocol broker (--broker host:port), the physical
 references measured in the same run, and a report folder: summary.json for machines, report.html
-(self-contained, inline SVG plots) for people.
+(self-contained, charts drawn by matplotlib as inline SVG) for people.
 
     perf/suite.py --build BUILD_DIR [--out DIR] [--quick] [--broker HOST:PORT]
+    perf/suite.py --render-only DIR/summary.json     # draw report.html again, measure nothing
 
-Standard library only. perf/gate imports the pieces it shares from here (Broker, run_bench, the
-references). perf/README.md describes the scenarios and the report.
+Measuring needs the standard library only; drawing the report needs matplotlib (Debian's
+python3-matplotlib, seen by /usr/bin/python3), imported only then. perf/gate imports the pieces
+it shares from here (Broker, run_bench, the references). perf/README.md describes the scenarios
+and the report.
 """
 
 import argparse
 import datetime
 import html
+import importlib.util
+import io
 import json
 import math
 import os
@@ -481,106 +486,134 @@ def fractions(result, refs):
 
 
 # ---------------------------------------------------------------------------------------------
-# The report page: self-contained HTML with inline SVG
+# The report page: one self-contained HTML file, its charts drawn by matplotlib as inline SVG
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-           "#17becf", "#7f7f7f", "#bcbd22"]
-
-
-def nice_ticks(lo, hi, n=5):
-    if hi <= lo:
-        hi = lo + 1
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = min((s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw), default=10 * mag)
-    start = math.floor(lo / step) * step
-    ticks = []
-    v = start
-    while True:
-        ticks.append(round(v, 10))
-        if v >= hi - step * 1e-9:
-            return ticks
-        v += step
+class ReportError(RuntimeError):
+    """The report cannot be drawn by this Python (matplotlib missing). The measurements are not
+    lost: summary.json is written first, and --render-only draws the report from it later."""
 
 
-def fmt_num(v):
-    if v == 0:
-        return "0"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    if abs(v) >= 10:
-        return f"{v:.0f}" if v == round(v) else f"{v:.1f}"
-    if abs(v) >= 1:
-        return f"{v:.1f}".rstrip("0").rstrip(".")
-    return f"{v:.3g}"
+MATPLOTLIB_HINT = ("install it with `apt-get install python3-matplotlib` and run the suite with "
+                   "Debian's /usr/bin/python3 (a python3 from pyenv or a venv does not see "
+                   "Debian's packages)")
+
+# Line styles and markers cycle with the colours, so series that lie on top of each other (a
+# consumer keeping up with its producer draws the same MiB/s line) stay distinguishable.
+LINE_STYLES = ["-", "--", "-.", ":"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
-def svg_chart(series, title, xlabel, ylabel, xticks=None, ylog=False, width=640, height=300,
-              xzero=False):
-    """series: [(label, [(x, y), ...])]. xticks: [(x, text)] to override. ylog: log10 y axis.
-    xzero: the x axis starts at 0 (time plots)."""
-    ml, mr, mt, mb = 64, 16, 28, 64
-    pw, ph = width - ml - mr, height - mt - mb
-    pts = [(x, y) for _, s in series for x, y in s if y is not None]
-    if not pts:
-        return f"<p><i>{html.escape(title)}: no data</i></p>"
-    xs = [x for x, _ in pts]
-    ys = [y for _, y in pts if not ylog or y > 0]
-    xmin, xmax = (0 if xzero else min(xs)), max(xs)
-    if xticks:
-        xmin, xmax = min(xmin, xticks[0][0]), max(xmax, xticks[-1][0])
-    if xmax == xmin:
-        xmax = xmin + 1
-    if ylog:
-        lo = math.floor(math.log10(min(ys))) if ys else 0
-        hi = math.ceil(math.log10(max(ys))) if ys else 1
-        hi = max(hi, lo + 1)
-        yt = [10 ** e for e in range(lo, hi + 1)]
-        ymin, ymax = yt[0], yt[-1]
-        fy = lambda y: mt + ph - (math.log10(max(y, ymin)) - lo) / (hi - lo) * ph
-    else:
-        yt = nice_ticks(0, max(ys) * 1.05 if ys else 1)
-        ymin, ymax = 0, yt[-1]
-        fy = lambda y: mt + ph - (y - ymin) / (ymax - ymin) * ph
-    fx = lambda x: ml + (x - xmin) / (xmax - xmin) * pw
-    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-         f'<rect width="{width}" height="{height}" fill="white"/>',
-         f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13" '
-         f'font-weight="bold">{html.escape(title)}</text>']
-    for y in yt:
-        py = fy(y)
-        o.append(f'<line x1="{ml}" y1="{py:.1f}" x2="{ml + pw}" y2="{py:.1f}" stroke="#ddd"/>')
-        o.append(f'<text x="{ml - 6}" y="{py + 4:.1f}" text-anchor="end">{fmt_num(y)}</text>')
-    for x, text in (xticks or [(x, fmt_num(x)) for x in nice_ticks(xmin, xmax, 8)
-                               if xmin <= x <= xmax]):
-        px = fx(x)
-        o.append(f'<line x1="{px:.1f}" y1="{mt}" x2="{px:.1f}" y2="{mt + ph}" stroke="#eee"/>')
-        o.append(f'<text x="{px:.1f}" y="{mt + ph + 16}" text-anchor="middle">'
-                 f'{html.escape(text)}</text>')
-    o.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
-    o.append(f'<text x="{ml + pw / 2}" y="{mt + ph + 34}" text-anchor="middle">'
-             f'{html.escape(xlabel)}</text>')
-    o.append(f'<text transform="translate(14,{mt + ph / 2}) rotate(-90)" text-anchor="middle">'
-             f'{html.escape(ylabel)}</text>')
-    lx = ml
-    for i, (label, s) in enumerate(series):
-        color = PALETTE[i % len(PALETTE)]
-        path = " ".join(f"{fx(x):.1f},{fy(y):.1f}" for x, y in s if y is not None and
-                        (not ylog or y > 0))
-        if path:
-            o.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
-            if len(s) <= 20:
-                for x, y in s:
-                    if y is not None and (not ylog or y > 0):
-                        o.append(f'<circle cx="{fx(x):.1f}" cy="{fy(y):.1f}" r="2.5" '
-                                 f'fill="{color}"/>')
-        ly = height - 10
-        o.append(f'<rect x="{lx}" y="{ly - 9}" width="12" height="4" fill="{color}"/>')
-        o.append(f'<text x="{lx + 16}" y="{ly - 4}">{html.escape(label)}</text>')
-        lx += 24 + 6.5 * len(label)
-    o.append("</svg>")
-    return "\n".join(o)
+class Charts:
+    """Draws the report's charts, one matplotlib Figure each (no pyplot, so no global figure
+    registry to leak into). Made per report; each chart gets its own SVG id salt, so the ids of
+    the charts inlined in one page never collide. matplotlib is imported here, only when a
+    report is drawn: measuring, and perf/gate (which imports this file), need only the standard
+    library."""
+
+    # Width and height without the legend, inches: 446 x 230 pt, ~595 px wide, so two charts
+    # stand side by side in a 1280 px window.
+    SIZE_IN = (6.2, 3.2)
+
+    def __init__(self):
+        try:
+            import matplotlib
+        except ImportError as e:
+            raise ReportError(f"the report's charts need matplotlib, which {sys.executable} "
+                              f"cannot import: {MATPLOTLIB_HINT}") from e
+        matplotlib.use("Agg")  # no display: the figures are only ever saved
+        from matplotlib import ticker
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        self.matplotlib, self.ticker, self.figure = matplotlib, ticker, Figure
+        self.canvas = FigureCanvasAgg
+        self.count = 0
+
+    def chart(self, series, title, xlabel, ylabel, xticks=None, ylog=False, xzero=False):
+        """series: [(label, [(x, y), ...])]. xticks: [(x, text)] instead of automatic ticks.
+        ylog: a log10 y axis spanning whole decades. xzero: the x axis starts at 0 (time plots).
+        Returns an inline <svg> element, or a note when no series has a point to draw."""
+        drawable = lambda y: y is not None and (y > 0 or not ylog)
+        series = [(label, [(x, y) for x, y in pts if drawable(y)]) for label, pts in series]
+        series = [(label, pts) for label, pts in series if pts]
+        if not series:
+            return f"<p><i>{html.escape(title)}: no data</i></p>"
+        fig = self.figure(figsize=self.SIZE_IN, layout="constrained")
+        self.canvas(fig)  # Agg's renderer measures the legend (_legend)
+        ax = fig.add_subplot()
+        for i, (label, pts) in enumerate(series):
+            ax.plot([x for x, _ in pts], [y for _, y in pts], label=label, color=f"C{i % 10}",
+                    linestyle=LINE_STYLES[i % len(LINE_STYLES)], linewidth=1.6,
+                    marker=MARKERS[i % len(MARKERS)] if len(pts) <= 20 else None, markersize=4)
+        ax.set_title(title, fontsize=12, fontweight="bold")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if xticks:
+            ax.set_xticks([x for x, _ in xticks], [text for _, text in xticks])
+            ax.set_xlim(xticks[0][0], xticks[-1][0])
+        elif xzero:
+            ax.set_xlim(left=0)
+        ys = [y for _, pts in series for _, y in pts]
+        if ylog:
+            self._log_y(ax, ys)
+        else:  # from 0, with headroom: a steady fixed-rate line must not lie on the frame
+            ax.set_ylim(0, max(ys) * 1.1 or 1)
+        ax.grid(True, which="major", color="#d8d8d8", linewidth=0.8)
+        ax.grid(True, which="minor", axis="y", color="#efefef", linewidth=0.6)
+        self._legend(fig, ax, len(series))
+        return self._svg(fig)
+
+    def _legend(self, fig, ax, count):
+        """Below the plot, never over the data, in as many columns (at most 4, rows balanced) as
+        fit the chart's width. The figure grows by the legend's height, so charts side by side
+        keep plots of one size whatever their legends (constrained layout lays out the plot in
+        the strip above the legend: it does not place a figure legend itself before 3.7)."""
+        handles, labels = ax.get_legend_handles_labels()
+        renderer = fig.canvas.get_renderer()
+        for columns in range(min(4, count), 0, -1):
+            rows = math.ceil(count / columns)
+            legend = fig.legend(handles, labels, loc="lower center", ncol=math.ceil(count / rows),
+                                frameon=False, fontsize=9, handlelength=3, columnspacing=1.5)
+            extent = legend.get_window_extent(renderer)
+            if extent.width <= 0.95 * fig.bbox.width or columns == 1:
+                break
+            legend.remove()
+        width_in, plot_in = self.SIZE_IN
+        legend_in = extent.height / fig.dpi + 0.05
+        fig.set_size_inches(width_in, plot_in + legend_in)
+        bottom = legend_in / (plot_in + legend_in)
+        fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
+
+    def _log_y(self, ax, ys):
+        """Whole decades, labelled as plain numbers (0.1, 1, 10, 1,000 rather than 10^-1 ...);
+        over only one or two decades the 2s and 5s between them are labelled too, so a narrow
+        range still reads without counting minor ticks."""
+        lo = math.floor(math.log10(min(ys)))
+        hi = max(math.ceil(math.log10(max(ys))), lo + 1)
+        ax.set_yscale("log")
+        ax.set_ylim(10.0 ** lo, 10.0 ** hi)
+        plain = lambda v: f"{v:,.0f}" if v >= 1 else f"{v:g}"
+        ax.yaxis.set_major_locator(self.ticker.LogLocator(base=10))
+        ax.yaxis.set_major_formatter(self.ticker.FuncFormatter(lambda v, _: plain(v)))
+        if hi - lo <= 2:
+            mantissa = lambda v: round(v / 10.0 ** math.floor(math.log10(v) + 1e-9))
+            ax.yaxis.set_minor_formatter(self.ticker.FuncFormatter(
+                lambda v, _: plain(v) if mantissa(v) in (2, 5) else ""))
+        else:
+            ax.yaxis.set_minor_formatter(self.ticker.NullFormatter())
+
+    def _svg(self, fig):
+        # Text stays text (svg.fonttype none): smaller, selectable, drawn in the page's fonts.
+        self.count += 1
+        rc = {"svg.fonttype": "none", "svg.hashsalt": f"sluice-report-chart-{self.count}"}
+        buf = io.StringIO()
+        with self.matplotlib.rc_context(rc):
+            fig.savefig(buf, format="svg", metadata={"Date": None})
+        svg = buf.getvalue()
+        svg = svg[svg.index("<svg"):]  # without the XML declaration and DOCTYPE, to inline it
+        # matplotlib names its groups after the artists (figure_1, axes_1, ...) in every chart
+        # alike; nothing refers to them, and one page must not hold an id twice. The ids that
+        # are referred to (markers, clip paths) are hashes salted per chart.
+        return re.sub(r'<g id="[^"]*"', "<g", svg)
 
 
 def percentile_x(p):
@@ -637,6 +670,7 @@ def groups_html(summary):
 
 
 def html_report(summary):
+    charts = Charts()  # first: without matplotlib, fail before any work
     refs = summary["references"]
     rows = []
     for sc in summary["scenarios"]:
@@ -673,6 +707,7 @@ def html_report(summary):
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
         "text-align:right}td:first-child,td:nth-child(2){text-align:left}th{background:#f3f3f3}"
         ".err{color:#b00;text-align:left}.charts{display:flex;flex-wrap:wrap;gap:8px}"
+        ".charts svg{max-width:100%;height:auto}"
         "h3{margin-bottom:2px}.what{color:#555;font-size:13px;margin:2px 0 6px}</style></head><body>",
         "<h1>Sluice benchmark report</h1>",
         f"<p>{html.escape(summary['broker']['description'])} &middot; commit "
@@ -707,10 +742,10 @@ def html_report(summary):
         if sc["result"].get("consume"):
             curves_c.append((sc["name"], latency_curve_series(sc["result"], "consume")))
     parts.append("<h2>Latency percentiles</h2><div class=charts>")
-    parts.append(svg_chart(curves_p, "Produce latency by percentile", "percentile",
-                           "ms (log)", PERCENTILE_TICKS, ylog=True))
-    parts.append(svg_chart(curves_c, "Fetch latency by percentile", "percentile", "ms (log)",
-                           PERCENTILE_TICKS, ylog=True))
+    parts.append(charts.chart(curves_p, "Produce latency by percentile", "percentile",
+                              "ms (log scale)", PERCENTILE_TICKS, ylog=True))
+    parts.append(charts.chart(curves_c, "Fetch latency by percentile", "percentile",
+                              "ms (log scale)", PERCENTILE_TICKS, ylog=True))
     parts.append("</div><h2>Scenarios over time</h2>")
     for sc in summary["scenarios"]:
         r = sc["result"]
@@ -727,9 +762,9 @@ def html_report(summary):
                 lat.append((f"{side} p50", timeline_series(r, side, "p50_ms")))
                 lat.append((f"{side} p99", timeline_series(r, side, "p99_ms")))
         parts.append("<div class=charts>")
-        parts.append(svg_chart(thr, "Throughput per second", "seconds", "MiB/s", xzero=True))
-        parts.append(svg_chart(lat, "Latency per second", "seconds", "ms (log)", ylog=True,
-                               xzero=True))
+        parts.append(charts.chart(thr, "Throughput per second", "seconds", "MiB/s", xzero=True))
+        parts.append(charts.chart(lat, "Latency per second", "seconds", "ms (log scale)",
+                                  ylog=True, xzero=True))
         parts.append("</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -803,6 +838,36 @@ def micro_html(micro):
     return "\n".join(out)
 
 
+def write_report(summary, out_dir):
+    """Draws out_dir/report.html from a summary: the one just measured, or a summary.json read
+    back by --render-only. Raises ReportError when matplotlib is missing."""
+    page = html_report(summary)
+    if summary.get("micro"):
+        page = page.replace("</body></html>", micro_html(summary["micro"]) + "</body></html>")
+    path = os.path.join(out_dir, "report.html")
+    with open(path, "w") as f:
+        f.write(page)
+    return path
+
+
+def render_only(summary_path, out_dir):
+    """--render-only: the report of a finished run drawn again from its summary.json, measuring
+    nothing (after a change to the report code, or on a machine that has matplotlib)."""
+    try:
+        with open(summary_path) as f:
+            summary = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"perf/suite.py: cannot read {summary_path}: {e}")
+    out_dir = os.path.abspath(out_dir or os.path.dirname(os.path.abspath(summary_path)))
+    os.makedirs(out_dir, exist_ok=True)
+    try:
+        path = write_report(summary, out_dir)
+    except ReportError as e:
+        raise SystemExit(f"perf/suite.py: {e}")
+    print(f"report: {path}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 
 def main(argv=None):
@@ -815,6 +880,9 @@ def main(argv=None):
     ap.add_argument("--broker-arg", action="append", default=[],
                     help="extra `sluice serve` option, e.g. --broker-arg=--sluice.fetch.zero.copy=false")
     ap.add_argument("--out", default=None, help="report folder (default perf-report-<time>)")
+    ap.add_argument("--render-only", metavar="SUMMARY_JSON",
+                    help="measure nothing: draw report.html again from a finished run's "
+                         "summary.json, beside it (or in --out)")
     ap.add_argument("--data-parent", default=os.environ.get("SLUICE_BENCH_DIR", "/var/tmp"))
     ap.add_argument("--duration-s", type=float, default=20, help="per scenario (default 20)")
     ap.add_argument("--rate", type=float, default=20000, help="records/s of the fixed-rate scenarios")
@@ -828,6 +896,11 @@ def main(argv=None):
                     help="topic config for the fsync scenario (Sluice: sluice.fsync=always, "
                          "others: flush.messages=1)")
     opts = ap.parse_args(argv)
+    if opts.render_only:
+        return render_only(opts.render_only, opts.out)
+    if importlib.util.find_spec("matplotlib") is None:
+        log(f"warning: {sys.executable} cannot import matplotlib, so the run will end with "
+            f"summary.json but no report.html; {MATPLOTLIB_HINT}")
     if opts.quick:
         opts.duration_s = min(opts.duration_s, 5)
         opts.backlog = min(opts.backlog, 512 * MiB)
@@ -900,11 +973,10 @@ def main(argv=None):
                "references": refs, "scenarios": results, "micro": micro}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    page = html_report(summary)
-    if micro:
-        page = page.replace("</body></html>", micro_html(micro) + "</body></html>")
-    with open(os.path.join(out, "report.html"), "w") as f:
-        f.write(page)
+    try:
+        report, no_report = write_report(summary, out), None
+    except ReportError as e:
+        report, no_report = None, e
     failed = [r["name"] for r in results if "error" in r["result"]]
     log("")
     for r in results:
@@ -921,9 +993,12 @@ def main(argv=None):
                 f"{g['first_assignment_s']:.2f} s, {g['rebalances']} rebalance(s), "
                 f"{g['commits']} commits (p50 {lat.get('p50', 0):.2f} ms, "
                 f"p99 {lat.get('p99', 0):.2f} ms)")
-    print(f"report: {out}/report.html  summary: {out}/summary.json" +
+    if no_report:
+        log(f"no report.html: {no_report}; then draw it from this run's measurements with\n"
+            f"  /usr/bin/python3 {os.path.abspath(__file__)} --render-only {out}/summary.json")
+    print(f"report: {report or '(not drawn)'}  summary: {out}/summary.json" +
           (f"  (failed: {', '.join(failed)})" if failed else ""))
-    return 1 if failed else 0
+    return 1 if failed or not report else 0
 
 
 if __name__ == "__main__":
