@@ -80,6 +80,8 @@ const key_def broker_keys[] = {
     {"socket.receive.buffer.bytes", kind::int32, "102400", -1, int_max},
     {"max.connections", kind::int32, "2147483647", 0, int_max},
     {"queued.max.requests", kind::int32, "500", 1, int_max},
+    // Incremental fetch sessions (KIP-227) the broker keeps; 0 turns them off.
+    {"max.incremental.fetch.session.cache.slots", kind::int32, "1000", 0, int_max},
     {"connections.max.idle.ms", kind::int64, "600000", -1, long_max},
     {"compression.type", kind::choice, "producer", 0, 0, "producer,uncompressed,gzip,snappy,lz4,zstd", "compression.type"},
     {"unclean.leader.election.enable", kind::boolean, "false", 0, 0, nullptr, "unclean.leader.election.enable"},

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "broker/fanout.h"
+#include "broker/fetch_session.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
 #include "broker/metrics.h"
@@ -17,6 +18,7 @@
 #include "security/store.h"
 #include "broker/server.h"
 #include "broker/shard.h"
+#include "model/legacy_message.h"
 #include "runtime/reactor.h"
 
 namespace sluice::broker {
@@ -44,6 +46,28 @@ int32_t topic_min_isr(server& srv, const std::string& topic) {
     return static_cast<int32_t>(std::stoll(eff["min.insync.replicas"]));
 }
 
+// What a partition's records become in the engine. Produce v0-v2 carry magic 0/1 message sets
+// (older clients): they are up-converted to one v2 batch, owned by `converted`, as Kafka 2.x
+// does; everything else is the request's own bytes, which the engine rewrites in place.
+kafka_error produce_payload(const request_context& ctx, std::span<const std::byte> mem,
+                            std::list<std::vector<std::byte>>& converted,
+                            std::span<std::byte>& payload) {
+    if (ctx.version() > 2 || !model::legacy::is_legacy(mem)) {
+        payload = {const_cast<std::byte*>(mem.data()), mem.size()};
+        return kafka_error::none;
+    }
+    auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    auto up = model::legacy::up_convert(mem, now_ms);
+    if (!up) {
+        log::debug("broker", "refused a legacy message set: ", up.error().describe());
+        return to_kafka_error(up.error());
+    }
+    payload = converted.emplace_back(std::move(up->batch));
+    return kafka_error::none;
+}
+
 }  // namespace
 
 void handle_produce(context_ptr ctx, protocol::any_request& any) {
@@ -54,6 +78,7 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
     std::vector<model::tp> tps;
     std::vector<located> where;
     std::vector<std::span<std::byte>> payloads;
+    auto converted = std::make_shared<std::list<std::vector<std::byte>>>();
     bool acks_valid = req->acks == 0 || req->acks == 1 || req->acks == -1;
     auto snap = srv.metadata().snapshot();
     // A transactional producer needs WRITE on its transactional id; every topic needs WRITE.
@@ -87,11 +112,14 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
             } else if (pd.records.is_null() || pd.records.memory().empty()) {
                 pr.error_code = code(kafka_error::corrupt_message);
             } else {
-                tps.push_back({td.name, model::partition_id(pd.index)});
-                where.push_back({t, p});
-                // The request frame is ours alone; the engine rewrites offsets in place.
-                auto mem = pd.records.memory();
-                payloads.emplace_back(const_cast<std::byte*>(mem.data()), mem.size());
+                std::span<std::byte> payload;
+                kafka_error e = produce_payload(*ctx, pd.records.memory(), *converted, payload);
+                pr.error_code = code(e);
+                if (e == kafka_error::none) {
+                    tps.push_back({td.name, model::partition_id(pd.index)});
+                    where.push_back({t, p});
+                    payloads.push_back(payload);
+                }
             }
             tr.partition_responses.push_back(std::move(pr));
         }
@@ -108,7 +136,7 @@ void handle_produce(context_ptr ctx, protocol::any_request& any) {
     opts.timeout_ms = std::max(req->timeout_ms, 1);
     fan_out<produce_part_result>(
         srv, tps,
-        [ctx, req, payloads = std::move(payloads), tps, origin, opts](
+        [ctx, req, converted, payloads = std::move(payloads), tps, origin, opts](
             shard& s, size_t i, std::function<void(produce_part_result)> reply) {
             // The session pauses reading while a part waits (it runs on the connection's core).
             hold_notifier notify = [ctx, origin](bool held) {
@@ -168,6 +196,7 @@ struct fetch_state {
     runtime::timer_id timer = 0;
     bool waiting = false;
     bool finished = false;
+    fetch_session_cache::resolved session;  // KIP-227: which session the fetch belongs to
 };
 
 void fetch_round(std::shared_ptr<fetch_state> st);
@@ -217,6 +246,28 @@ bool copy_regions(const std::vector<file_region>& regions, std::vector<std::byte
     return true;
 }
 
+// Fetch v0-v3 predate v2 batches: v0-v1 fetchers read magic 0 messages, v2-v3 magic 1. The
+// batches are read into memory and rewritten message by message (Kafka 2.x does the same), so
+// these fetches are not zero-copy. `out` must stay alive until the response is encoded.
+void down_convert(const fetch_state& st, size_t i, const fetch_part_result& r,
+                  std::vector<std::byte>& out, protocol::fetch_response::partition_data& pd) {
+    std::vector<std::byte> raw;
+    int8_t magic = st.ctx->version() <= 1 ? 0 : 1;
+    if (!copy_regions(r.regions, raw)) {
+        pd.error_code = code(kafka_error::kafka_storage_error);
+        return;
+    }
+    size_t limit = static_cast<size_t>(std::max(st.max_bytes[i], 1));
+    auto done = model::legacy::down_convert(raw, magic, st.offsets[i], limit, out);
+    if (!done) {
+        log::warn("broker", "cannot down-convert ", st.tps[i].dir_name(),
+                  " at offset ", st.offsets[i], " for an old fetcher: ", done.error().describe());
+        pd.error_code = code(kafka_error::kafka_storage_error);
+        return;
+    }
+    pd.records = protocol::records::from_memory(out);
+}
+
 void fetch_finish(std::shared_ptr<fetch_state> st, std::vector<fetch_part_result>& results) {
     st->finished = true;
     bool zero_copy = st->ctx->srv.config().bool_value("sluice.fetch.zero.copy");
@@ -248,7 +299,9 @@ void fetch_finish(std::shared_ptr<fetch_state> st, std::vector<fetch_part_result
         if (!first_data && static_cast<int64_t>(r.bytes) > budget) continue;
         first_data = false;
         budget -= static_cast<int64_t>(r.bytes);
-        if (zero_copy) {
+        if (st->ctx->version() <= 3) {
+            down_convert(*st, i, r, copies.emplace_back(), pd);
+        } else if (zero_copy) {
             pd.records = protocol::records::from_files(std::move(r.regions));
         } else if (!copy_regions(r.regions, copies.emplace_back())) {
             pd.error_code = code(kafka_error::kafka_storage_error);
@@ -274,6 +327,7 @@ void fetch_finish(std::shared_ptr<fetch_state> st, std::vector<fetch_part_result
             if (pd.error_code != 0) m.partition_error(core, 1, pd.error_code);
         }
     }
+    st->ctx->home.fetch_sessions().finish(st->session, st->resp);
     st->ctx->respond(st->resp);
 }
 
@@ -313,17 +367,17 @@ void handle_fetch(context_ptr ctx, protocol::any_request& any) {
     auto& req = st->req;
     server& srv = ctx->srv;
     auto snap = srv.metadata().snapshot();
-    st->resp.session_id = 0;  // Sluice answers every fetch in full (no incremental sessions)
-    if (ctx->version() >= 7 && req.session_id != 0) {
-        st->resp.error_code = code(kafka_error::fetch_session_id_not_found);
-        ctx->respond(st->resp);
-        return;
+    if (ctx->version() >= 7) {
+        // An incremental fetch (KIP-227) stands for every partition of its session.
+        st->session = ctx->home.fetch_sessions().resolve(req, ctx->version() >= 13,
+                                                         std::chrono::steady_clock::now());
+        if (st->session.error != kafka_error::none) {
+            st->resp.error_code = code(st->session.error);
+            ctx->respond(st->resp);
+            return;
+        }
     }
-    if (ctx->version() >= 7 && req.session_id == 0 && req.session_epoch > 0) {
-        st->resp.error_code = code(kafka_error::invalid_fetch_session_epoch);
-        ctx->respond(st->resp);
-        return;
-    }
+    st->resp.session_id = st->session.session_id;
     // A follower's fetch (replica_id >= 0) is cluster traffic: CLUSTER_ACTION; a consumer's
     // needs READ on each topic.
     bool from_replica = ctx->version() <= 14 && req.replica_id >= 0;
@@ -419,13 +473,19 @@ void handle_list_offsets(context_ptr ctx, protocol::any_request& any) {
         [tps, stamps, committed](shard& s, size_t i, std::function<void(offset_lookup_result)> reply) {
             reply(s.list_offset(tps[i], stamps[i], committed));
         },
-        [ctx, resp, where](std::vector<offset_lookup_result> results) {
+        [ctx, req, resp, where](std::vector<offset_lookup_result> results) {
             for (size_t i = 0; i < results.size(); ++i) {
                 auto& pr = resp->topics[where[i].topic].partitions[where[i].partition];
                 pr.error_code = code(results[i].error);
                 pr.offset = results[i].offset;
                 pr.timestamp = results[i].timestamp;
                 pr.leader_epoch = results[i].leader_epoch;
+                // v0 answers with a list of offsets; the one found is all Sluice returns (the
+                // segment base offsets Kafka 0.9 added after it are of no use to clients).
+                const auto& lp = req->topics[where[i].topic].partitions[where[i].partition];
+                if (ctx->version() == 0 && pr.offset >= 0 && lp.max_num_offsets > 0) {
+                    pr.old_style_offsets.push_back(pr.offset);
+                }
             }
             ctx->respond(*resp);
         });

@@ -21,9 +21,9 @@ namespace sec = sluice::security;
 namespace {
 
 const handler_entry table[] = {
-    {0, 3, 9, handle_produce},
-    {1, 4, 13, handle_fetch},
-    {2, 1, 7, handle_list_offsets},
+    {0, 0, 9, handle_produce},
+    {1, 0, 13, handle_fetch},
+    {2, 0, 7, handle_list_offsets},
     {3, 0, 12, handle_metadata},
     {8, 0, 8, handle_offset_commit},
     {9, 0, 8, handle_offset_fetch},
@@ -139,11 +139,6 @@ std::vector<protocol::api_versions_response::api_version> advertised_apis() {
         v.api_key = e.api_key;
         v.min_version = std::max(e.min_version, info->min_version);
         v.max_version = std::min(e.max_version, info->max_version);
-        // librdkafka (2.0.2 in Debian among others) compresses a batch with gzip, snappy or lz4
-        // only when the broker advertises Produce v0: it checks the range [0, 0], not "at
-        // least". So Sluice advertises v0, as Kafka 4.0 does (KAFKA-18659). Clients pick the
-        // highest common version; a v0-v2 request that does arrive is still refused.
-        if (e.api_key == protocol::produce_request::api_key) v.min_version = 0;
         if (v.min_version <= v.max_version) out.push_back(v);
     }
     return out;
@@ -239,7 +234,8 @@ void handle_metadata(context_ptr ctx, protocol::any_request& any) {
         auto may_describe = [&](const std::string& name) {
             return allowed(*ctx, sec::acl_operation::describe, sec::resource_type::topic, name);
         };
-        if (!req.topics) {
+        // v0 has no null: an empty list there asks for every topic.
+        if (!req.topics || (ctx->version() == 0 && req.topics->empty())) {
             for (const auto& [name, t] : *snap) {
                 if (may_describe(name)) describe(t);
             }

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "base/log.h"
+#include "broker/fetch_session.h"
 #include "broker/handlers.h"
 #include "broker/producer_snapshot.h"
 #include "broker/server.h"
@@ -30,6 +31,15 @@ shard::~shard() {
     if (_retention_timer != 0) _reactor.cancel_timer(_retention_timer);
     if (_snapshot_timer != 0) _reactor.cancel_timer(_snapshot_timer);
     if (_isr_timer != 0) _reactor.cancel_timer(_isr_timer);
+}
+
+fetch_session_cache& shard::fetch_sessions() {
+    if (!_fetch_sessions) {
+        // Kafka's slot count is for the whole broker; each core gets its share.
+        auto slots = static_cast<size_t>(_srv.config().int_value("max.incremental.fetch.session.cache.slots"));
+        _fetch_sessions = std::make_unique<fetch_session_cache>((slots + _srv.cores() - 1) / _srv.cores());
+    }
+    return *_fetch_sessions;
 }
 
 partition* shard::find(const model::tp& tp) {

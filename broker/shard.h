@@ -162,6 +162,8 @@ struct offset_lookup_result {
     int32_t leader_epoch = 0;
 };
 
+class fetch_session_cache;
+
 class shard {
 public:
     shard(server& srv, unsigned id, runtime::reactor& r);
@@ -170,6 +172,8 @@ public:
     unsigned id() const { return _id; }
     runtime::reactor& reactor() { return _reactor; }
     server& srv() { return _srv; }
+    // The incremental fetch sessions of the connections on this core (KIP-227).
+    fetch_session_cache& fetch_sessions();
 
     partition* find(const model::tp& tp);
     // Opens (creating or recovering) a partition this core owns.
@@ -295,6 +299,7 @@ private:
     int64_t _last_hw_checkpoint_ms = 0;
     uint64_t _next_ack_id = 1;
     bool _closing = false;
+    std::unique_ptr<fetch_session_cache> _fetch_sessions;
 };
 
 }  // namespace sluice::broker

@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$here/build-fuzz}
 seconds=${FUZZ_SECONDS:-30}
 keep=${FUZZ_KEEP_CORPUS:-0}
-targets=(request_decode_fuzz record_batch_fuzz sasl_fuzz config_fuzz)
+targets=(request_decode_fuzz record_batch_fuzz legacy_message_fuzz sasl_fuzz config_fuzz)
 
 if ! command -v clang++ >/dev/null; then
     echo "ci/fuzz.sh: clang++ is missing (ci/install-deps.sh installs clang)" >&2

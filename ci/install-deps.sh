@@ -34,8 +34,9 @@ if [[ "${SLUICE_CLIENT_DEPS:-1}" == 1 ]]; then
   # clang with its runtime for the libFuzzer targets (tests/fuzz, ci/fuzz.sh); a real Prometheus
   # server that tests/e2e/test_metrics.py starts on loopback (the packaged service is not used).
   packages+=(clang libclang-rt-14-dev prometheus)
+  # python3-xxhash: kafka-python needs it to write lz4 in the magic 0 (Kafka 0.9) framing.
   packages+=(kcat librdkafka-dev python3-kafka python3-confluent-kafka
-             python3-snappy python3-lz4 python3-zstandard
+             python3-snappy python3-lz4 python3-zstandard python3-xxhash
              golang-go golang-github-shopify-sarama-dev)
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
