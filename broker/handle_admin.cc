@@ -14,6 +14,7 @@
 #include "broker/cluster.h"
 #include "broker/handlers.h"
 #include "broker/kafka_error.h"
+#include "broker/log_dirs.h"
 #include "broker/security.h"
 #include "security/store.h"
 #include "broker/server.h"
@@ -946,7 +947,9 @@ void handle_describe_log_dirs(context_ptr ctx, protocol::any_request& any) {
                     auto space = std::filesystem::space(dir, ec);
                     r.total_bytes = ec ? -1 : static_cast<int64_t>(space.capacity);
                     r.usable_bytes = ec ? -1 : static_cast<int64_t>(space.available);
-                    if (ec) r.error_code = code(kafka_error::kafka_storage_error);
+                    if (ec || ctx->srv.log_dirs().offline_reason(dir)) {
+                        r.error_code = code(kafka_error::kafka_storage_error);
+                    }
                     std::map<std::string, std::vector<const log_dir_entry*>> by_topic;
                     for (const auto& e : *collected) {
                         if (std::filesystem::path(e.dir) == std::filesystem::path(dir)) {

@@ -25,6 +25,7 @@ kafka_error to_kafka_error(const error& e) {
             case engine::errc::io_error:
             case engine::errc::corrupt:
             case engine::errc::partition_failed: return kafka_error::kafka_storage_error;
+            case engine::errc::no_space: return kafka_error::kafka_storage_error;
             case engine::errc::invalid_argument: return kafka_error::invalid_request;
         }
     }

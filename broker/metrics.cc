@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "broker/allocator.h"
 #include "broker/cluster.h"
+#include "broker/log_dirs.h"
 #include "broker/config.h"
 #include "broker/handlers.h"
 #include "broker/server.h"
@@ -64,6 +65,7 @@ struct partition_view {
     int64_t log_end = 0;
     int64_t high_watermark = 0;
     uint64_t appends = 0, writes = 0, fsyncs = 0, bytes_written = 0, fsync_ns = 0;
+    uint64_t no_space_refusals = 0;
 };
 
 struct core_view {
@@ -119,6 +121,7 @@ gathered gather(server& srv) {
                 v.fsyncs = ls.fsyncs;
                 v.bytes_written = ls.bytes_written;
                 v.fsync_ns = ls.fsync_ns;
+                v.no_space_refusals = ls.no_space_refusals;
                 mine.push_back(std::move(v));
             });
             auto commits = committed_offsets(s);
@@ -285,6 +288,7 @@ std::string metrics::render(server& srv) {
         all.fsyncs += p.fsyncs;
         all.bytes_written += p.bytes_written;
         all.fsync_ns += p.fsync_ns;
+        all.no_space_refusals += p.no_space_refusals;
     }
     out << "# HELP sluice_log_size_bytes Bytes in a topic's segments on this broker.\n# TYPE sluice_log_size_bytes gauge\n";
     for (const auto& [t, v] : by_topic) out << "sluice_log_size_bytes{topic=\"" << label(t) << "\"} " << v.size_bytes << "\n";
@@ -315,6 +319,9 @@ std::string metrics::render(server& srv) {
         << "# HELP sluice_log_fsync_seconds fdatasync latency of segment files (submission to completion).\n"
         << "# TYPE sluice_log_fsync_seconds summary\nsluice_log_fsync_seconds_sum "
         << static_cast<double>(all.fsync_ns) / 1e9 << "\nsluice_log_fsync_seconds_count " << all.fsyncs << "\n"
+        << "# HELP sluice_log_no_space_refusals_total Appends refused because their log dir was full.\n"
+        << "# TYPE sluice_log_no_space_refusals_total counter\nsluice_log_no_space_refusals_total "
+        << all.no_space_refusals << "\n"
         << "# HELP sluice_partitions Partition replicas on this broker.\n# TYPE sluice_partitions gauge\n"
         << "sluice_partitions " << parts.size() << "\n"
         << "# HELP sluice_metrics_cores_unanswered Cores that did not answer this scrape in time.\n"
@@ -372,6 +379,12 @@ std::string metrics::render(server& srv) {
                 << "# TYPE sluice_allocator_" << name << "_bytes gauge\nsluice_allocator_" << name << "_bytes " << v
                 << "\n";
         }
+    }
+    out << "# HELP sluice_log_dir_offline 1 when a log dir is offline (its partitions answer KAFKA_STORAGE_ERROR).\n"
+        << "# TYPE sluice_log_dir_offline gauge\n";
+    for (const auto& d : srv.log_dirs().all()) {
+        out << "sluice_log_dir_offline{dir=\"" << label(d) << "\"} " << (srv.log_dirs().offline_reason(d) ? 1 : 0)
+            << "\n";
     }
     cluster_gauges(srv, out);
     return out.str();

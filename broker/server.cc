@@ -15,6 +15,7 @@
 #include "broker/replica_fetcher.h"
 #include "broker/security.h"
 #include "broker/session.h"
+#include "broker/log_dirs.h"
 #include "broker/shard.h"
 #include "net/network_stack.h"
 #include "net/socket_address.h"
@@ -31,19 +32,18 @@ struct server::core_state {
     std::vector<std::unique_ptr<net::listener>> listeners;
 };
 
+void server::log_dir_failed(const std::string& dir, const std::string& reason) {
+    if (!_log_dirs->take_offline(dir, reason)) return;
+    run_on_all([dir](shard& s) { s.take_dir_offline(dir); }, [] {});
+}
+
 result<std::unique_ptr<server>> server::create(broker_config cfg) {
     std::unique_ptr<server> s(new server(std::move(cfg)));
     s->_topic_defaults.store(std::make_shared<const config_map>(s->_cfg.topic_defaults()));
     auto dirs = s->_cfg.log_dirs();
-    if (dirs.empty()) return error(errc::invalid_config, "log.dirs: no directory given");
-    for (const auto& d : dirs) {
-        std::error_code ec;
-        std::filesystem::create_directories(d, ec);
-        if (ec) return error(errc::invalid_config, "log.dirs: cannot create " + d + ": " + ec.message());
-        if (::access(d.c_str(), W_OK) != 0) {
-            return error(errc::invalid_config, "log.dirs: " + d + " is not writable");
-        }
-    }
+    auto checked = log_dir_set::open(dirs);
+    if (!checked) return checked.error();
+    s->_log_dirs = std::make_unique<log_dir_set>(std::move(*checked));
     if (auto zk = s->_cfg.get("zookeeper.connect"); zk && !zk->empty()) {
         cluster_options o;
         o.connect = *zk;
@@ -246,7 +246,7 @@ void server::open_partitions(const std::string& topic, int32_t from, int32_t to,
             for (int32_t i = from; i < to; ++i) {
                 model::tp tp{topic, model::partition_id(i)};
                 if (owner_of(tp) != s.id()) continue;
-                if (auto r = s.open_partition(tp, eff); !r) {
+                if (auto r = s.open_partition(tp, eff, true); !r) {
                     log::error("broker", "cannot open ", tp.dir_name(), ": ", r.error().describe());
                 }
             }

@@ -47,6 +47,7 @@ class cluster;
 class replica_fetchers;
 class marker_sender;
 class quota_tracker;
+class log_dir_set;
 class metrics;
 struct listener_security;
 struct inter_broker_auth;
@@ -120,6 +121,11 @@ public:
     security::security_store& security() { return *_security; }
     const security::authorizer_config& authorizer() const { return _authorizer; }
     quota_tracker& quotas() { return *_quotas; }
+    // log.dirs and which of them are offline (broker/log_dirs.h).
+    log_dir_set& log_dirs() { return *_log_dirs; }
+    // A partition in `dir` hit an I/O error: the whole dir goes offline and every core
+    // fail-stops its partitions there.
+    void log_dir_failed(const std::string& dir, const std::string& reason);
     // Cluster mode: how this broker authenticates to the others (broker/security.h).
     const inter_broker_auth& inter_broker() const { return *_inter_broker; }
     const std::vector<listener_security>& listener_securities() const { return *_listener_security; }
@@ -161,6 +167,7 @@ private:
     std::unique_ptr<security::security_store> _security;
     security::authorizer_config _authorizer;
     std::unique_ptr<quota_tracker> _quotas;
+    std::unique_ptr<log_dir_set> _log_dirs;
     std::unique_ptr<inter_broker_auth> _inter_broker;
     std::unique_ptr<metrics> _metrics;
     std::atomic<bool> _ready{false};

@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "broker/fetch_session.h"
 #include "broker/handlers.h"
+#include "broker/log_dirs.h"
 #include "broker/producer_snapshot.h"
 #include "broker/server.h"
 #include "engine/errc.h"
@@ -47,24 +48,51 @@ partition* shard::find(const model::tp& tp) {
     return it == _partitions.end() ? nullptr : it->second.get();
 }
 
-std::string shard::partition_dir_for(const model::tp& tp) const {
-    // Keep a partition in the log dir that already holds it; place new ones by hash.
-    auto dirs = _srv.config().log_dirs();
-    for (const auto& d : dirs) {
-        if (std::filesystem::exists(std::filesystem::path(d) / tp.dir_name())) return d;
-    }
-    return dirs[std::hash<model::tp>()(tp) % dirs.size()];
+kafka_error shard::missing(const model::tp& tp) const {
+    return offline(tp) ? kafka_error::kafka_storage_error : kafka_error::unknown_topic_or_partition;
 }
 
-result<partition*> shard::open_partition(const model::tp& tp, const config_map& effective) {
+void shard::take_dir_offline(const std::string& dir) {
+    error why(engine::errc::io_error, "log dir " + dir + " is offline");
+    for (auto& [tp, p] : _partitions) {
+        if (std::filesystem::path(p->log->dir()).parent_path() == std::filesystem::path(dir)) {
+            p->log->take_offline(why);
+        }
+    }
+}
+
+// An I/O error that stops a partition takes its whole log dir offline (Kafka's JBOD rule: a
+// failing disk is not trusted for any partition); corrupt data stops that partition alone.
+void shard::watch_failures(partition& p) {
+    std::string dir = std::filesystem::path(p.log->dir()).parent_path().string();
+    p.log->on_failure([this, dir](const error& e) {
+        if (e.is(engine::errc::io_error)) _srv.log_dir_failed(dir, e.describe());
+    });
+}
+
+result<partition*> shard::open_partition(const model::tp& tp, const config_map& effective,
+                                         bool created) {
     if (auto* p = find(tp)) return p;
+    auto home = _srv.log_dirs().place(tp, created);
+    if (!home) {
+        _offline.insert(tp);
+        return error(engine::errc::partition_failed,
+                     tp.dir_name() + " is in no online log dir (one is offline)");
+    }
+    _offline.erase(tp);
     engine::log_config cfg = make_log_config(effective);
     cfg.append_buffer_max_bytes =
         static_cast<uint64_t>(_srv.config().int_value("sluice.append.buffer.bytes"));
     auto log = engine::partition_log::open(_reactor, engine::posix_file_system::instance(),
-                                           partition_dir_for(tp), tp, cfg,
+                                           *home, tp, cfg,
                                            runtime::system_clock::instance());
-    if (!log) return log.error();
+    if (!log) {
+        if (log.error().is(engine::errc::io_error)) {
+            _offline.insert(tp);
+            _srv.log_dir_failed(*home, log.error().describe());
+        }
+        return log.error();
+    }
     auto p = std::make_unique<partition>();
     p->tp = tp;
     p->log = std::move(*log);
@@ -84,6 +112,7 @@ result<partition*> shard::open_partition(const model::tp& tp, const config_map& 
     rebuild_producer_state(*p);
     auto* raw = p.get();
     _partitions[tp] = std::move(p);
+    watch_failures(*raw);
     return raw;
 }
 
@@ -258,7 +287,7 @@ void shard::produce(const model::tp& tp, std::span<std::byte> batches,
                     produce_opts opts) {
     partition* p = find(tp);
     if (p == nullptr) {
-        done({kafka_error::unknown_topic_or_partition, "unknown partition " + tp.dir_name()});
+        done({missing(tp), (offline(tp) ? "offline partition " : "unknown partition ") + tp.dir_name()});
         return;
     }
     if (!p->held.empty() || !p->log->has_room(batches.size())) {
@@ -421,7 +450,7 @@ fetch_part_result shard::fetch(const model::tp& tp, int64_t offset, int32_t max_
     fetch_part_result out;
     partition* p = find(tp);
     if (p == nullptr) {
-        out.error = kafka_error::unknown_topic_or_partition;
+        out.error = missing(tp);
         return out;
     }
     if (current_leader_epoch >= 0 && current_leader_epoch != p->leader_epoch) {
@@ -486,7 +515,7 @@ offset_lookup_result shard::list_offset(const model::tp& tp, int64_t timestamp,
     offset_lookup_result out;
     partition* p = find(tp);
     if (p == nullptr) {
-        out.error = kafka_error::unknown_topic_or_partition;
+        out.error = missing(tp);
         return out;
     }
     if (p->role != replica_role::single && !p->leader) {

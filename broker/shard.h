@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -177,7 +178,17 @@ public:
 
     partition* find(const model::tp& tp);
     // Opens (creating or recovering) a partition this core owns.
-    result<partition*> open_partition(const model::tp& tp, const config_map& effective);
+    // `created`: the partition is being created now (CreateTopics / CreatePartitions), so it
+    // may go to any online log dir even while one is offline.
+    result<partition*> open_partition(const model::tp& tp, const config_map& effective,
+                                      bool created = false);
+    // Partitions known here that could not be opened because their log dir is offline.
+    bool offline(const model::tp& tp) const { return _offline.contains(tp); }
+    // The error for a partition this core does not hold: KAFKA_STORAGE_ERROR when it is
+    // offline, UNKNOWN_TOPIC_OR_PARTITION otherwise.
+    kafka_error missing(const model::tp& tp) const;
+    // Fail-stops every partition in `dir` (server::log_dir_failed).
+    void take_dir_offline(const std::string& dir);
     // Opens every partition of every known topic that this core owns.
     void open_owned_partitions();
     // Closes the partition's log; when `remove_files`, deletes its directory afterwards.
@@ -254,7 +265,7 @@ public:
     std::shared_ptr<txn_services> transactions;
 
 private:
-    std::string partition_dir_for(const model::tp& tp) const;
+    void watch_failures(partition& p);
     void rebuild_producer_state(partition& p);
     // Brings producer and transaction state up to date with one batch the log accepted (its
     // offsets assigned): sequences, open transactions, markers.
@@ -300,6 +311,7 @@ private:
     uint64_t _next_ack_id = 1;
     bool _closing = false;
     std::unique_ptr<fetch_session_cache> _fetch_sessions;
+    std::set<model::tp> _offline;
 };
 
 }  // namespace sluice::broker

@@ -13,6 +13,7 @@ const char* describe(errc e) {
         case errc::closed: return "partition log closed";
         case errc::busy: return "operation already in progress";
         case errc::invalid_argument: return "invalid argument";
+        case errc::no_space: return "no space left in the log dir";
     }
     return "unknown engine error";
 }

@@ -17,6 +17,7 @@ enum class errc {
     closed,               // the partition log is closed or closing
     busy,                 // another run of the same operation is in progress (compaction)
     invalid_argument,     // a caller passed an argument outside the documented range
+    no_space,             // the log dir's filesystem is full (ENOSPC/EDQUOT); nothing was appended
 };
 const char* describe(errc e);
 }  // namespace sluice::engine

@@ -17,7 +17,10 @@ namespace sluice::engine {
 namespace {
 
 error io_err(int err, const std::string& what, const std::string& path) {
-    return error(errc::io_error, what + " " + path + ": " + std::strerror(err));
+    // A full filesystem is its own kind of failure: the partition refuses appends until space
+    // returns instead of stopping.
+    errc kind = err == ENOSPC || err == EDQUOT ? errc::no_space : errc::io_error;
+    return error(kind, what + " " + path + ": " + std::strerror(err));
 }
 
 class posix_file final : public file {
@@ -219,8 +222,14 @@ result<void> replace_file_atomically(file_system& fs, const std::string& dir,
     {
         auto f = fs.open(tmp_path, open_mode::truncate);
         if (!f) return f.error();
-        if (auto r = (*f)->write_sync(0, data); !r) return r;
-        if (auto r = (*f)->sync(); !r) return r;
+        auto written = (*f)->write_sync(0, data);
+        if (written) written = (*f)->sync();
+        if (!written) {
+            // A half-written temporary file (a full disk, most often) must not hold the space.
+            f->reset();
+            (void)fs.remove(tmp_path);
+            return written;
+        }
     }
     if (auto r = fs.rename(tmp_path, final_path); !r) return r;
     return fs.fsync_dir(dir);

@@ -64,6 +64,10 @@ void partition_log::flush(io_callback cb) { _impl->flush(std::move(cb)); }
 void partition_log::close(io_callback cb) { _impl->close(std::move(cb)); }
 result<void> partition_log::status() const { return _impl->status(); }
 bool partition_log::failed() const { return _impl->_failure.has_value(); }
+void partition_log::on_failure(std::function<void(const error&)> fn) {
+    _impl->_failure_handler = std::move(fn);
+}
+void partition_log::take_offline(const error& why) { _impl->fail(why); }
 std::vector<segment_info> partition_log::closed_segments() const { return _impl->closed_segments(); }
 segment_info partition_log::active_segment() const { return _impl->active_segment(); }
 result<void> partition_log::delete_oldest_segments(size_t n) { return _impl->delete_oldest_segments(n); }
@@ -98,6 +102,11 @@ void partition_log::impl::fail(const error& e) {
     if (_failure) return;
     log::error("engine", _tp.dir_name(), ": partition failed (fail-stop): ", e.describe());
     _failure = error(errc::partition_failed, e.describe());
+    if (_failure_handler) {
+        _r.defer([w = std::weak_ptr<int>(_alive), this, cause = e] {
+            if (!w.expired() && _failure_handler) _failure_handler(cause);
+        });
+    }
     auto waiters = std::move(_waiters);
     _waiters.clear();
     for (auto& w : waiters) w.cb(*_failure);
@@ -257,12 +266,15 @@ void partition_log::impl::admit(std::span<std::byte> data, const append_options&
         }
         offsets = last + 1 - _next_offset;
     }
+    // Space first: on a full disk the append is refused before any offset is assigned, and
+    // the partition stays as it was (reads go on; a later append retries).
     if (needs_roll(data.size(), offsets)) {
-        if (auto r = roll_active(); !r) {
-            fail(r.error());
-            return defer_error(std::move(cb), *_failure);
-        }
+        if (auto r = roll_active(); !r) return refuse(std::move(cb), r.error());
     }
+    if (auto r = ensure_allocated(*_active, _active->assigned_size + data.size()); !r) {
+        return refuse(std::move(cb), r.error());
+    }
+    space_ok();
     // A follower keeps the timestamps its leader wrote.
     const bool append_time = !opts.keep_offsets &&
                              _cfg.message_timestamp_type == timestamp_type::log_append_time;
@@ -292,10 +304,6 @@ void partition_log::impl::admit(std::span<std::byte> data, const append_options&
         pos += h.size_bytes();
     }
     seg.assigned_next = _next_offset;
-    if (auto r = ensure_allocated(seg, seg.assigned_size); !r) {
-        fail(r.error());
-        return defer_error(std::move(cb), *_failure);
-    }
     res.last_offset = model::offset(_next_offset - 1);
     c.bytes.insert(c.bytes.end(), data.begin(), data.end());
     c.end_offset = _next_offset;
@@ -305,6 +313,29 @@ void partition_log::impl::admit(std::span<std::byte> data, const append_options&
     _stats.batches += batches;
     _waiters.push_back({_next_offset, res, std::move(cb)});
     schedule_writes();
+}
+
+// An append that could not get disk space: refused with no_space while the partition keeps
+// serving; any other failure stops the partition.
+void partition_log::impl::refuse(append_callback cb, const error& e) {
+    if (!e.is(errc::no_space)) {
+        fail(e);
+        return defer_error(std::move(cb), *_failure);
+    }
+    ++_stats.no_space_refusals;
+    if (!_out_of_space) {
+        _out_of_space = true;
+        log::error("engine", _tp.dir_name(), ": log dir ", _dir,
+                   " is full; appends are refused (KAFKA_STORAGE_ERROR) until space returns: ",
+                   e.describe());
+    }
+    defer_error(std::move(cb), e);
+}
+
+void partition_log::impl::space_ok() {
+    if (!_out_of_space) return;
+    _out_of_space = false;
+    log::info("engine", _tp.dir_name(), ": space in ", _dir, " again; appends resume");
 }
 
 result<void> partition_log::impl::ensure_allocated(segment& s, uint64_t end) {
@@ -419,7 +450,11 @@ result<std::unique_ptr<segment>> partition_log::impl::create_segment(int64_t bas
     auto f = _fs.open(s->path(lf::log_suffix), open_mode::truncate);
     if (!f) return f.error();
     s->log = std::move(*f);
-    if (auto r = ensure_allocated(*s, 0); !r) return r.error();
+    if (auto r = ensure_allocated(*s, 0); !r) {
+        s->log.reset();
+        (void)_fs.remove(s->path(lf::log_suffix));  // an empty file; recovery would drop it too
+        return r.error();
+    }
     // Stale index files of an earlier incarnation would describe other bytes.
     if (auto r = _fs.remove(s->path(lf::index_suffix)); !r) return r.error();
     if (auto r = _fs.remove(s->path(lf::time_index_suffix)); !r) return r.error();
@@ -463,7 +498,14 @@ void partition_log::impl::maybe_finalize_sealing() {
     _finalizing = true;
     s->seal_time_index();
     if (auto r = s->log->truncate(s->size); !r) return fail(r.error());
-    if (auto r = s->write_index_files(_fs, true); !r) return fail(r.error());
+    if (auto r = s->write_index_files(_fs, true); !r) {
+        if (!r.error().is(errc::no_space)) return fail(r.error());
+        // The indexes stay in memory for reads; without their files recovery rebuilds them.
+        log::warn("engine", _tp.dir_name(), ": no space for the index files of segment ", s->base,
+                  "; they will be rebuilt at the next start");
+        (void)_fs.remove(s->path(lf::index_suffix));
+        (void)_fs.remove(s->path(lf::time_index_suffix));
+    }
     s->indexes_dirty = false;
     ++_stats.fsyncs;
     s->log->fdatasync(_r, [w = std::weak_ptr<int>(_alive), this, s](result<void> r) {
@@ -473,7 +515,7 @@ void partition_log::impl::maybe_finalize_sealing() {
         _sealing.pop_front();
         _dirty.erase(s);
         _durable_end = std::max(_durable_end, s->next_offset);
-        if (auto c = checkpoint(); !c) return fail(c.error());
+        if (auto c = checkpoint_progress(); !c) return fail(c.error());
         lru_insert(*s);
         after_progress();
         schedule_writes();
@@ -557,7 +599,7 @@ void partition_log::impl::arm_checkpoint_timer() {
         if (w.expired()) return;
         _checkpoint_timer = 0;
         if (_failure || _closed) return;
-        if (auto r = checkpoint(); !r) fail(r.error());
+        if (auto r = checkpoint_progress(); !r) fail(r.error());
     });
 }
 
@@ -565,6 +607,16 @@ result<void> partition_log::impl::checkpoint() {
     partition_checkpoint cp{_durable_end, _log_start};
     if (auto r = write_checkpoint(_fs, _dir, cp); !r) return r;
     _checkpointed_rp = _durable_end;
+    return ok();
+}
+
+// A checkpoint that only records progress recovery can find by itself (the recovery point
+// shortens the start-up scan; a log start at a segment boundary is the first segment's base):
+// on a full disk the old checkpoint stays and the next progress retries.
+result<void> partition_log::impl::checkpoint_progress() {
+    auto r = checkpoint();
+    if (r || !r.error().is(errc::no_space)) return r;
+    log::debug("engine", _tp.dir_name(), ": no space for the checkpoint: ", r.error().describe());
     return ok();
 }
 
@@ -857,8 +909,13 @@ result<void> partition_log::impl::delete_records_before(int64_t offset) {
                                                     ", log end " + std::to_string(_written_end));
     }
     if (offset <= _log_start) return ok();
+    int64_t before = _log_start;
     _log_start = offset;
     if (auto r = checkpoint(); !r) {
+        if (r.error().is(errc::no_space)) {
+            _log_start = before;  // nothing changed; the client may retry
+            return r;
+        }
         fail(r.error());
         return *_failure;
     }
@@ -880,19 +937,21 @@ result<void> partition_log::impl::delete_oldest_segments(size_t count) {
         segment* s = it->second.get();
         if (s == _active || std::find(_sealing.begin(), _sealing.end(), s) != _sealing.end()) break;
         int64_t next_base = std::next(it)->first;
-        if (next_base > _log_start) {
-            _log_start = next_base;
-            if (auto r = checkpoint(); !r) {
-                fail(r.error());
-                return *_failure;
-            }
-        }
+        // Files first: recovery takes the first remaining segment's base as the log start
+        // anyway, and on a full disk removing them is what makes room for the checkpoint.
         if (auto r = remove_segment_files(*s); !r) {
             fail(r.error());
             return *_failure;
         }
         _segments.erase(it);
         ++deleted;
+        if (next_base > _log_start) {
+            _log_start = next_base;
+            if (auto r = checkpoint_progress(); !r) {
+                fail(r.error());
+                return *_failure;
+            }
+        }
     }
     if (deleted > 0) {
         if (auto r = _fs.fsync_dir(_dir); !r) {

@@ -99,6 +99,7 @@ struct log_stats {
     uint64_t fsyncs = 0;             // fdatasync calls on segment files
     uint64_t fsync_ns = 0;           // their time from submission to completion, summed
     uint64_t held_appends = 0;       // appends that waited for buffer space (or a truncation)
+    uint64_t no_space_refusals = 0;  // appends refused because the log dir was full
     uint64_t segments_rolled = 0;
     uint64_t segments_deleted = 0;
     uint64_t recovered_bytes = 0;    // bytes validated by the start-up recovery scan
@@ -176,6 +177,13 @@ public:
     // ok, or the error that fail-stopped the partition.
     result<void> status() const;
     bool failed() const;
+    // Called once, on the log's core, when the partition fail-stops, with the error that caused
+    // it (an I/O error on its log dir, corrupt data, ...). The owner takes the whole log dir
+    // offline on an I/O error, as Kafka does.
+    void on_failure(std::function<void(const error&)> fn);
+    // Fail-stops the partition from outside: its log dir was taken offline. Pending appends
+    // and flushes fail; nothing is written afterwards.
+    void take_offline(const error& why);
 
     // Retention / compaction surface.
     // Closed segments (all but the active one), oldest first.

@@ -95,6 +95,8 @@ public:
     chunk& open_chunk();
     // Extends the segment's preallocation (in preallocate_step_bytes steps) to cover `end`.
     result<void> ensure_allocated(segment& s, uint64_t end);
+    void refuse(append_callback cb, const error& e);
+    void space_ok();
     void schedule_writes();
     void issue_writes();
     void on_write_done(const std::shared_ptr<chunk>& c, result<void> r);
@@ -120,6 +122,7 @@ public:
     result<void> remove_segment_files(segment& s);
     result<std::unique_ptr<segment>> create_segment(int64_t base);
     result<void> checkpoint();
+    result<void> checkpoint_progress();
     result<void> do_truncate(int64_t offset);
     segment* writable_segment() const { return _sealing.empty() ? _active : _sealing.front(); }
     segment_info info_of(const segment& s) const;
@@ -165,7 +168,9 @@ public:
     bool _truncating = false;
     bool _closing = false;
     bool _closed = false;
+    bool _out_of_space = false;  // the last append was refused for want of disk space
     std::optional<error> _failure;
+    std::function<void(const error&)> _failure_handler;
     log_stats _stats;
 };
 

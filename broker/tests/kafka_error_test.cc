@@ -17,6 +17,7 @@ TEST(kafka_error, engine_errors_map_to_kafka_codes) {
     EXPECT_EQ(to_kafka_error(error(engine::errc::batch_too_large)), kafka_error::message_too_large);
     EXPECT_EQ(to_kafka_error(error(engine::errc::invalid_batch)), kafka_error::corrupt_message);
     EXPECT_EQ(to_kafka_error(error(engine::errc::partition_failed)), kafka_error::kafka_storage_error);
+    EXPECT_EQ(to_kafka_error(error(engine::errc::no_space)), kafka_error::kafka_storage_error);
     EXPECT_EQ(to_kafka_error(error(engine::errc::io_error)), kafka_error::kafka_storage_error);
     EXPECT_EQ(code(kafka_error::offset_out_of_range), 1);
     EXPECT_EQ(code(kafka_error::kafka_storage_error), 56);

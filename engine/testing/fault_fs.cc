@@ -25,6 +25,7 @@ struct fault_fs::state {
     std::map<std::string, std::shared_ptr<file_state>> files;
     std::string fail_write, fail_fsync, tear_write;
     bool fail_write_armed = false, fail_fsync_armed = false, tear_armed = false;
+    bool full = false;
     size_t tear_prefix = 0;
     uint64_t fsyncs = 0, writes = 0, reads = 0;
 
@@ -44,6 +45,10 @@ namespace {
 
 error injected(const char* what, const std::string& path) {
     return error(errc::io_error, std::string(what) + " " + path + ": injected EIO");
+}
+
+error no_space(const char* what, const std::string& path) {
+    return error(errc::no_space, std::string(what) + " " + path + ": injected ENOSPC");
 }
 
 std::string dir_of(const std::string& path) {
@@ -98,6 +103,7 @@ public:
         if (fault_fs::state::take(_st->fail_write_armed, _st->fail_write, path())) {
             return injected("write", path());
         }
+        if (_st->full && !data.empty()) return no_space("write", path());
         auto r = _inner->write_sync(pos, data);
         if (r) _fs->unsynced.push_back({pos, {data.begin(), data.end()}});
         return r;
@@ -113,7 +119,10 @@ public:
     }
     result<uint64_t> size() override { return _inner->size(); }
     result<void> truncate(uint64_t size) override { return _inner->truncate(size); }
-    result<void> allocate(uint64_t pos, uint64_t len) override { return _inner->allocate(pos, len); }
+    result<void> allocate(uint64_t pos, uint64_t len) override {
+        if (_st->full) return no_space("fallocate", path());
+        return _inner->allocate(pos, len);
+    }
 
 private:
     std::unique_ptr<file> _inner;
@@ -145,8 +154,12 @@ uint64_t fault_fs::fsyncs() const { return _state->fsyncs; }
 uint64_t fault_fs::writes() const { return _state->writes; }
 uint64_t fault_fs::reads() const { return _state->reads; }
 
+void fault_fs::set_full(bool full) { _state->full = full; }
+
 result<std::unique_ptr<file>> fault_fs::open(const std::string& path, open_mode mode) {
     bool existed = _inner.exists(path);
+    bool creates = mode != open_mode::read_only && mode != open_mode::read_write;
+    if (_state->full && !existed && creates) return no_space("open", path);
     auto f = _inner.open(path, mode);
     if (!f) return f.error();
     auto& fs = _state->files[path];

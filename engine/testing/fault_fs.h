@@ -3,6 +3,9 @@
 // injects the failures a disk can produce (LevelDB's fault_injection_test is the model):
 //  - fail the next write or fsync of a chosen file (EIO);
 //  - tear the next write of a chosen file: only a prefix reaches the file, then EIO;
+//  - a full disk: while set, allocating space, creating a file and synchronous writes (index
+//    and checkpoint files) fail with ENOSPC; writes into already allocated segment space still
+//    succeed, as they do on a filesystem that honours fallocate;
 //  - lose power: every file touched through this file system goes back to the content it had
 //    at its last successful fdatasync (files created and never made durable disappear),
 //    optionally keeping a torn prefix of the first unsynced write of each file.
@@ -33,6 +36,7 @@ public:
     void fail_next_fsync(std::string path_part);
     void tear_next_write(std::string path_part, size_t prefix_bytes);
     void lose_power(size_t keep_torn_prefix_bytes = 0);
+    void set_full(bool full);
 
     uint64_t fsyncs() const;
     uint64_t writes() const;

@@ -1,6 +1,6 @@
 // Injected disk faults through testing::fault_fs: write and fsync errors fail-stop the
-// partition; power loss keeps every append acknowledged under fsync=always; torn writes recover
-// to the last valid batch.
+// partition; a full disk only refuses appends until space returns; power loss keeps every
+// append acknowledged under fsync=always; torn writes recover to the last valid batch.
 
 #include <gtest/gtest.h>
 
@@ -118,6 +118,100 @@ TEST_F(fault_test, failed_checkpoint_write_fail_stops) {
     auto r = log->delete_records_before(model::offset(1));
     ASSERT_FALSE(r.has_value());
     EXPECT_TRUE(log->failed());
+}
+
+TEST_F(fault_test, a_full_disk_refuses_appends_until_space_returns_and_loses_nothing) {
+    cfg.segment_bytes = 4096;  // preallocated in steps capped at the segment size
+    open();
+    ASSERT_TRUE(append(batch(5)).has_value());
+    fs.set_full(true);
+    // Appends fill the space already allocated, then the roll to a new segment needs more.
+    int64_t acked_end = 5;
+    std::optional<error> refused;
+    for (int i = 0; i < 200 && !refused; ++i) {
+        auto r = append(batch(5, 2000 + i));
+        if (r) {
+            EXPECT_EQ(r->base_offset(), acked_end);
+            acked_end = r->last_offset() + 1;
+        } else {
+            refused = r.error();
+        }
+    }
+    ASSERT_TRUE(refused.has_value());
+    EXPECT_TRUE(refused->is(errc::no_space)) << refused->describe();
+    EXPECT_FALSE(log->failed()) << "a full disk is not a failed partition";
+    EXPECT_EQ(log->stats().no_space_refusals, 1u);
+    // Refused again while full; nothing was assigned an offset meanwhile.
+    EXPECT_FALSE(append(batch(1)).has_value());
+    EXPECT_EQ(log->log_end_offset()(), acked_end);
+    // Reads go on.
+    EXPECT_EQ(read_all().size(), static_cast<size_t>(acked_end));
+    // Space returns: appends resume right after the last acknowledged offset.
+    fs.set_full(false);
+    auto again = append(batch(3));
+    ASSERT_TRUE(again.has_value()) << again.error().describe();
+    EXPECT_EQ(again->base_offset(), acked_end);
+    ASSERT_TRUE(flush().has_value());
+    crash();
+    open();
+    ASSERT_TRUE(log->status().has_value()) << log->status().error().describe();
+    auto recs = read_all();
+    ASSERT_EQ(recs.size(), static_cast<size_t>(acked_end + 3));
+    for (size_t i = 0; i < recs.size(); ++i) EXPECT_EQ(recs[i].offset, static_cast<int64_t>(i));
+}
+
+TEST_F(fault_test, a_full_disk_refuses_delete_records_without_moving_the_log_start) {
+    open();
+    ASSERT_TRUE(append(batch(4)).has_value());
+    fs.set_full(true);
+    auto r = log->delete_records_before(model::offset(2));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_TRUE(r.error().is(errc::no_space));
+    EXPECT_FALSE(log->failed());
+    EXPECT_EQ(log->log_start_offset()(), 0);
+    fs.set_full(false);
+    ASSERT_TRUE(log->delete_records_before(model::offset(2)).has_value());
+    EXPECT_EQ(log->log_start_offset()(), 2);
+}
+
+TEST_F(fault_test, retention_frees_space_on_a_full_disk) {
+    cfg.segment_bytes = 1024;
+    open();
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(append(batch(5, 1000 + i)).has_value());
+    ASSERT_TRUE(flush().has_value());
+    reactor->run_until([&] { return log->closed_segments().size() >= 2; });
+    fs.set_full(true);
+    // Deleting whole segments needs no new space, even though the checkpoint cannot be written.
+    ASSERT_TRUE(log->delete_oldest_segments(1).has_value());
+    EXPECT_FALSE(log->failed());
+    int64_t start = log->log_start_offset()();
+    EXPECT_GT(start, 0);
+    fs.set_full(false);
+    crash();
+    open();
+    EXPECT_EQ(log->log_start_offset()(), start);
+}
+
+TEST_F(fault_test, the_owner_hears_of_a_failure_with_its_cause_and_can_take_a_log_offline) {
+    open();
+    std::vector<error> heard;
+    log->on_failure([&](const error& e) { heard.push_back(e); });
+    ASSERT_TRUE(append(batch(1)).has_value());
+    fs.fail_next_write(".log");
+    EXPECT_FALSE(append(batch(1)).has_value());
+    reactor->run_until([&] { return !heard.empty(); });
+    ASSERT_EQ(heard.size(), 1u);
+    EXPECT_TRUE(heard[0].is(errc::io_error)) << heard[0].describe();
+
+    // A healthy partition whose dir went offline: fail-stopped from outside.
+    crash();
+    open();
+    ASSERT_TRUE(log->status().has_value());
+    log->take_offline(error(errc::io_error, "log dir offline"));
+    EXPECT_TRUE(log->failed());
+    auto r = append(batch(1));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().detail().find("log dir offline"), std::string::npos);
 }
 
 }  // namespace
