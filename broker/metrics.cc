@@ -244,13 +244,15 @@ std::string metrics::render(server& srv) {
                 << "\n";
         }
     }
-    uint64_t accepted = 0, closed = 0, auth = 0, throttled = 0;
+    uint64_t accepted = 0, closed = 0, auth = 0, throttled = 0, shrinks = 0, expands = 0;
     std::map<std::string, core_metrics::topic_bytes> topics;
     for (const auto& c : _cores) {
         accepted += get(c->connections_accepted);
         closed += get(c->connections_closed);
         auth += get(c->auth_failures);
         throttled += get(c->throttled_ms);
+        shrinks += get(c->isr_shrinks);
+        expands += get(c->isr_expands);
         std::lock_guard lock(c->topics_mu);
         for (const auto& [t, b] : c->topics) {
             topics[t].in += b.in;
@@ -266,7 +268,11 @@ std::string metrics::render(server& srv) {
         << auth << "\n"
         << "# HELP sluice_quota_throttle_milliseconds_total Time clients were told to wait for their quotas.\n"
         << "# TYPE sluice_quota_throttle_milliseconds_total counter\nsluice_quota_throttle_milliseconds_total "
-        << throttled << "\n";
+        << throttled << "\n"
+        << "# HELP sluice_isr_shrinks_total ISR changes of partitions led here that removed replicas.\n"
+        << "# TYPE sluice_isr_shrinks_total counter\nsluice_isr_shrinks_total " << shrinks << "\n"
+        << "# HELP sluice_isr_expands_total ISR changes of partitions led here that added replicas.\n"
+        << "# TYPE sluice_isr_expands_total counter\nsluice_isr_expands_total " << expands << "\n";
     out << "# HELP sluice_topic_bytes_in_total Record bytes produced to a topic (accepted).\n"
         << "# TYPE sluice_topic_bytes_in_total counter\n";
     for (const auto& [t, b] : topics) out << "sluice_topic_bytes_in_total{topic=\"" << label(t) << "\"} " << b.in << "\n";

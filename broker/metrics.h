@@ -49,6 +49,12 @@ struct alignas(64) core_metrics {
     std::atomic<uint64_t> connections_closed{0};
     std::atomic<uint64_t> auth_failures{0};
     std::atomic<uint64_t> throttled_ms{0};
+    // ISR changes of the partitions this broker leads, whether it wrote them (a lagging or
+    // caught-up follower) or the controller did (a dead or stopping broker): Kafka's
+    // IsrShrinksPerSec / IsrExpandsPerSec. A change that removes some replicas and adds others
+    // counts as both.
+    std::atomic<uint64_t> isr_shrinks{0};
+    std::atomic<uint64_t> isr_expands{0};
 
     struct topic_bytes {
         uint64_t in = 0;

@@ -13,6 +13,7 @@
 #include "broker/handlers.h"
 #include "broker/producer_snapshot.h"
 #include "broker/replica_fetcher.h"
+#include "broker/metrics.h"
 #include "broker/server.h"
 #include "broker/shard.h"
 #include "model/record_batch.h"
@@ -179,6 +180,7 @@ void shard::reconcile(std::shared_ptr<const replication::cluster_view> view) {
                 } else if (st->version > p->state_version && p->leader) {
                     // The controller changed the ISR (a follower died or shut down).
                     p->state_version = st->version;
+                    count_isr_change(ints(p->leader->isr()), st->isr);
                     if (p->leader->set_isr(nodes(st->isr))) p->notify_waiters();
                     complete_acks(*p);
                 }
@@ -390,10 +392,22 @@ void shard::check_isr(partition& p, std::optional<int32_t> joiner) {
                           return;
                       }
                       q->state_version = r->version;
+                      count_isr_change(old_isr, r->isr);
                       q->leader->set_isr(nodes(r->isr));
                       complete_acks(*q);
                       q->notify_waiters();
                   });
+}
+
+void shard::count_isr_change(const std::vector<int32_t>& before, const std::vector<int32_t>& after) {
+    auto has = [](const std::vector<int32_t>& v, int32_t id) {
+        return std::find(v.begin(), v.end(), id) != v.end();
+    };
+    bool shrank = std::any_of(before.begin(), before.end(), [&](int32_t id) { return !has(after, id); });
+    bool grew = std::any_of(after.begin(), after.end(), [&](int32_t id) { return !has(before, id); });
+    core_metrics& m = _srv.stats().core(_id);
+    if (shrank) m.isr_shrinks.fetch_add(1, std::memory_order_relaxed);
+    if (grew) m.isr_expands.fetch_add(1, std::memory_order_relaxed);
 }
 
 shard::replica_position shard::position(const model::tp& tp) {

@@ -296,6 +296,7 @@ private:
     // its last progress, which must not bring it back.
     void check_isr(partition& p, std::optional<int32_t> joiner = std::nullopt);
     void schedule_isr_check();
+    void count_isr_change(const std::vector<int32_t>& before, const std::vector<int32_t>& after);
     void save_epochs(partition& p);
     void checkpoint_high_watermarks();
     bool leads(const partition& p) const;

@@ -9,11 +9,13 @@ offsets survive the coordinator's death (kafka-python)."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
 import unittest
+import urllib.request
 
 from broker import Broker
 from cluster import Cluster, SESSION_MS
@@ -71,6 +73,14 @@ def describe(cluster, topic):
         raise RuntimeError(str(t.error))
     return [{"leader": p.leader, "replicas": list(p.replicas), "isr": list(p.isrs)}
             for _, p in sorted(t.partitions.items())]
+
+
+def metric(broker, name):
+    """A counter or gauge from the broker's /metrics (its port is in its log)."""
+    ports = re.findall(r"Prometheus metrics on http://127\.0\.0\.1:(\d+)/metrics", broker.log_text())
+    page = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % ports[-1], timeout=10).read().decode()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), page, re.M)
+    return float(m.group(1)) if m else None
 
 
 def wait_for(cond, what, timeout=WAIT_S):
@@ -184,7 +194,7 @@ def check_exactly_once(test, acked, stored):
 class ClusterTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(3)
+        cls.cluster = Cluster(3, **{"sluice.metrics.listener": "127.0.0.1:0"})
 
     @classmethod
     def tearDownClass(cls):
@@ -260,8 +270,12 @@ class ClusterTest(unittest.TestCase):
         # Every replica holds the records (the log end of each, seen through its files).
         leader = describe(self.cluster, "isr")[0]["leader"]
         follower = next(i for i in (1, 2, 3) if i != leader)
+        shrinks = metric(self.cluster.brokers[leader], "sluice_isr_shrinks_total")
+        expands = metric(self.cluster.brokers[leader], "sluice_isr_expands_total")
         self.cluster.brokers[follower].kill()
         wait_for(lambda: follower not in describe(self.cluster, "isr")[0]["isr"], "ISR shrink")
+        # The leader counted the shrink it wrote (other partitions it leads may shrink too).
+        self.assertGreater(metric(self.cluster.brokers[leader], "sluice_isr_shrinks_total"), shrinks)
         time.sleep(1.5)  # every broker's view, the leader's included, has it by now (1 s reads)
         errs.clear()
         p.produce("isr", value=b"refused", on_delivery=lambda e, m: errs.append(e))
@@ -272,6 +286,7 @@ class ClusterTest(unittest.TestCase):
         self.cluster.restart(follower)
         wait_for(lambda: sorted(describe(self.cluster, "isr")[0]["isr"]) == [1, 2, 3],
                  "the follower back in the ISR")
+        self.assertGreater(metric(self.cluster.brokers[leader], "sluice_isr_expands_total"), expands)
         stored = consume_all(self.cluster, "isr", 1, 100)
         self.assertEqual([v for _, v in stored[0]], [b"r%d" % i for i in range(100)])
 
