@@ -253,6 +253,38 @@ void cluster::change_isr(const model::tp& tp, replication::partition_state next,
     _cv.notify_all();
 }
 
+void cluster::set_offline_replicas(replication::replica_set partitions) {
+    {
+        std::lock_guard lock(_mu);
+        if (partitions == _offline_replicas && !_offline_dirty) return;
+        _offline_replicas = std::move(partitions);
+        _offline_dirty = true;
+    }
+    _cv.notify_all();
+}
+
+// Writes the offline replicas when they changed or the session is new (its ephemeral is gone).
+bool cluster::publish_offline_replicas(replication::zk_client& zk) {
+    replication::replica_set parts;
+    {
+        std::lock_guard lock(_mu);
+        bool stale = !_offline_replicas.empty() && _offline_session != zk.session_id();
+        if (!_offline_dirty && !stale) return false;
+        _offline_dirty = false;
+        parts = _offline_replicas;
+    }
+    auto w = replication::write_offline_replicas(zk, _opts.self.id, parts);
+    if (!w) {
+        log::warn("broker", "publishing offline replicas: ", w.error().describe());
+        std::lock_guard lock(_mu);
+        _offline_dirty = true;  // the next round retries
+        return false;
+    }
+    _offline_session = zk.session_id();
+    log::info("broker", "published ", parts.size(), " offline replica(s) for the controller");
+    return true;
+}
+
 void cluster::controlled_shutdown(int64_t timeout_ms) {
     auto zk = client();
     if (!zk) return;
@@ -331,7 +363,7 @@ void cluster::run() {
         }
         std::unique_lock lock(_mu);
         _cv.wait_for(lock, std::chrono::milliseconds(tick_ms),
-                     [&] { return _stopping || _dirty || !_isr_requests.empty(); });
+                     [&] { return _stopping || _dirty || !_isr_requests.empty() || _offline_dirty; });
     }
 }
 
@@ -343,7 +375,8 @@ bool cluster::tick() {
     int64_t sent = now_ms();
     std::string sig;
     for (const char* path : {"/brokers/ids", "/brokers/topics", changes_path, "/controller",
-                             shutdown_dir, "/admin/preferred_replica_election"}) {
+                             shutdown_dir, "/admin/preferred_replica_election",
+                             "/sluice/offline_replicas"}) {
         auto st = zk->exists(path);
         if (!st) {
             if (st.error().is(errc::session_expired)) return false;
@@ -373,6 +406,7 @@ bool cluster::tick() {
         auto res = std::make_shared<result<replication::partition_state>>(std::move(w));
         r.origin->post([done, res] { (*done)(std::move(*res)); });
     }
+    if (publish_offline_replicas(*zk)) wrote = true;
     if (wrote) bump();
 
     bool changed = sig != _signature || _dirty.exchange(false) || wrote ||

@@ -99,6 +99,10 @@ public:
     // Work still queued when the cluster stops is dropped.
     void run_admin(std::function<void()> work);
 
+    // The replicas here that are in failed log dirs (all of them, each time): published for
+    // the controller, which moves their leadership and drops them from ISRs (KIP-112).
+    void set_offline_replicas(replication::replica_set partitions);
+
     // Controlled shutdown: asks the controller to move every leadership away from this broker
     // and waits (up to `timeout_ms`) until the view shows none left here.
     void controlled_shutdown(int64_t timeout_ms);
@@ -121,6 +125,7 @@ private:
     result<void> open_session(bool at_start);
     void run();
     bool tick();  // one pass; false when the session must be replaced
+    bool publish_offline_replicas(replication::zk_client& zk);
     result<void> refresh();
     void publish(replication::cluster_view v);
     void bump();
@@ -158,6 +163,9 @@ private:
     std::mutex _mu;
     std::condition_variable _cv;
     std::deque<isr_request> _isr_requests;
+    replication::replica_set _offline_replicas;  // guarded by _mu
+    bool _offline_dirty = false;                 // guarded by _mu
+    int64_t _offline_session = 0;                // the session that last published them (cluster thread)
 
     std::mutex _admin_mu;
     std::condition_variable _admin_cv;

@@ -69,6 +69,12 @@ std::optional<std::string> log_dir_set::offline_reason(const std::string& dir) c
     return it->second;
 }
 
+void log_dir_set::remember_existing(const std::set<model::tp>& partitions) {
+    std::lock_guard lock(_mu);
+    if (!_existing) _existing.emplace();
+    _existing->insert(partitions.begin(), partitions.end());
+}
+
 size_t log_dir_set::offline_count() const {
     std::lock_guard lock(_mu);
     return _offline.size();
@@ -90,6 +96,7 @@ std::optional<std::string> log_dir_set::place(const model::tp& tp, bool created)
     bool some_offline = false;
     {
         std::lock_guard lock(_mu);
+        if (!created && _existing && !_existing->contains(tp)) created = true;
         for (const auto& d : _dirs) {
             if (_offline.contains(d)) {
                 some_offline = true;

@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,8 @@ public:
     // one unusable. Other unusable dirs start offline (logged).
     static result<log_dir_set> open(const std::vector<std::string>& dirs);
 
-    log_dir_set(log_dir_set&& o) noexcept : _dirs(std::move(o._dirs)), _offline(std::move(o._offline)) {}
+    log_dir_set(log_dir_set&& o) noexcept
+        : _dirs(std::move(o._dirs)), _offline(std::move(o._offline)), _existing(std::move(o._existing)) {}
 
     const std::vector<std::string>& all() const { return _dirs; }
     const std::string& metadata_home() const { return _dirs.front(); }
@@ -45,6 +47,11 @@ public:
     // Where `tp` lives (`created`: a partition being created now, which exists nowhere yet).
     // nullopt: the partition is offline.
     std::optional<std::string> place(const model::tp& tp, bool created) const;
+    // Adds to the partitions that existed when a dir went offline (or, for a dir offline from
+    // the start, when the broker first learned its topics). A partition found in no online dir
+    // while a dir is offline is offline only if it is among them; one that appeared later (a
+    // new topic, a new replica) is created on an online dir, as Kafka does for new replicas.
+    void remember_existing(const std::set<model::tp>& partitions);
 
 private:
     explicit log_dir_set(std::vector<std::string> dirs) : _dirs(std::move(dirs)) {}
@@ -53,6 +60,7 @@ private:
     mutable std::mutex _mu;
     mutable std::mutex _place_mu;  // held across one placement (count, choose, create)
     std::map<std::string, std::string> _offline;  // dir -> why
+    std::optional<std::set<model::tp>> _existing;  // see remember_existing()
 };
 
 }  // namespace sluice::broker

@@ -68,6 +68,7 @@ void shard::save_epochs(partition& p) {
 }
 
 void shard::open_replica(const model::tp& tp, const config_map& effective) {
+    if (offline(tp)) return;  // in a failed log dir: said once, when it was found so
     auto r = open_partition(tp, effective);
     if (!r) {
         log::error("broker", "cannot open replica ", tp.dir_name(), ": ", r.error().describe());
@@ -145,6 +146,7 @@ void shard::checkpoint_high_watermarks() {
 
 void shard::reconcile(std::shared_ptr<const replication::cluster_view> view) {
     if (_closing) return;
+    _srv.remember_existing_at_join();
     const int32_t self = _srv.node_id();
     std::set<model::tp> wanted;
     for (const auto& [name, t] : *view->topics) {
@@ -174,6 +176,7 @@ void shard::reconcile(std::shared_ptr<const replication::cluster_view> view) {
             if (!st) continue;
             p->controller_epoch = st->controller_epoch;
             if (st->leader_epoch < p->leader_epoch) continue;  // an older view than we acted on
+            if (in_offline_dir(*p)) continue;  // neither leads nor follows (take_dir_offline)
             if (st->leader == self) {
                 if (p->role != replica_role::leader || st->leader_epoch != p->leader_epoch) {
                     become_leader(*p, *st);

@@ -32,7 +32,42 @@ struct server::core_state {
     std::vector<std::unique_ptr<net::listener>> listeners;
 };
 
+void server::note_offline(const model::tp& tp) {
+    std::set<std::pair<std::string, int32_t>> all;
+    {
+        std::lock_guard lock(_offline_mu);
+        if (!_offline_replicas.insert({tp.topic, tp.partition()}).second) return;
+        all = _offline_replicas;
+    }
+    if (_cluster != nullptr) _cluster->set_offline_replicas(std::move(all));
+}
+
+std::set<model::tp> server::known_partitions() const {
+    std::set<model::tp> out;
+    auto add = [&](const replication::topic_map& topics) {
+        for (const auto& [name, t] : topics) {
+            for (int32_t i = 0; i < t.partitions; ++i) out.insert({name, model::partition_id(i)});
+        }
+    };
+    if (_cluster != nullptr) {
+        add(*_cluster->view()->topics);
+    } else {
+        add(*_metadata->snapshot());
+    }
+    return out;
+}
+
+void server::remember_existing_at_join() {
+    if (_existing_remembered.load() || _log_dirs->offline_count() == 0 || _cluster == nullptr) return;
+    auto view = _cluster->view();
+    if (view->brokers.empty()) return;  // not joined yet: the topics are not known
+    if (_existing_remembered.exchange(true)) return;
+    _log_dirs->remember_existing(known_partitions());
+}
+
 void server::log_dir_failed(const std::string& dir, const std::string& reason) {
+    // Before the dir counts as offline: every partition known now may live there.
+    _log_dirs->remember_existing(known_partitions());
     if (!_log_dirs->take_offline(dir, reason)) return;
     run_on_all([dir](shard& s) { s.take_dir_offline(dir); }, [] {});
 }
@@ -68,6 +103,8 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
         auto store = replication::local_metadata_store::open(dirs.front());
         if (!store) return store.error();
         s->_metadata = std::move(*store);
+        // A dir offline from the start: the topics known now may have partitions in it.
+        if (s->_log_dirs->offline_count() > 0) s->_log_dirs->remember_existing(s->known_partitions());
     }
     if (auto r = s->open_security(); !r) return r.error();
     // Dynamic broker configs stored earlier take effect from the start.

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -126,6 +127,14 @@ public:
     // A partition in `dir` hit an I/O error: the whole dir goes offline and every core
     // fail-stops its partitions there.
     void log_dir_failed(const std::string& dir, const std::string& reason);
+    // A partition replica here that is offline (in a failed log dir); in a cluster the set is
+    // published for the controller. Any thread.
+    void note_offline(const model::tp& tp);
+    // Every partition of every topic this broker knows of now (its view or its metadata).
+    std::set<model::tp> known_partitions() const;
+    // Cluster mode, a log dir offline since start-up: called with each view until the broker
+    // has joined; records the partitions that exist then (log_dir_set::remember_existing).
+    void remember_existing_at_join();
     // Cluster mode: how this broker authenticates to the others (broker/security.h).
     const inter_broker_auth& inter_broker() const { return *_inter_broker; }
     const std::vector<listener_security>& listener_securities() const { return *_listener_security; }
@@ -168,6 +177,9 @@ private:
     security::authorizer_config _authorizer;
     std::unique_ptr<quota_tracker> _quotas;
     std::unique_ptr<log_dir_set> _log_dirs;
+    std::atomic<bool> _existing_remembered{false};
+    std::mutex _offline_mu;
+    std::set<std::pair<std::string, int32_t>> _offline_replicas;  // guarded by _offline_mu
     std::unique_ptr<inter_broker_auth> _inter_broker;
     std::unique_ptr<metrics> _metrics;
     std::atomic<bool> _ready{false};

@@ -9,6 +9,7 @@
 #include "broker/handlers.h"
 #include "broker/log_dirs.h"
 #include "broker/producer_snapshot.h"
+#include "broker/replica_fetcher.h"
 #include "broker/server.h"
 #include "engine/errc.h"
 #include "engine/retention.h"
@@ -57,12 +58,24 @@ void shard::take_dir_offline(const std::string& dir) {
     for (auto& [tp, p] : _partitions) {
         if (std::filesystem::path(p->log->dir()).parent_path() == std::filesystem::path(dir)) {
             p->log->take_offline(why);
+            _srv.note_offline(tp);
+            if (_srv.cluster_member() == nullptr) continue;
+            // A replica that cannot write neither follows nor leads; the controller moves its
+            // leadership and ISR place once it reads the published offline replicas.
+            _srv.fetchers().unfollow(tp);
+            stop_leading(*p, kafka_error::kafka_storage_error);
+            p->role = replica_role::offline;
         }
     }
 }
 
 // An I/O error that stops a partition takes its whole log dir offline (Kafka's JBOD rule: a
 // failing disk is not trusted for any partition); corrupt data stops that partition alone.
+bool shard::in_offline_dir(const partition& p) const {
+    auto dir = std::filesystem::path(p.log->dir()).parent_path().string();
+    return _srv.log_dirs().offline_reason(dir).has_value();
+}
+
 void shard::watch_failures(partition& p) {
     std::string dir = std::filesystem::path(p.log->dir()).parent_path().string();
     p.log->on_failure([this, dir](const error& e) {
@@ -76,6 +89,7 @@ result<partition*> shard::open_partition(const model::tp& tp, const config_map& 
     auto home = _srv.log_dirs().place(tp, created);
     if (!home) {
         _offline.insert(tp);
+        _srv.note_offline(tp);
         return error(engine::errc::partition_failed,
                      tp.dir_name() + " is in no online log dir (one is offline)");
     }
@@ -89,6 +103,7 @@ result<partition*> shard::open_partition(const model::tp& tp, const config_map& 
     if (!log) {
         if (log.error().is(engine::errc::io_error)) {
             _offline.insert(tp);
+            _srv.note_offline(tp);
             _srv.log_dir_failed(*home, log.error().describe());
         }
         return log.error();

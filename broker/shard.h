@@ -266,6 +266,7 @@ public:
 
 private:
     void watch_failures(partition& p);
+    bool in_offline_dir(const partition& p) const;
     void rebuild_producer_state(partition& p);
     // Brings producer and transaction state up to date with one batch the log accepted (its
     // offsets assigned): sequences, open transactions, markers.

@@ -182,6 +182,34 @@ result<partition_state> decode_partition_state(std::string_view text, int32_t zn
     return s;
 }
 
+std::string encode_offline_replicas(const replica_set& partitions) {
+    std::string body;
+    for (const auto& [topic, p] : partitions) {
+        body += (body.empty() ? "" : ",") + std::string("{\"topic\":") + json::quote(topic) +
+                ",\"partition\":" + std::to_string(p) + "}";
+    }
+    return "{\"version\":1,\"partitions\":[" + body + "]}";
+}
+
+result<replica_set> decode_offline_replicas(std::string_view text) {
+    auto doc = json::parse(text);
+    if (!doc) return doc.error();
+    const json::value* list = doc->get("partitions");
+    if (list == nullptr || list->as_array() == nullptr) {
+        return error(errc::store_corrupt, "offline replicas: no partitions list");
+    }
+    replica_set out;
+    for (const auto& e : *list->as_array()) {
+        const json::value* t = e.get("topic");
+        auto p = read_int(e.get("partition"));
+        if (t == nullptr || t->as_string() == nullptr || !p) {
+            return error(errc::store_corrupt, "offline replicas: an entry without topic and partition");
+        }
+        out.insert({*t->as_string(), *p});
+    }
+    return out;
+}
+
 std::string encode_topic_config(const std::map<std::string, std::string>& configs) {
     std::string body;
     for (const auto& [k, v] : configs) body += (body.empty() ? "" : ",") + json::quote(k) + ":" + json::quote(v);

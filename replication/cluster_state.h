@@ -27,6 +27,9 @@ struct cluster_view {
     int32_t controller_id = -1;
     int32_t controller_epoch = 0;
     std::set<int32_t> shutting_down;  // brokers in controlled shutdown
+    // Replicas in a failed log dir (KIP-112), per broker, from the ephemeral znodes
+    // /sluice/offline_replicas/<id>: such a replica may neither lead nor count in the ISR.
+    std::map<int32_t, std::set<std::pair<std::string, int32_t>>> offline_replicas;
     std::shared_ptr<const topic_map> topics = std::make_shared<topic_map>();
     std::string cluster_id;
 
@@ -46,6 +49,11 @@ struct topic_znode {
     partition_lists adding, removing;  // reassignments in progress
 };
 result<topic_znode> decode_topic_znode(std::string_view json);
+
+// `/sluice/offline_replicas/<id>`: {"version":1,"partitions":[{"topic":"t","partition":0},...]}.
+using replica_set = std::set<std::pair<std::string, int32_t>>;
+std::string encode_offline_replicas(const replica_set& partitions);
+result<replica_set> decode_offline_replicas(std::string_view json);
 
 // `/brokers/topics/<t>/partitions/<p>/state`.
 std::string encode_partition_state(const partition_state& s);

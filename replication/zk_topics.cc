@@ -17,6 +17,7 @@ constexpr const char* topics_path = "/brokers/topics";
 constexpr const char* configs_path = "/config/topics";
 constexpr const char* cluster_id_path = "/cluster/id";
 constexpr const char* shutdown_path = "/sluice/controlled_shutdown";
+constexpr const char* offline_path = "/sluice/offline_replicas";
 constexpr const char* controller_epoch_path = "/controller_epoch";
 constexpr const char* preferred_election_path = "/admin/preferred_replica_election";
 
@@ -59,12 +60,34 @@ std::vector<assignable_broker> assignable(const cluster_view& view) {
 
 }  // namespace
 
+result<void> write_offline_replicas(zk_client& zk, int32_t broker, const replica_set& partitions) {
+    std::string path = std::string(offline_path) + "/" + std::to_string(broker);
+    std::string data = encode_offline_replicas(partitions);
+    auto st = zk.exists(path);
+    if (!st) return st.error();
+    if (*st && (*st)->ephemeral_owner != zk.session_id()) {
+        // Left by this broker's previous session, which has not expired yet: replace it so it
+        // does not vanish with that session.
+        if (auto r = zk.remove(path); !r && !r.error().is(errc::no_node)) return r;
+        st = std::optional<zk_stat>{};
+    }
+    if (*st) {
+        auto set = zk.set(path, data);
+        if (!set) return set.error();
+        return ok();
+    }
+    auto made = zk.create_recursive(path, data, zk_mode::ephemeral);
+    if (!made) return made.error();
+    return ok();
+}
+
 std::string partition_state_path(const std::string& topic, int32_t partition) {
     return topic_path(topic) + "/partitions/" + std::to_string(partition) + "/state";
 }
 
 result<std::string> ensure_cluster_layout(zk_client& zk) {
-    for (const char* p : {"/brokers/ids", topics_path, configs_path, shutdown_path, "/admin"}) {
+    for (const char* p : {"/brokers/ids", topics_path, configs_path, shutdown_path, offline_path,
+                          "/admin"}) {
         if (auto r = ensure_path(zk, p); !r) return r.error();
     }
     for (int attempt = 0; attempt < 3; ++attempt) {
@@ -110,6 +133,17 @@ result<cluster_view> read_cluster(zk_client& zk) {
         }
     } else if (!down.error().is(errc::no_node)) {
         return down.error();
+    }
+    if (auto offline = zk.get_children(offline_path); offline) {
+        for (const auto& name : *offline) {
+            auto id = parse_int(name);
+            auto node = get_optional(zk, std::string(offline_path) + "/" + name);
+            if (!id || !node || !*node) continue;  // gone meanwhile (its session ended)
+            auto parts = decode_offline_replicas((*node)->data);
+            if (parts) v.offline_replicas[*id] = std::move(*parts);
+        }
+    } else if (!offline.error().is(errc::no_node)) {
+        return offline.error();
     }
     if (auto id = get_optional(zk, cluster_id_path); id && *id) {
         auto doc = json::parse((**id).data);
@@ -524,7 +558,16 @@ result<size_t> controller_pass(zk_client& zk, const cluster_view& view,
         for (int32_t p = 0; p < t.partitions; ++p) {
             if (only != nullptr && !only->count({name, model::partition_id(p)})) continue;
             const auto& current = t.states[static_cast<size_t>(p)];
-            auto next = decide_partition(t.replicas[static_cast<size_t>(p)], current, live,
+            // A replica in a failed log dir counts as dead for its partition.
+            const std::set<int32_t>* usable = &live;
+            std::set<int32_t> without_offline;
+            for (const auto& [broker, parts] : view.offline_replicas) {
+                if (!parts.count({name, p})) continue;
+                if (usable == &live) without_offline = live;
+                without_offline.erase(broker);
+                usable = &without_offline;
+            }
+            auto next = decide_partition(t.replicas[static_cast<size_t>(p)], current, *usable,
                                          view.shutting_down, me.epoch, rules);
             if (!next) continue;
             std::string path = partition_state_path(name, p);

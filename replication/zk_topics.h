@@ -68,6 +68,10 @@ result<size_t> controller_pass(zk_client& zk, const cluster_view& view,
 // elect-leaders`): Kafka's /admin/preferred_replica_election, {"version":1,"partitions":[{"topic":
 // t,"partition":p},...]}. Writing fails with node_exists while an earlier request is pending;
 // the controller reads it, runs a preferred pass over those partitions and removes it.
+// Publishes the replicas on `broker` that are in failed log dirs, as an ephemeral znode of this
+// session (a restarted broker starts with none until it finds its dirs offline again).
+result<void> write_offline_replicas(zk_client& zk, int32_t broker, const replica_set& partitions);
+
 result<void> write_preferred_election(zk_client& zk, const std::vector<model::tp>& tps);
 result<std::optional<std::vector<model::tp>>> read_preferred_election(zk_client& zk);
 result<void> clear_preferred_election(zk_client& zk);

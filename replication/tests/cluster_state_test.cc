@@ -54,6 +54,17 @@ TEST(cluster_state, partition_state_and_topic_config_round_trip) {
     EXPECT_EQ(cfg->at("a\"b"), "c");
 }
 
+TEST(cluster_state, offline_replicas_round_trip_and_bad_ones_are_refused) {
+    replica_set parts{{"a", 0}, {"we\"ird", 7}};
+    auto back = decode_offline_replicas(encode_offline_replicas(parts));
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(*back, parts);
+    EXPECT_TRUE(decode_offline_replicas(encode_offline_replicas({}))->empty());
+    for (const char* bad : {"{}", "{\"partitions\":[{\"topic\":\"a\"}]}", "nope"}) {
+        EXPECT_FALSE(decode_offline_replicas(bad).has_value()) << bad;
+    }
+}
+
 TEST(cluster_state, assignment_spreads_leaders_and_never_repeats_a_broker) {
     auto a = assign_replicas({{1, {}}, {2, {}}, {3, {}}}, 0, 6, 3, 0);
     ASSERT_TRUE(a.has_value());

@@ -111,6 +111,34 @@ TEST_F(zk_topics_test, a_created_topic_gets_leaders_and_full_isrs_from_the_contr
     EXPECT_EQ(*again, 0u);
 }
 
+TEST_F(zk_topics_test, an_offline_replica_loses_its_leadership_and_isr_place_for_that_partition_only) {
+    start_brokers(3);
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_TRUE(create_topic_znodes(*admin, read(), {"t", 2, 3, {{2, 3, 1}, {2, 1, 3}}, {}}));
+    ASSERT_TRUE(claim_controller(*brokers[1], 1));
+    auto me = read_controller_identity(*brokers[1]);
+    ASSERT_TRUE(me);
+    ASSERT_TRUE(controller_pass(*brokers[1], read(), *me, {}));
+    // Broker 2's copy of t-0 is in a failed log dir; its copy of t-1 is fine.
+    ASSERT_TRUE(write_offline_replicas(*brokers[2], 2, {{"t", 0}}));
+    auto view = read();
+    ASSERT_EQ(view.offline_replicas.count(2), 1u);
+    EXPECT_EQ(view.offline_replicas.at(2), (replica_set{{"t", 0}}));
+    auto written = controller_pass(*brokers[1], view, *me, {});
+    ASSERT_TRUE(written) << written.error().describe();
+    EXPECT_EQ(*written, 1u);
+    auto t = read().topics->at("t");
+    EXPECT_EQ(t.states[0]->leader, 3);
+    EXPECT_EQ(t.states[0]->isr, (std::vector<int32_t>{3, 1}));
+    EXPECT_EQ(t.states[1]->leader, 2);
+    EXPECT_EQ(t.states[1]->isr.size(), 3u);
+    // Rewritten in place (a second failed dir), and gone with the broker's session.
+    ASSERT_TRUE(write_offline_replicas(*brokers[2], 2, {{"t", 0}, {"t", 1}}));
+    EXPECT_EQ(read().offline_replicas.at(2).size(), 2u);
+    brokers.erase(2);
+    EXPECT_EQ(read().offline_replicas.count(2), 0u);
+}
+
 TEST_F(zk_topics_test, a_dead_brokers_partitions_move_to_an_isr_member_with_a_new_epoch) {
     start_brokers(3);
     ASSERT_FALSE(HasFatalFailure());
