@@ -169,6 +169,9 @@ const key_def broker_keys[] = {
     // Per-partition series (log end offset, high watermark): one per partition replica.
     {"sluice.metrics.partition.labels", kind::boolean, "false"},
     {"sluice.cores", kind::int32, "0", 0, 1024},  // 0: one reactor per online core
+    // Cross-core messages through lock-free SPSC rings (runtime/README.md); false: the mutex
+    // queue + eventfd of earlier versions (kept for side-by-side measurement).
+    {"sluice.cross.core.rings", kind::boolean, "true"},
     // posix: kernel sockets on io_uring; dpdk: kernel bypass (net/README.md, "The dpdk stack");
     // auto: dpdk if it starts, else a log line and posix.
     {"sluice.network.stack", kind::choice, "posix", 0, 0, "posix,dpdk,auto"},

@@ -454,6 +454,7 @@ result<void> server::start() {
     unsigned n = static_cast<unsigned>(_cfg.int_value("sluice.cores"));
     if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < n; ++i) _cores.push_back(std::make_unique<core_state>());
+    _group = std::make_unique<runtime::reactor_group>(n);
     // Cores start one after another: core 0 binds first (learning the real port when the
     // listener says port 0), and the others join it on the same port with SO_REUSEPORT.
     for (unsigned i = 0; i < n; ++i) {
@@ -532,6 +533,7 @@ void server::core_main(unsigned core) {
         return;
     }
     core_state& c = *_cores[core];
+    if (_cfg.bool_value("sluice.cross.core.rings")) (*r)->join(*_group);  // before anyone posts
     c.reactor = r->get();
     c.sh = std::make_unique<shard>(*this, core, *c.reactor);
     auto started = start_core(core);

@@ -35,6 +35,7 @@ class network_stack;
 }
 namespace sluice::runtime {
 class reactor;
+class reactor_group;
 }
 namespace sluice::security {
 class security_store;
@@ -177,6 +178,7 @@ private:
     security::authorizer_config _authorizer;
     std::unique_ptr<quota_tracker> _quotas;
     std::unique_ptr<log_dir_set> _log_dirs;
+    std::unique_ptr<runtime::reactor_group> _group;  // the cores' SPSC rings; outlives them
     std::atomic<bool> _existing_remembered{false};
     std::mutex _offline_mu;
     std::set<std::pair<std::string, int32_t>> _offline_replicas;  // guarded by _offline_mu

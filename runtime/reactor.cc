@@ -101,13 +101,99 @@ void reactor::flush() {
 
 void reactor::defer(std::function<void()> fn) { _tasks.push_back(std::move(fn)); }
 
+reactor_group::reactor_group(unsigned cores, size_t ring_entries)
+    : _cores(cores), _members(new std::atomic<reactor*>[cores]) {
+    _rings.reserve(static_cast<size_t>(cores) * cores);
+    for (unsigned i = 0; i < cores * cores; ++i) {
+        _rings.push_back(std::make_unique<spsc_ring<std::function<void()>>>(ring_entries));
+    }
+    for (unsigned i = 0; i < cores; ++i) _members[i].store(nullptr);
+}
+
+void reactor::join(reactor_group& group) {
+    SLUICE_ASSERT(core() < group.size(), "reactor core outside its group");
+    SLUICE_ASSERT(local() == this, "join on the reactor's own thread");
+    _group = &group;
+    _outbox.resize(group.size());
+    group._members[core()].store(this, std::memory_order_release);
+}
+
 void reactor::post(std::function<void()> fn) {
+    reactor* from = local();
+    if (from != nullptr && _group != nullptr && from->_group == _group) {
+        if (from == this) return defer(std::move(fn));
+        return from->send(*this, std::move(fn));
+    }
     {
         std::lock_guard lock(_posted_mu);
         _posted.push_back(std::move(fn));
     }
     uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(_wake_fd.get(), &one, sizeof one);
+}
+
+// On the sender's thread. FIFO per receiver: once anything waits in the outbox, later
+// messages queue behind it.
+void reactor::send(reactor& to, std::function<void()> fn) {
+    auto& box = _outbox[to.core()];
+    if (box.empty() && _group->ring(core(), to.core()).try_push(fn)) {
+        ++_ring_sent;
+        return wake(to);
+    }
+    ++_outbox_waits;
+    box.push_back(std::move(fn));
+    _outbox_busy = true;
+}
+
+// The receiver is woken only if it is blocked (or about to block) in the kernel; a running
+// reactor finds the message on its next loop iteration. The fence pairs with the one in
+// run_once(): either the receiver sees the message before it sleeps, or this sees it sleeping.
+void reactor::wake(reactor& to) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (to._sleeping.load(std::memory_order_relaxed) && to._sleeping.exchange(false)) {
+        uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(to._wake_fd.get(), &one, sizeof one);
+    }
+}
+
+bool reactor::flush_outboxes() {
+    if (!_outbox_busy) return false;
+    bool left = false;
+    for (unsigned t = 0; t < _outbox.size(); ++t) {
+        auto& box = _outbox[t];
+        if (box.empty()) continue;
+        auto& ring = _group->ring(core(), t);
+        size_t pushed = 0;
+        while (!box.empty() && ring.try_push(box.front())) {
+            box.pop_front();
+            ++pushed;
+        }
+        _ring_sent += pushed;
+        if (pushed > 0) wake(*_group->member(t));
+        left |= !box.empty();
+    }
+    _outbox_busy = left;
+    return left;
+}
+
+size_t reactor::run_inbound() {
+    if (_group == nullptr) return 0;
+    size_t n = 0;
+    for (unsigned from = 0; from < _group->size(); ++from) {
+        if (from == core()) continue;
+        // At most one ring's worth per sender and iteration, so I/O is never starved.
+        auto& ring = _group->ring(from, core());
+        n += ring.pop_batch([](std::function<void()>&& fn) { fn(); }, ring.capacity());
+    }
+    return n;
+}
+
+bool reactor::inbound_ready() {
+    if (_group == nullptr) return false;
+    for (unsigned from = 0; from < _group->size(); ++from) {
+        if (from != core() && !_group->ring(from, core()).empty()) return true;
+    }
+    return false;
 }
 
 void reactor::stop() {
@@ -154,13 +240,14 @@ std::chrono::microseconds reactor::next_timer_delay(std::chrono::microseconds ca
 }
 
 size_t reactor::run_tasks() {
+    size_t n = run_inbound();
     std::vector<std::function<void()>> posted;
     {
         std::lock_guard lock(_posted_mu);
         posted.swap(_posted);
     }
     for (auto& f : posted) f();
-    size_t n = posted.size();
+    n += posted.size();
     // Tasks deferred while running tasks run on the next iteration, so a task that re-defers
     // itself cannot starve I/O.
     std::vector<std::function<void()>> tasks;
@@ -215,12 +302,21 @@ std::chrono::microseconds reactor::poller_wait(std::chrono::microseconds wait) {
 }
 
 size_t reactor::run_once(std::chrono::microseconds max_wait) {
+    flush_outboxes();
     size_t n = run_tasks();
     n += fire_timers();
     n += reap_completions();
     n += run_pollers();
     if (n == 0 && _tasks.empty()) {
         auto wait = poller_wait(next_timer_delay(max_wait));
+        // A full ring's messages must not wait for this reactor's next wake-up: nap briefly
+        // while the receiver drains it.
+        if (flush_outboxes()) wait = std::min(wait, outbox_nap);
+        if (wait.count() > 0 && _group != nullptr) {
+            _sleeping.store(true, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (inbound_ready()) wait = std::chrono::microseconds(0);
+        }
         __kernel_timespec ts{};
         ts.tv_sec = wait.count() / 1'000'000;
         ts.tv_nsec = (wait.count() % 1'000'000) * 1000;
@@ -229,9 +325,11 @@ size_t reactor::run_once(std::chrono::microseconds max_wait) {
             unsigned before = io_uring_sq_ready(&_ring);
             auto slept_from = std::chrono::steady_clock::now();
             int rc = io_uring_submit_and_wait_timeout(&_ring, &cqe, 1, &ts, nullptr);
+            _sleeping.store(false, std::memory_order_relaxed);
             _idle += std::chrono::steady_clock::now() - slept_from;
             if (rc >= 0 || rc == -ETIME) _submitted_total += before;
         } else {
+            _sleeping.store(false, std::memory_order_relaxed);
             flush();
         }
         n += reap_completions();

@@ -9,8 +9,10 @@
 
 #include <liburing.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -19,8 +21,35 @@
 
 #include "base/fd.h"
 #include "base/result.h"
+#include "runtime/spsc_ring.h"
 
 namespace sluice::runtime {
+
+class reactor;
+
+// The reactors of one process that message each other (DESIGN.md section 2, Seastar's smp):
+// a lock-free SPSC ring for every ordered pair of cores. Created before the reactors' threads
+// start and destroyed after they all have finished; each reactor join()s it on its own thread
+// before any other thread learns of it.
+class reactor_group {
+public:
+    // Messages in flight per (sender, receiver) pair before the sender keeps the rest in its
+    // own outbox (still lock-free; flushed on its next loop iteration). 1024 x 32 bytes.
+    static constexpr size_t default_ring_entries = 1024;
+
+    explicit reactor_group(unsigned cores, size_t ring_entries = default_ring_entries);
+    unsigned size() const { return _cores; }
+    spsc_ring<std::function<void()>>& ring(unsigned from, unsigned to) {
+        return *_rings[from * _cores + to];
+    }
+    reactor* member(unsigned core) const { return _members[core].load(std::memory_order_acquire); }
+
+private:
+    friend class reactor;
+    unsigned _cores;
+    std::vector<std::unique_ptr<spsc_ring<std::function<void()>>>> _rings;
+    std::unique_ptr<std::atomic<reactor*>[]> _members;
+};
 
 // Embedded in the object that owns an I/O; `on_complete` receives the CQE result (>= 0 or
 // -errno) and flags. The object must outlive the operation.
@@ -62,8 +91,18 @@ public:
 
     // Runs `fn` on this reactor's thread at the next loop iteration.
     void defer(std::function<void()> fn);
-    // Thread-safe: runs `fn` on this reactor's thread soon. Used for cross-core messages.
+    // Thread-safe: runs `fn` on this reactor's thread soon (never inside this call). From
+    // another reactor of the same group it goes through that pair's SPSC ring, and the eventfd
+    // is written only when this reactor is asleep; from any other thread (admin, ZooKeeper,
+    // metrics: control paths) through a mutex-guarded queue and the eventfd.
     void post(std::function<void()> fn);
+    // Joins the group as member core() (< group.size()). On this reactor's thread, once, before
+    // other threads may post to it.
+    void join(reactor_group& group);
+    // Cross-core messages this reactor sent through rings, and those that found the ring full
+    // and waited in its outbox (tests, metrics).
+    uint64_t ring_sent_total() const { return _ring_sent; }
+    uint64_t outbox_waits_total() const { return _outbox_waits; }
 
     timer_id add_timer(std::chrono::microseconds delay, std::function<void()> fn);
     void cancel_timer(timer_id id);
@@ -81,6 +120,8 @@ public:
     };
     static constexpr std::chrono::microseconds poller_spin{200};
     static constexpr std::chrono::microseconds poller_nap{100};
+    // How long a reactor whose outbox still holds messages (a receiver's ring was full) blocks.
+    static constexpr std::chrono::microseconds outbox_nap{50};
     // The poller must outlive its registration; remove it on this thread.
     void add_poller(poller* p);
     void remove_poller(poller* p);
@@ -112,6 +153,11 @@ private:
     size_t run_tasks();
     size_t fire_timers();
     size_t run_pollers();
+    void send(reactor& to, std::function<void()> fn);
+    void wake(reactor& to);
+    bool flush_outboxes();  // true when something is still waiting (a full ring)
+    size_t run_inbound();
+    bool inbound_ready();
     std::chrono::microseconds poller_wait(std::chrono::microseconds wait);
     std::chrono::microseconds next_timer_delay(std::chrono::microseconds cap) const;
 
@@ -133,6 +179,14 @@ private:
     std::vector<std::function<void()>> _tasks;
     std::mutex _posted_mu;
     std::vector<std::function<void()>> _posted;
+    // Cross-core: the group, this reactor's outboxes (per receiver; this thread only), and
+    // whether it is about to block or blocked in the kernel (senders write the eventfd then).
+    reactor_group* _group = nullptr;
+    std::vector<std::deque<std::function<void()>>> _outbox;
+    bool _outbox_busy = false;
+    std::atomic<bool> _sleeping{false};
+    uint64_t _ring_sent = 0;
+    uint64_t _outbox_waits = 0;
     std::priority_queue<timer, std::vector<timer>, std::greater<>> _timer_heap;
     std::vector<std::pair<timer_id, std::function<void()>>> _timer_fns;  // small, linear
     timer_id _next_timer = 1;

@@ -515,7 +515,11 @@ TEST_F(cli_test, client_pipelines_requests_on_one_connection) {
     int16_t v = (*conn)->version<protocol::metadata_api>();
     EXPECT_GE(v, 0);
     EXPECT_LE(v, protocol::metadata_api::max_version);
-    EXPECT_EQ((*conn)->pick_version(protocol::fetch_api::key, 0, 3), -1);  // Sluice serves v4+
+    // Ranges are intersected with the broker's: Fetch v0-v3 are served (old clients), and an
+    // API key the broker does not advertise yields -1.
+    EXPECT_EQ((*conn)->pick_version(protocol::fetch_api::key, 0, 3), 3);
+    EXPECT_EQ((*conn)->pick_version(protocol::fetch_api::key, 20, 30), -1);
+    EXPECT_EQ((*conn)->pick_version(9999, 0, 3), -1);
     std::vector<int32_t> ids;
     for (int i = 0; i < 32; ++i) {
         protocol::metadata_request req;
