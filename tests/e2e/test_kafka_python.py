@@ -7,6 +7,7 @@ import time
 import unittest
 
 from broker import BrokerTestCase
+from kp_helpers import KafkaPythonHelpers
 
 try:
     import kafka
@@ -23,7 +24,7 @@ logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 @unittest.skipIf(kafka is None, "python3-kafka is not installed")
-class KafkaPythonTest(BrokerTestCase):
+class KafkaPythonTest(KafkaPythonHelpers, BrokerTestCase):
     def producer(self, **extra):
         conf = dict(bootstrap_servers=self.broker.bootstrap, linger_ms=5,
                     request_timeout_ms=WAIT_S * 1000, max_block_ms=WAIT_S * 1000)
@@ -36,23 +37,6 @@ class KafkaPythonTest(BrokerTestCase):
                     request_timeout_ms=WAIT_S * 1000 + 1000)
         conf.update(extra)
         return KafkaConsumer(**conf)
-
-    def partitions(self, consumer, topic):
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            parts = consumer.partitions_for_topic(topic)
-            if parts:
-                return [TopicPartition(topic, p) for p in sorted(parts)]
-            time.sleep(0.1)
-        raise AssertionError("no metadata for " + topic)
-
-    def poll_n(self, consumer, n, timeout=WAIT_S):
-        out = []
-        deadline = time.monotonic() + timeout
-        while len(out) < n and time.monotonic() < deadline:
-            for msgs in consumer.poll(timeout_ms=200, max_records=1000).values():
-                out.extend(msgs)
-        return out
 
     def send_all(self, producer, topic, records, partition=None, timestamps=None):
         futures = []

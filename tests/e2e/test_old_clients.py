@@ -11,6 +11,7 @@ import unittest
 import zlib
 
 from broker import BrokerTestCase, read_response, request_frame
+from kp_helpers import KafkaPythonHelpers
 
 try:
     import kafka
@@ -34,7 +35,7 @@ def available_codecs():
 
 
 @unittest.skipIf(kafka is None, "python3-kafka is not installed")
-class OldClientsTest(BrokerTestCase):
+class OldClientsTest(KafkaPythonHelpers, BrokerTestCase):
     def producer(self, api_version=None, **extra):
         conf = dict(bootstrap_servers=self.broker.bootstrap, linger_ms=5, acks="all",
                     request_timeout_ms=WAIT_S * 1000, max_block_ms=WAIT_S * 1000)
@@ -63,27 +64,10 @@ class OldClientsTest(BrokerTestCase):
         producer.flush(WAIT_S)
         return [f.get(timeout=WAIT_S) for f in futures]
 
-    def wait_partitions(self, consumer, topic):
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            parts = consumer.partitions_for_topic(topic)
-            if parts:
-                return [TopicPartition(topic, p) for p in sorted(parts)]
-            time.sleep(0.1)
-        raise AssertionError("no metadata for " + topic)
-
-    def poll_n(self, consumer, n, timeout=WAIT_S):
-        out = []
-        deadline = time.monotonic() + timeout
-        while len(out) < n and time.monotonic() < deadline:
-            for msgs in consumer.poll(timeout_ms=200, max_records=1000).values():
-                out.extend(msgs)
-        return out
-
     def read_all(self, topic, n, api_version=None):
         c = self.consumer(api_version)
         try:
-            tps = self.wait_partitions(c, topic)
+            tps = self.partitions(c, topic)
             c.assign(tps)
             c.seek_to_beginning(*tps)
             got = self.poll_n(c, n)
@@ -177,7 +161,7 @@ class OldClientsTest(BrokerTestCase):
                 c = self.consumer(version)
                 try:
                     tp = TopicPartition(topic, 1)
-                    self.wait_partitions(c, topic)
+                    self.partitions(c, topic)
                     c.assign([tp])
                     c.seek(tp, 37)
                     got = self.poll_n(c, len(recs) - 37)
