@@ -455,6 +455,13 @@ bool is_dynamic_broker_key(const std::string& key) {
     for (const char* k : derived) {
         if (key == k) return true;
     }
+    // Thread-pool sizes Kafka lets operators change at run time. Sluice has no such pools (a
+    // reactor per core does this work), so they are accepted, kept and reported, to no effect.
+    static const char* const pools[] = {"log.cleaner.threads", "num.io.threads",
+                                        "num.network.threads", "num.recovery.threads.per.data.dir"};
+    for (const char* k : pools) {
+        if (key == k) return true;
+    }
     const key_def* d = find(broker_keys, key);
     return d != nullptr && d->topic_key != nullptr;
 }

@@ -85,7 +85,9 @@ private:
 
 // Broker keys that may change at run time (AlterConfigs on a BROKER resource): those that supply
 // a topic-level default (log.retention.*, log.segment.bytes, log.cleanup.policy,
-// message.max.bytes, ...), as in Kafka's dynamic per-broker and cluster-default configs.
+// message.max.bytes, ...), as in Kafka's dynamic per-broker and cluster-default configs, and
+// Kafka's dynamic thread-pool sizes (log.cleaner.threads, num.io.threads, ...), which Sluice
+// stores and reports but has no use for.
 bool is_dynamic_broker_key(const std::string& key);
 
 // Topic-level config keys (CreateTopics configs, AlterConfigs on a topic) with their validation.

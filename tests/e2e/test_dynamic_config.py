@@ -85,6 +85,20 @@ class DynamicConfigTest(unittest.TestCase):
             self.assertLess(time.monotonic(), deadline, "the default did not come back")
             time.sleep(0.2)
 
+    def test_kafkas_dynamic_thread_pool_sizes_are_kept_and_reported(self):
+        # Kafka's tools change log.cleaner.threads at run time; Sluice has no cleaner pool but
+        # accepts, keeps and reports it as Kafka does.
+        self.alter_broker({"log.cleaner.threads": "3"})
+        entry = self.describe("broker", "0", "log.cleaner.threads")
+        self.assertEqual(entry.value, "3")
+        self.assertEqual(entry.source, ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+        self.assertFalse(entry.is_read_only)
+        with self.assertRaises(KafkaException) as cm:
+            self.alter_broker({"log.cleaner.threads": "99"})
+        self.assertEqual(cm.exception.args[0].code(), KafkaError.INVALID_CONFIG)
+        self.assertEqual(self.describe("broker", "0", "log.cleaner.threads").value, "3")
+        self.alter_broker({})
+        self.assertEqual(self.describe("broker", "0", "log.cleaner.threads").value, "1")
 
 if __name__ == "__main__":
     unittest.main()
