@@ -80,6 +80,9 @@ const key_def broker_keys[] = {
     {"socket.receive.buffer.bytes", kind::int32, "102400", -1, int_max},
     {"max.connections", kind::int32, "2147483647", 0, int_max},
     {"queued.max.requests", kind::int32, "500", 1, int_max},
+    // Bytes that requests in flight and in-memory answers may hold, for the whole broker (split
+    // evenly across cores, net/memory_budget.h). -1: a quarter of the host's RAM; 0: no bound.
+    {"queued.max.request.bytes", kind::int64, "-1", -1, long_max},
     // Incremental fetch sessions (KIP-227) the broker keeps; 0 turns them off.
     {"max.incremental.fetch.session.cache.slots", kind::int32, "1000", 0, int_max},
     {"connections.max.idle.ms", kind::int64, "600000", -1, long_max},

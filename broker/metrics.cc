@@ -1,5 +1,7 @@
 #include "broker/metrics.h"
 
+#include "net/memory_budget.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -21,6 +23,7 @@
 #include "broker/handlers.h"
 #include "broker/server.h"
 #include "broker/shard.h"
+#include "net/memory_budget.h"
 #include "protocol/api.h"
 #include "replication/cluster_state.h"
 #include "runtime/reactor.h"
@@ -72,6 +75,7 @@ struct core_view {
     unsigned core = 0;
     uint64_t submitted = 0, completed = 0;
     double idle_s = 0, uptime_s = 0;
+    uint64_t memory_limit = 0, memory_used = 0, memory_peak = 0, memory_waits = 0, memory_waiting = 0;
 };
 
 // Every core's partitions, asked on their cores. Cores that do not answer within the bound are
@@ -92,9 +96,16 @@ gathered gather(server& srv) {
     };
     auto st = std::make_shared<state>();
     for (unsigned i = 0; i < srv.cores(); ++i) {
-        srv.run_on(i, [st, i](shard& s) {
+        srv.run_on(i, [st, i, &srv](shard& s) {
             core_view cv;
             cv.core = i;
+            if (const net::memory_budget* m = srv.memory_budget(i)) {
+                cv.memory_limit = m->limit_bytes();
+                cv.memory_used = m->used_bytes();
+                cv.memory_peak = m->peak_bytes();
+                cv.memory_waits = m->waits_total();
+                cv.memory_waiting = m->waiting();
+            }
             if (runtime::reactor* r = runtime::reactor::local()) {
                 cv.submitted = r->submitted_total();
                 cv.completed = r->completed_total();
@@ -332,21 +343,34 @@ std::string metrics::render(server& srv) {
         << "sluice_partitions " << parts.size() << "\n"
         << "# HELP sluice_metrics_cores_unanswered Cores that did not answer this scrape in time.\n"
         << "# TYPE sluice_metrics_cores_unanswered gauge\nsluice_metrics_cores_unanswered " << unanswered << "\n";
-    out << "# HELP sluice_uring_submissions_total io_uring submissions of a core's reactor.\n"
-        << "# TYPE sluice_uring_submissions_total counter\n";
-    for (const auto& c : g.cores) out << "sluice_uring_submissions_total{core=\"" << c.core << "\"} " << c.submitted << "\n";
-    out << "# HELP sluice_uring_completions_total io_uring completions a core's reactor handled.\n"
-        << "# TYPE sluice_uring_completions_total counter\n";
-    for (const auto& c : g.cores) out << "sluice_uring_completions_total{core=\"" << c.core << "\"} " << c.completed << "\n";
-    out << "# HELP sluice_reactor_idle_seconds_total Time a core's reactor waited in the kernel for work.\n"
-        << "# TYPE sluice_reactor_idle_seconds_total counter\n";
-    for (const auto& c : g.cores) out << "sluice_reactor_idle_seconds_total{core=\"" << c.core << "\"} " << c.idle_s << "\n";
-    out << "# HELP sluice_reactor_busy_ratio Share of its time since start a core's reactor was not waiting.\n"
-        << "# TYPE sluice_reactor_busy_ratio gauge\n";
-    for (const auto& c : g.cores) {
-        double busy = c.uptime_s > 0 ? 1.0 - std::min(1.0, c.idle_s / c.uptime_s) : 0.0;
-        out << "sluice_reactor_busy_ratio{core=\"" << c.core << "\"} " << busy << "\n";
-    }
+    // One series per core: name, type, help, and the value from a core's view.
+    auto per_core = [&](const char* name, const char* type, const char* help, auto value) {
+        out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+        for (const auto& c : g.cores) out << name << "{core=\"" << c.core << "\"} " << value(c) << "\n";
+    };
+    per_core("sluice_uring_submissions_total", "counter", "io_uring submissions of a core's reactor.",
+             [](const core_view& c) { return c.submitted; });
+    per_core("sluice_uring_completions_total", "counter", "io_uring completions a core's reactor handled.",
+             [](const core_view& c) { return c.completed; });
+    per_core("sluice_reactor_idle_seconds_total", "counter", "Time a core's reactor waited in the kernel for work.",
+             [](const core_view& c) { return c.idle_s; });
+    per_core("sluice_reactor_busy_ratio", "gauge", "Share of its time since start a core's reactor was not waiting.",
+             [](const core_view& c) {
+                 return c.uptime_s > 0 ? 1.0 - std::min(1.0, c.idle_s / c.uptime_s) : 0.0;
+             });
+    per_core("sluice_memory_budget_bytes", "gauge",
+             "A core's budget for bytes held by requests in flight and in-memory answers "
+             "(queued.max.request.bytes; 0: no bound).",
+             [](const core_view& c) { return c.memory_limit; });
+    per_core("sluice_memory_held_bytes", "gauge", "Bytes a core's connections hold against its budget.",
+             [](const core_view& c) { return c.memory_used; });
+    per_core("sluice_memory_held_peak_bytes", "gauge", "The most a core's connections have held at once.",
+             [](const core_view& c) { return c.memory_peak; });
+    per_core("sluice_memory_waits_total", "counter",
+             "Times a connection stopped reading because its core was over budget.",
+             [](const core_view& c) { return c.memory_waits; });
+    per_core("sluice_memory_waiting_connections", "gauge", "Connections waiting for memory now.",
+             [](const core_view& c) { return c.memory_waiting; });
     // Consumer-group lag: log end minus committed offset, over the partitions whose log is on
     // this broker (a group coordinated here may commit for partitions led elsewhere: those are
     // left to the broker that holds them).

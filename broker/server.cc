@@ -17,6 +17,7 @@
 #include "broker/session.h"
 #include "broker/log_dirs.h"
 #include "broker/shard.h"
+#include "net/memory_budget.h"
 #include "net/network_stack.h"
 #include "net/socket_address.h"
 #include "net/tls.h"
@@ -30,7 +31,27 @@ struct server::core_state {
     runtime::reactor* reactor = nullptr;  // owned by the core's thread
     std::unique_ptr<shard> sh;
     std::vector<std::unique_ptr<net::listener>> listeners;
+    std::shared_ptr<net::memory_budget> memory;  // set on the core's thread before listening
 };
+
+const net::memory_budget* server::memory_budget(unsigned core) const {
+    if (core >= _cores.size()) return nullptr;
+    return _cores[core]->memory.get();
+}
+
+size_t server::memory_budget_per_core_bytes() const {
+    int64_t total = _cfg.int_value("queued.max.request.bytes");
+    if (total == 0) return 0;
+    if (total < 0) {
+        long pages = ::sysconf(_SC_PHYS_PAGES);
+        long page = ::sysconf(_SC_PAGE_SIZE);
+        total = pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page / 4 : int64_t{1} << 30;
+    }
+    size_t cores = std::max<size_t>(1, _cores.size());
+    // Never below what one largest request needs, or such a request could never be read.
+    size_t floor = static_cast<size_t>(_cfg.int_value("socket.request.max.bytes")) + (1u << 20);
+    return std::max(static_cast<size_t>(total) / cores, std::min(floor, static_cast<size_t>(total)));
+}
 
 void server::note_offline(const model::tp& tp) {
     std::set<std::pair<std::string, int32_t>> all;
@@ -536,6 +557,12 @@ void server::core_main(unsigned core) {
     if (_cfg.bool_value("sluice.cross.core.rings")) (*r)->join(*_group);  // before anyone posts
     c.reactor = r->get();
     c.sh = std::make_unique<shard>(*this, core, *c.reactor);
+    c.memory = std::make_shared<net::memory_budget>(*c.reactor, memory_budget_per_core_bytes());
+    if (core == 0) {
+        size_t b = c.memory->limit_bytes();
+        log::info("broker", "memory for requests in flight (queued.max.request.bytes): ",
+                  b == 0 ? std::string("no bound") : std::to_string(b >> 20) + " MiB per core");
+    }
     auto started = start_core(core);
     {
         std::lock_guard lock(_start_mu);
@@ -590,6 +617,7 @@ result<void> server::start_core(unsigned core) {
                                                                 : cs::automatic;
         opts.connection.same_host_tcp_congestion =
             _cfg.string_value("sluice.tcp.congestion.local");
+        opts.connection.memory = c.memory;
         shard* sh = c.sh.get();
         // A TLS listener reads raw bytes; the TLS layer frames the decrypted stream.
         net::connection_options framing = opts.connection;

@@ -32,6 +32,7 @@
 
 namespace sluice::net {
 class network_stack;
+class memory_budget;
 }
 namespace sluice::runtime {
 class reactor;
@@ -64,6 +65,11 @@ public:
     void wait();
 
     unsigned cores() const { return static_cast<unsigned>(_cores.size()); }
+    // A core's memory budget for requests in flight (queued.max.request.bytes); null before the
+    // core has started. Its counters may be read from any thread.
+    const net::memory_budget* memory_budget(unsigned core) const;
+    // queued.max.request.bytes resolved to bytes per core (0: no bound).
+    size_t memory_budget_per_core_bytes() const;
     // The core that owns a partition.
     unsigned owner_of(const model::tp& tp) const;
     // Runs `fn` on core `core`'s thread with its shard (directly if already there).

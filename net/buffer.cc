@@ -4,6 +4,7 @@
 #include <new>
 
 #include "base/assert.h"
+#include "net/memory_budget.h"
 
 namespace sluice::net {
 
@@ -18,6 +19,7 @@ shared_buffer::chunk* shared_buffer::new_chunk(size_t capacity) {
 
 void shared_buffer::release(chunk* c) {
     if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        if (c->account) c->account->release(c->capacity);
         c->~chunk();
         ::operator delete(static_cast<void*>(c));
     }

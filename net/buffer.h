@@ -12,10 +12,13 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <utility>
 
 namespace sluice::net {
+
+class memory_account;
 
 class shared_buffer {
   public:
@@ -64,6 +67,9 @@ class shared_buffer {
     struct chunk {
         std::atomic<uint32_t> refs{1};
         size_t capacity = 0;
+        // Set for receive chunks charged to a connection's memory budget (net/memory_budget.h):
+        // the capacity is released to it when the last view goes, on whatever core that is.
+        std::shared_ptr<memory_account> account;
         std::byte* bytes() { return reinterpret_cast<std::byte*>(this + 1); }
     };
     static chunk* new_chunk(size_t capacity);

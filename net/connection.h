@@ -41,6 +41,8 @@ class reactor;
 
 namespace sluice::net {
 
+class memory_budget;
+
 // A received frame: the request bytes without the size prefix.
 using frame = shared_buffer;
 
@@ -78,6 +80,10 @@ struct connection_options {
     // No Kafka framing: each on_frames call hands the bytes of one read as a single piece, and
     // max_frame_bytes does not apply. For a layer that frames the stream itself (net/tls.h).
     bool raw_stream = false;
+    // The core's memory budget (net/memory_budget.h): receive chunks holding requests and
+    // in-memory bytes queued to send are charged to it, and the connection stops reading while
+    // the core is over budget and it is one of the connections holding much. Null: not counted.
+    std::shared_ptr<memory_budget> memory;
 };
 
 // What to send: pieces in order. Build it, then hand it to connection::send() (moved).

@@ -13,14 +13,41 @@ frame_reader::~frame_reader() {
     if (_chunk != nullptr) shared_buffer::release(_chunk);
 }
 
+namespace {
+bool current_chunk_fits(const shared_buffer::chunk* chunk, size_t start, size_t end, size_t need) {
+    if (chunk == nullptr || start + need > chunk->capacity) return false;
+    size_t pending = end - start;
+    size_t room = chunk->capacity - end;
+    return (room >= frame_reader::min_room || room >= need - std::min(need, pending)) && room > 0;
+}
+}  // namespace
+
+size_t frame_reader::growth_bytes() const {
+    size_t pending = _end - _start;
+    size_t need = std::max<size_t>(_need, 4);
+    if (current_chunk_fits(_chunk, _start, _end, need)) return 0;
+    size_t new_capacity = std::max({_chunk_bytes, need, pending + min_room});
+    bool sole_owner = _chunk != nullptr && _chunk->refs.load(std::memory_order_acquire) == 1;
+    if (sole_owner && _chunk->capacity >= new_capacity) return 0;
+    return new_capacity;
+}
+
+bool frame_reader::may_read() const {
+    if (!_account) return true;
+    size_t growth = growth_bytes();
+    // The rest of a frame whose chunk is already allocated is always read: that memory is
+    // committed, and only a complete request can be answered and give it back (refusing it
+    // would let large producers that each hold half a frame wait for one another for ever).
+    bool mid_frame = _need > 0 && _end - _start < _need;
+    if (growth == 0 && mid_frame) return true;
+    return _account->may_take(growth);
+}
+
 std::span<std::byte> frame_reader::writable() {
     size_t pending = _end - _start;
     size_t need = std::max<size_t>(_need, 4);
-    size_t capacity = _chunk ? _chunk->capacity : 0;
-    bool fits = _chunk != nullptr && _start + need <= capacity;
-    size_t room = capacity - _end;
-    if (fits && (room >= min_room || room >= need - std::min(need, pending)) && room > 0) {
-        return {_chunk->bytes() + _end, room};
+    if (current_chunk_fits(_chunk, _start, _end, need)) {
+        return {_chunk->bytes() + _end, _chunk->capacity - _end};
     }
     // Never less room than min_room past what is pending: bytes may be committed several
     // times before the next parse() (so `_need` can be stale and `pending` a full chunk).
@@ -33,6 +60,10 @@ std::span<std::byte> frame_reader::writable() {
         // Kept frames still point into the old chunk, or it is too small: start a new one and
         // carry over only the partial frame.
         shared_buffer::chunk* fresh = shared_buffer::new_chunk(new_capacity);
+        if (_account) {
+            _account->charge(new_capacity);
+            fresh->account = _account;
+        }
         if (pending > 0) std::memcpy(fresh->bytes(), _chunk->bytes() + _start, pending);
         if (_chunk != nullptr) shared_buffer::release(_chunk);
         _chunk = fresh;

@@ -15,6 +15,7 @@
 #include "base/result.h"
 #include "net/buffer.h"
 #include "net/connection.h"
+#include "net/memory_budget.h"
 #include "net/socket_address.h"
 
 namespace sluice::net {
@@ -30,6 +31,16 @@ class frame_reader {
     ~frame_reader();
     frame_reader(const frame_reader&) = delete;
     frame_reader& operator=(const frame_reader&) = delete;
+
+    // Receive chunks allocated from now on are charged to `account` (null: not counted).
+    void set_account(std::shared_ptr<memory_account> account) { _account = std::move(account); }
+    const std::shared_ptr<memory_account>& account() const { return _account; }
+    // Bytes the next writable() would allocate (0: it reuses the current chunk).
+    size_t growth_bytes() const;
+    // Whether the owner may read more now, by the memory budget (always true without one, and
+    // for the rest of a frame whose chunk is allocated): false means wait (memory_budget::wait)
+    // before calling writable().
+    bool may_read() const;
 
     // Room to receive into (never empty). Moves or replaces the chunk as needed, so call it only
     // when no receive into the previous span is in flight.
@@ -59,6 +70,7 @@ class frame_reader {
     size_t _need = 0;  // size of the frame being assembled, with its prefix
     size_t _capacity_max = 0;
     bool _raw = false;
+    std::shared_ptr<memory_account> _account;
 };
 
 // Cuts the complete frames out of `reader` and hands them to the owner in one on_frames call,

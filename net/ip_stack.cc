@@ -142,7 +142,9 @@ class ip_stack::connection_impl final : public connection,
     connection_impl(ip_stack& s, flow& f, connection_options o, std::function<void()> on_final)
         : _stack(s), _alive(s._alive), _flow(&f), _local(make_address(s._cfg.ip, f.lport)),
           _peer(make_address(f.rip, f.rport)), _options(o),
-          _reader(o.recv_buffer_bytes, o.max_frame_bytes, o.raw_stream), _on_final(std::move(on_final)) {}
+          _reader(o.recv_buffer_bytes, o.max_frame_bytes, o.raw_stream), _on_final(std::move(on_final)) {
+        if (o.memory) _reader.set_account(std::make_shared<memory_account>(o.memory));
+    }
     ~connection_impl() override {
         if (_on_final) _on_final();
     }
@@ -194,6 +196,7 @@ class ip_stack::connection_impl final : public connection,
     }
     bool add_piece(output::piece& p);
     void finalize();
+    void wait_for_memory();
 
     ip_stack& _stack;
     std::shared_ptr<bool> _alive;
@@ -213,11 +216,24 @@ class ip_stack::connection_impl final : public connection,
     bool _finalize_scheduled = false;
     bool _close_when_sent = false;
     bool _paused = false;
+    bool _memory_wait = false;  // over the core's memory budget: not taking bytes meanwhile
     bool _receive_dead = false;
     bool _delivering = false;
     bool _had_queued = false;
     error _close_reason;
 };
+
+// Over the memory budget: stop taking bytes from the tcb (its window closes, the peer stops)
+// until the budget's owner says memory came back.
+void ip_stack::connection_impl::wait_for_memory() {
+    _memory_wait = true;
+    _reader.account()->budget()->wait([w = weak_from_this()] {
+        if (auto c = w.lock()) {
+            c->_memory_wait = false;
+            c->poke();
+        }
+    });
+}
 
 bool ip_stack::connection_impl::add_piece(output::piece& p) {
     tcp::tx_piece t;
@@ -312,9 +328,13 @@ void ip_stack::connection_impl::after_output() {
 }
 
 size_t ip_stack::connection_impl::take(std::span<const std::byte> bytes) {
-    if (!_started || _paused || _closing || _receive_dead || _delivering) return 0;
+    if (!_started || _paused || _closing || _receive_dead || _delivering || _memory_wait) return 0;
     size_t took = 0;
     while (took < bytes.size()) {
+        if (!_reader.may_read()) {
+            wait_for_memory();
+            break;
+        }
         std::span<std::byte> room = _reader.writable();
         size_t n = std::min(room.size(), bytes.size() - took);
         std::memcpy(room.data(), bytes.data() + took, n);
@@ -330,7 +350,11 @@ void ip_stack::connection_impl::deliver() {
     if (!_started || _closing || _delivering || _flow == nullptr) return;
     tcp::tcb& t = _flow->tcb;
     // Bytes arrive in the chunk from take() (straight from the tcb) or from the ring here.
-    while (!_paused) {
+    while (!_paused && !_memory_wait) {
+        if (t.readable() > 0 && !_reader.may_read()) {
+            wait_for_memory();
+            break;
+        }
         if (t.readable() > 0) {
             std::span<std::byte> room = _reader.writable();
             size_t n = t.read(room);
@@ -352,7 +376,7 @@ void ip_stack::connection_impl::deliver() {
         _reader.rewind_if_idle();
         if (t.readable() == 0) break;
     }
-    if (!_paused && t.at_eof()) {
+    if (!_paused && !_memory_wait && t.at_eof()) {
         std::string detail = "peer " + _peer.to_string();
         if (_reader.pending() > 0) {
             detail += " closed mid-frame with " + std::to_string(_reader.pending()) +

@@ -52,6 +52,7 @@ posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_add
       _on_final(std::move(on_final)),
       _reader(options.recv_buffer_bytes, options.max_frame_bytes, options.raw_stream) {
     _splice_ok = _options.splice_file_regions;
+    if (_options.memory) _reader.set_account(std::make_shared<memory_account>(_options.memory));
     _mapped_files = std::move(mapped);
     using cs = connection_options::cached_send;
     bool same_host = _peer.is_loopback() || _peer.same_host(_local);
@@ -166,7 +167,11 @@ void posix_connection::start(connection_handlers handlers) {
 
 // Called only with no recv in flight: it may move or replace the buffer the kernel writes to.
 void posix_connection::arm_recv() {
-    if (_closing || _paused || _recv_inflight || !_started) return;
+    if (_closing || _paused || _recv_inflight || !_started || _memory_wait) return;
+    if (!_reader.may_read()) {
+        wait_for_memory();
+        return;
+    }
     std::span<std::byte> room = _reader.writable();
     _stats.recv_buffer_capacity_max = _reader.capacity_max();
     io_uring_sqe* sqe = _reactor.get_sqe();
@@ -174,6 +179,16 @@ void posix_connection::arm_recv() {
     runtime::reactor::arm(sqe, &_recv_op);
     _recv_inflight = true;
     op_started();
+}
+
+void posix_connection::wait_for_memory() {
+    _memory_wait = true;
+    _reader.account()->budget()->wait([w = weak_from_this()] {
+        if (auto c = w.lock()) {
+            c->_memory_wait = false;
+            c->arm_recv();
+        }
+    });
 }
 
 void posix_connection::on_recv(int res) {
@@ -252,14 +267,19 @@ void output::add(piece p) {
 void posix_connection::send(output out) {
     assert_owner_thread();
     if (_closing || _close_when_sent) return;
+    size_t memory = 0;
     for (auto& p : out.pieces()) {
         if (piece_size(p) == 0) continue;
         if (auto* region = std::get_if<file_region>(&p)) {
             SLUICE_ASSERT(region->file && region->file->valid(), "file_region without a file");
+        } else {
+            memory += piece_size(p);
         }
         _sendq.push_back(std::move(p));
     }
     _queued_bytes += out.size_bytes();
+    _queued_memory_bytes += memory;
+    if (_reader.account()) _reader.account()->charge(memory);
     ++_stats.sends;
     pump_send();
 }
@@ -344,6 +364,9 @@ void posix_connection::on_sendmsg(int res) {
 }
 
 void posix_connection::consume_memory(size_t n) {
+    SLUICE_ASSERT(n <= _queued_memory_bytes, "sent more memory bytes than queued");
+    _queued_memory_bytes -= n;
+    if (_reader.account()) _reader.account()->release(n);
     while (n > 0) {
         SLUICE_ASSERT(!_sendq.empty(), "sent more bytes than queued");
         size_t left = piece_size(_sendq.front()) - _front_offset;
@@ -720,6 +743,8 @@ void posix_connection::maybe_finalize() {
     _pipe_w.reset();
     _sendq.clear();
     _queued_bytes = 0;
+    if (_reader.account()) _reader.account()->release(_queued_memory_bytes);
+    _queued_memory_bytes = 0;
     _reader.release();
     guard g = shared_from_this();
     // Handlers often capture the connection_ptr; dropping them breaks that cycle.

@@ -67,6 +67,7 @@ class posix_connection final : public connection,
 
     // Receive path.
     void arm_recv();
+    void wait_for_memory();
     void on_recv(int res);
     void process_frames();
 
@@ -124,12 +125,14 @@ class posix_connection final : public connection,
     bool _paused = false;
     bool _receive_dead = false;  // an unreadable frame: receiving never resumes
     bool _delivering = false;
+    bool _memory_wait = false;  // over the core's memory budget: waiting to read again
     std::vector<frame> _batch;
 
     // Send state.
     std::deque<output::piece> _sendq;
     size_t _front_offset = 0;  // bytes of the front memory piece already sent
     size_t _queued_bytes = 0;
+    size_t _queued_memory_bytes = 0;  // of those, in memory (charged to the reader's account)
     bool _send_inflight = false;
     op _sendmsg_op;
     std::array<iovec, max_iov> _iov{};

@@ -261,7 +261,9 @@ class tls_connection final : public connection,
           _owner(&_inner->owner()),
           _peer(_inner->peer_address()),
           _local(_inner->local_address()),
-          _reader(framing.recv_buffer_bytes, framing.max_frame_bytes) {}
+          _reader(framing.recv_buffer_bytes, framing.max_frame_bytes) {
+        if (framing.memory) _reader.set_account(std::make_shared<memory_account>(framing.memory));
+    }
     ~tls_connection() override {
         if (_ssl != nullptr) SSL_free(_ssl);  // frees both BIOs
     }
@@ -294,6 +296,7 @@ class tls_connection final : public connection,
     void advance();
     bool handshake();
     void read_plain();
+    void wait_for_memory();
     void deliver_frames();
     void pump_send();
     bool encrypt_front(std::vector<std::byte>& cipher);
@@ -318,6 +321,7 @@ class tls_connection final : public connection,
     std::vector<frame> _batch;
     bool _handshake_done = false;
     bool _paused = false;
+    bool _memory_wait = false;  // over the core's memory budget (the inner is paused meanwhile)
     bool _receive_dead = false;
     bool _closing = false;
     bool _close_when_sent = false;
@@ -421,8 +425,25 @@ bool tls_connection::handshake() {
     return false;
 }
 
+void tls_connection::wait_for_memory() {
+    _memory_wait = true;
+    if (_inner && _inner->is_open()) _inner->pause_receive();
+    _reader.account()->budget()->wait([w = weak_from_this()] {
+        auto s = w.lock();
+        if (!s) return;
+        s->_memory_wait = false;
+        if (s->_closing || !s->_inner) return;
+        if (!s->_paused) s->_inner->resume_receive();
+        s->advance();
+    });
+}
+
 void tls_connection::read_plain() {
-    while (!_paused && !_closing && !_receive_dead) {
+    while (!_paused && !_closing && !_receive_dead && !_memory_wait) {
+        if (!_reader.may_read()) {
+            wait_for_memory();
+            break;
+        }
         std::span<std::byte> room = _reader.writable();
         _stats.recv_buffer_capacity_max = _reader.capacity_max();
         int n = SSL_read(_ssl, room.data(), static_cast<int>(std::min<size_t>(room.size(), 1u << 30)));
@@ -474,7 +495,7 @@ void tls_connection::deliver_frames() {
 void tls_connection::resume_receive() {
     if (!_paused || _receive_dead) return;
     _paused = false;
-    if (_closing || !_inner) return;
+    if (_closing || !_inner || _memory_wait) return;
     _inner->resume_receive();
     _owner->defer([w = std::weak_ptr<tls_connection>(shared_from_this())] {
         if (auto s = w.lock()) s->advance();
