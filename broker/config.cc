@@ -175,6 +175,8 @@ const key_def broker_keys[] = {
     // Cross-core messages through lock-free SPSC rings (runtime/README.md); false: the mutex
     // queue + eventfd of earlier versions (kept for side-by-side measurement).
     {"sluice.cross.core.rings", kind::boolean, "true"},
+    // A kernel submission-polling thread per core's ring (README "io_uring options").
+    {"sluice.uring.sqpoll", kind::boolean, "false"},
     // posix: kernel sockets on io_uring; dpdk: kernel bypass (net/README.md, "The dpdk stack");
     // auto: dpdk if it starts, else a log line and posix.
     {"sluice.network.stack", kind::choice, "posix", 0, 0, "posix,dpdk,auto"},

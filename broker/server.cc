@@ -545,7 +545,8 @@ result<void> server::start() {
 }
 
 void server::core_main(unsigned core) {
-    auto r = runtime::reactor::create({.core = core});
+    auto r = runtime::reactor::create(
+        {.core = core, .sqpoll = _cfg.bool_value("sluice.uring.sqpoll")});
     if (!r) {
         std::unique_lock lock(_start_mu);
         _start_error = r.error();

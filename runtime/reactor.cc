@@ -38,6 +38,10 @@ result<void> reactor::init() {
     io_uring_params p{};
     p.flags = IORING_SETUP_CQSIZE;
     p.cq_entries = _cfg.cq_entries;
+    if (_cfg.sqpoll) {
+        p.flags |= IORING_SETUP_SQPOLL;
+        p.sq_thread_idle = _cfg.sqpoll_idle_ms;
+    }
     int rc = io_uring_queue_init_params(_cfg.sq_entries, &_ring, &p);
     if (rc < 0) {
         return error(errc::io_uring_unavailable, std::string("io_uring_queue_init: ") + std::strerror(-rc));

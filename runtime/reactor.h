@@ -66,6 +66,11 @@ public:
         unsigned sq_entries = 1024;
         unsigned cq_entries = 8192;
         unsigned core = 0;  // the core this reactor serves (for logs and routing)
+        // IORING_SETUP_SQPOLL: a kernel thread polls the submission queue, so submitting
+        // costs no system call while it is awake; it sleeps after `sqpoll_idle_ms` without
+        // work (the next submission wakes it with one). It takes a CPU of its own while busy.
+        bool sqpoll = false;
+        unsigned sqpoll_idle_ms = 10;
     };
 
     // Creates the ring. Fails (rather than aborting) if io_uring is unavailable.
