@@ -67,6 +67,7 @@ struct partition_view {
     uint64_t segments = 0;
     int64_t log_end = 0;
     int64_t high_watermark = 0;
+    unsigned core = 0;  // the core that owns it
     uint64_t appends = 0, writes = 0, fsyncs = 0, bytes_written = 0, fsync_ns = 0;
     uint64_t no_space_refusals = 0;
 };
@@ -126,6 +127,7 @@ gathered gather(server& srv) {
                 }
                 v.log_end = p.log->log_end_offset()();
                 v.high_watermark = p.high_watermark();
+                v.core = i;
                 const auto& ls = p.log->stats();
                 v.appends = ls.appends;
                 v.writes = ls.writes;
@@ -274,6 +276,13 @@ std::string metrics::render(server& srv) {
         << "# TYPE sluice_connections_accepted_total counter\nsluice_connections_accepted_total " << accepted << "\n"
         << "# HELP sluice_connections Client connections open now.\n# TYPE sluice_connections gauge\n"
         << "sluice_connections " << (accepted >= closed ? accepted - closed : 0) << "\n"
+        << "# HELP sluice_core_connections Client connections open now on a core (the kernel spreads them).\n"
+        << "# TYPE sluice_core_connections gauge\n";
+    for (size_t i = 0; i < _cores.size(); ++i) {
+        uint64_t a = get(_cores[i]->connections_accepted), c = get(_cores[i]->connections_closed);
+        out << "sluice_core_connections{core=\"" << i << "\"} " << (a >= c ? a - c : 0) << "\n";
+    }
+    out
         << "# HELP sluice_sasl_authentication_failures_total Failed SASL logins.\n"
         << "# TYPE sluice_sasl_authentication_failures_total counter\nsluice_sasl_authentication_failures_total "
         << auth << "\n"
@@ -317,6 +326,12 @@ std::string metrics::render(server& srv) {
         for (const auto& p : parts) {
             out << "sluice_partition_log_end_offset{topic=\"" << label(p.topic) << "\",partition=\"" << p.partition
                 << "\"} " << p.log_end << "\n";
+        }
+        out << "# HELP sluice_partition_core The core that owns a partition replica here.\n"
+            << "# TYPE sluice_partition_core gauge\n";
+        for (const auto& p : parts) {
+            out << "sluice_partition_core{topic=\"" << label(p.topic) << "\",partition=\"" << p.partition
+                << "\"} " << p.core << "\n";
         }
         out << "# HELP sluice_partition_high_watermark High watermark of a partition replica here.\n"
             << "# TYPE sluice_partition_high_watermark gauge\n";

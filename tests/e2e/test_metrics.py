@@ -5,7 +5,9 @@ and the per-core reactor series are there, and /healthz, /readyz and an unknown 
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -133,6 +135,29 @@ class MetricsTest(unittest.TestCase):
             allocated = self.wait_value("sluice_allocator_allocated_bytes", lambda v: v > 0)
             resident = self.query("sluice_allocator_resident_bytes")
             self.assertGreaterEqual(resident, allocated)
+
+    def test_connections_per_core_and_memory_budget(self):
+        # Two idle connections open: the per-core gauges add up to the broker's count.
+        socks = [socket.create_connection(("127.0.0.1", self.b.port)) for _ in range(2)]
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                status, body = http_get("http://127.0.0.1:%d/metrics" % self.metrics_port)
+                per_core = [int(v) for v in re.findall(r'^sluice_core_connections\{core="\d+"\} (\d+)$', body, re.M)]
+                total = re.search(r"^sluice_connections (\d+)$", body, re.M)
+                if len(per_core) == 2 and total and sum(per_core) == int(total.group(1)) >= 2:
+                    break
+                self.assertLess(time.monotonic(), deadline, body[-2000:])
+                time.sleep(0.2)
+        finally:
+            for s in socks:
+                s.close()
+        # The default budget: a quarter of RAM split over the two cores.
+        budgets = [int(v) for v in re.findall(r'^sluice_memory_budget_bytes\{core="\d+"\} (\d+)$', body, re.M)]
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        self.assertEqual(budgets, [ram // 4 // 2] * 2)
+        for name in ("held_bytes", "held_peak_bytes", "waits_total", "waiting_connections"):
+            self.assertEqual(len(re.findall(r'^sluice_memory_%s\{core="\d+"\} \d+$' % name, body, re.M)), 2, name)
 
     def test_health_and_readiness(self):
         base = "http://127.0.0.1:%d" % self.metrics_port
