@@ -177,6 +177,8 @@ const key_def broker_keys[] = {
     {"sluice.cross.core.rings", kind::boolean, "true"},
     // A kernel submission-polling thread per core's ring (README "io_uring options").
     {"sluice.uring.sqpoll", kind::boolean, "false"},
+    // IORING_OP_SENDMSG_ZC for in-memory answers of at least this many bytes; 0: off.
+    {"sluice.uring.send.zc.min.bytes", kind::int64, "0", 0, long_max},
     // posix: kernel sockets on io_uring; dpdk: kernel bypass (net/README.md, "The dpdk stack");
     // auto: dpdk if it starts, else a log line and posix.
     {"sluice.network.stack", kind::choice, "posix", 0, 0, "posix,dpdk,auto"},

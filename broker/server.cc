@@ -619,6 +619,8 @@ result<void> server::start_core(unsigned core) {
         opts.connection.same_host_tcp_congestion =
             _cfg.string_value("sluice.tcp.congestion.local");
         opts.connection.memory = c.memory;
+        opts.connection.send_zc_min_bytes =
+            static_cast<size_t>(_cfg.int_value("sluice.uring.send.zc.min.bytes"));
         shard* sh = c.sh.get();
         // A TLS listener reads raw bytes; the TLS layer frames the decrypted stream.
         net::connection_options framing = opts.connection;

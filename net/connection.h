@@ -80,6 +80,11 @@ struct connection_options {
     // No Kafka framing: each on_frames call hands the bytes of one read as a single piece, and
     // max_frame_bytes does not apply. For a layer that frames the stream itself (net/tls.h).
     bool raw_stream = false;
+    // io_uring zero-copy send (IORING_OP_SENDMSG_ZC) for runs of in-memory pieces of at least
+    // this many bytes (the kernel pins the pages instead of copying them; the pieces are kept
+    // until its notification says it is done with them). 0: off, every memory send copies.
+    // Posix stack only.
+    size_t send_zc_min_bytes = 0;
     // The core's memory budget (net/memory_budget.h): receive chunks holding requests and
     // in-memory bytes queued to send are charged to it, and the connection stops reading while
     // the core is over budget and it is one of the connections holding much. Null: not counted.
@@ -139,6 +144,7 @@ struct connection_stats {
     uint64_t file_bytes_spliced_inline = 0;  // of those, spliced on the reactor thread
     uint64_t file_bytes_mapped = 0;  // file-region bytes sent from a mapping (one kernel copy)
     uint64_t file_bytes_copied = 0;       // file-region bytes sent through the copy fallback
+    uint64_t zero_copy_bytes_sent = 0;    // memory bytes sent with IORING_OP_SENDMSG_ZC
 };
 
 // What protects a connection's bytes on the wire (net/tls.h); plaintext connections have none.

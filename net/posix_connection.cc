@@ -329,12 +329,18 @@ void posix_connection::pump_send() {
 
 void posix_connection::send_memory() {
     size_t n = 0;
+    size_t bytes = 0;
     for (auto it = _sendq.begin(); it != _sendq.end() && n < max_iov; ++it) {
         if (std::holds_alternative<file_region>(*it)) break;
         size_t skip = n == 0 ? _front_offset : 0;
         _iov[n].iov_base = const_cast<std::byte*>(memory_data(*it)) + skip;
         _iov[n].iov_len = piece_size(*it) - skip;
+        bytes += _iov[n].iov_len;
         ++n;
+    }
+    if (_options.send_zc_min_bytes > 0 && bytes >= _options.send_zc_min_bytes) {
+        send_memory_zc(n, bytes);
+        return;
     }
     _msg = {};
     _msg.msg_iov = _iov.data();
@@ -360,6 +366,74 @@ void posix_connection::on_sendmsg(int res) {
     }
     consume_memory(static_cast<size_t>(res));
     sent_bytes(static_cast<size_t>(res));
+    pump_send();
+}
+
+// The pieces move out of the queue into the send's own record, so nothing frees them before
+// the kernel's notification; the queue's byte counts still include them until the result.
+void posix_connection::send_memory_zc(size_t pieces, size_t bytes) {
+    auto* z = new zc_send();
+    z->conn = shared_from_this();
+    z->front_offset = std::exchange(_front_offset, 0);
+    z->total = bytes;
+    for (size_t i = 0; i < pieces; ++i) {
+        z->pieces.push_back(std::move(_sendq.front()));
+        _sendq.pop_front();
+        size_t skip = i == 0 ? z->front_offset : 0;
+        z->iov[i].iov_base = const_cast<std::byte*>(memory_data(z->pieces.back())) + skip;
+        z->iov[i].iov_len = piece_size(z->pieces.back()) - skip;
+    }
+    z->msg.msg_iov = z->iov.data();
+    z->msg.msg_iovlen = pieces;
+    z->on_complete = [](runtime::io_completion* c, int res, uint32_t flags) {
+        auto* z = static_cast<zc_send*>(c);
+        if ((flags & IORING_CQE_F_NOTIF) == 0) {
+            guard g = z->conn->op_finished();
+            z->conn->on_sendmsg_zc(*z, res);
+            z->conn->maybe_finalize();
+            if ((flags & IORING_CQE_F_MORE) != 0) return;  // the notification follows
+        }
+        delete z;
+    };
+    io_uring_sqe* sqe = _reactor.get_sqe();
+    io_uring_prep_sendmsg_zc(sqe, _fd.get(), &z->msg, MSG_NOSIGNAL);
+    runtime::reactor::arm(sqe, z);
+    _send_inflight = true;
+    op_started();
+}
+
+void posix_connection::on_sendmsg_zc(zc_send& z, int res) {
+    _send_inflight = false;
+    if (_closing) return;
+    size_t sent = res > 0 ? static_cast<size_t>(res) : 0;
+    if (res < 0 && res != -EINTR && res != -EAGAIN) {
+        errc code = (res == -EPIPE || res == -ECONNRESET) ? errc::peer_closed : errc::io_error;
+        begin_close(error(code, "send to " + _peer.to_string() + ": " + errno_text(-res)));
+        return;
+    }
+    if (sent < z.total) {
+        // Whatever the kernel did not take goes back to the front of the queue as a copy: the
+        // originals stay with the send until its notification.
+        std::vector<std::byte> rest;
+        rest.reserve(z.total - sent);
+        size_t skip = sent;
+        for (size_t i = 0; i < z.pieces.size(); ++i) {
+            const std::byte* d = memory_data(z.pieces[i]) + (i == 0 ? z.front_offset : 0);
+            size_t len = piece_size(z.pieces[i]) - (i == 0 ? z.front_offset : 0);
+            size_t from = std::min(skip, len);
+            skip -= from;
+            rest.insert(rest.end(), d + from, d + len);
+        }
+        _sendq.emplace_front(std::move(rest));
+    }
+    _stats.zero_copy_bytes_sent += sent;
+    SLUICE_ASSERT(sent <= _queued_memory_bytes, "sent more memory bytes than queued");
+    _queued_memory_bytes -= sent;
+    if (_reader.account()) _reader.account()->release(sent);
+    if (sent > 0) {
+        sent_bytes(sent);
+        if (_closing) return;
+    }
     pump_send();
 }
 
@@ -690,6 +764,9 @@ void posix_connection::on_bounce_read(int res) {
     if (region.length == 0) _sendq.pop_front();
     _bounce.resize(static_cast<size_t>(res));
     _sendq.push_front(std::move(_bounce));  // _front_offset is 0: a region was at the front
+    // The region's bytes are in memory now: charged like any memory piece until sent.
+    _queued_memory_bytes += static_cast<size_t>(res);
+    if (_reader.account()) _reader.account()->charge(static_cast<size_t>(res));
     _bounce = {};
     pump_send();
 }

@@ -59,6 +59,16 @@ class posix_connection final : public connection,
         posix_connection* self = nullptr;
     };
     using guard = std::shared_ptr<posix_connection>;
+    // One zero-copy send in flight: the pieces it names, kept (with the connection) until the
+    // kernel's notification CQE, which may come after the result CQE and after later sends.
+    struct zc_send : runtime::io_completion {
+        guard conn;
+        std::vector<output::piece> pieces;
+        size_t front_offset = 0;  // bytes of pieces[0] already sent before this send
+        size_t total = 0;         // bytes this send asked for
+        std::array<iovec, max_iov> iov{};
+        msghdr msg{};
+    };
 
     // In-flight bookkeeping: started before an SQE is armed, finished in its completion.
     void op_started();
@@ -74,6 +84,8 @@ class posix_connection final : public connection,
     // Send path.
     void pump_send();
     void send_memory();
+    void send_memory_zc(size_t pieces, size_t bytes);
+    void on_sendmsg_zc(zc_send& z, int res);
     void send_file(file_region& region);
     void splice_pipe_to_socket(io_uring_sqe* sqe, size_t n);
     void read_bounce(file_region& region);

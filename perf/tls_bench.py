@@ -13,7 +13,7 @@ prints which case it measured.
 
 Reproduce:
   SLUICE_BIN=build/tools/sluice /usr/bin/python3 perf/tls_bench.py --rounds 3 --seconds 5 \\
-      [--record-bytes 1024] [--cores 2] [--json out.json]
+      [--record-bytes 1024] [--cores 2] [--json out.json] [--broker-arg=--key=value]
 """
 
 import argparse
@@ -51,7 +51,10 @@ def main():
     ap.add_argument("--record-bytes", type=int, default=1024)
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--json")
+    ap.add_argument("--broker-arg", action="append", default=[],
+                    help="extra broker setting as --key=value (repeatable)")
     args = ap.parse_args()
+    extra_config = dict(a.lstrip("-").split("=", 1) for a in args.broker_arg)
     tmp = tempfile.mkdtemp(prefix="sluice-tls-bench-")
     pki = make_pki(tmp)
     print("kernel TLS offered by this kernel: %s" % ("yes" if kernel_tls() else
@@ -64,7 +67,7 @@ def main():
                         listeners="PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d" % (plain, tls),
                         **{"sluice.cores": str(args.cores),
                            "ssl.certificate.location": pki["server"],
-                           "ssl.key.location": pki["server_key"]}) as b:
+                           "ssl.key.location": pki["server_key"], **extra_config}) as b:
                 order = [("plaintext", plain, []),
                          ("tls", tls, ["--security-protocol", "SSL", "--ssl-ca-location", pki["ca"]])]
                 if rnd % 2:

@@ -374,6 +374,44 @@ TEST_F(connection_test, connection_limit_closes_the_excess) {
     EXPECT_FALSE(b.closed());
 }
 
+// Zero-copy sends: large memory runs go out with SENDMSG_ZC, small ones and file regions as
+// before, all byte-exact and in order; the pieces outlive the send until the kernel is done.
+TEST_F(connection_test, zero_copy_sends_arrive_byte_exact_and_in_order) {
+    listen_options opts;
+    opts.connection.send_zc_min_bytes = 64 * 1024;
+    temp_file file(300 * 1024);
+    auto addr = start_server(opts, [&](endpoint& ep, std::span<frame> fs) {
+        for (auto& f : fs) {
+            uint32_t n = static_cast<uint32_t>(f.size());
+            // Answer: the request's size in KiB of pattern, a shared buffer and a file region.
+            std::vector<std::byte> big = pattern(n * 1024, n);
+            shared_buffer tail = shared_buffer::copy_of(pattern(1000, n + 1));
+            output out;
+            out.append(prefix(static_cast<uint32_t>(big.size() + tail.size() + 4096)));
+            out.append(std::move(big));
+            out.append(std::move(tail));
+            out.append(file.region(0, 4096));
+            ep.conn->send(std::move(out));
+        }
+    });
+    auto& client = connect(addr);
+    std::vector<uint32_t> sizes = {1, 200, 3, 512, 64, 1024, 2};
+    for (uint32_t n : sizes) client.conn->send(one_piece(framed(pattern(n, 0))));
+    ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == sizes.size(); }));
+    for (size_t i = 0; i < sizes.size(); ++i) {
+        uint32_t n = sizes[i];
+        std::vector<std::byte> want = pattern(n * 1024, n);
+        auto tail = pattern(1000, n + 1);
+        want.insert(want.end(), tail.begin(), tail.end());
+        auto region = file.slice(0, 4096);
+        want.insert(want.end(), region.begin(), region.end());
+        EXPECT_EQ(to_vec(client.frames[i]), want) << "answer " << i;
+    }
+    const auto& st = servers[0]->conn->stats();
+    EXPECT_GE(st.zero_copy_bytes_sent, (200u + 512u + 64u + 1024u) * 1024u);
+    EXPECT_LT(st.zero_copy_bytes_sent, st.bytes_sent);
+}
+
 TEST_F(connection_test, pause_stops_delivery_until_resume) {
     connection* server_conn = nullptr;
     size_t delivered = 0;
