@@ -179,6 +179,8 @@ const key_def broker_keys[] = {
     {"sluice.uring.sqpoll", kind::boolean, "false"},
     // IORING_OP_SENDMSG_ZC for in-memory answers of at least this many bytes; 0: off.
     {"sluice.uring.send.zc.min.bytes", kind::int64, "0", 0, long_max},
+    // Multishot receives into a provided-buffer ring per core (README "io_uring options").
+    {"sluice.uring.recv.multishot", kind::boolean, "false"},
     // posix: kernel sockets on io_uring; dpdk: kernel bypass (net/README.md, "The dpdk stack");
     // auto: dpdk if it starts, else a log line and posix.
     {"sluice.network.stack", kind::choice, "posix", 0, 0, "posix,dpdk,auto"},

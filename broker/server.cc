@@ -621,6 +621,7 @@ result<void> server::start_core(unsigned core) {
         opts.connection.memory = c.memory;
         opts.connection.send_zc_min_bytes =
             static_cast<size_t>(_cfg.int_value("sluice.uring.send.zc.min.bytes"));
+        opts.connection.recv_multishot = _cfg.bool_value("sluice.uring.recv.multishot");
         shard* sh = c.sh.get();
         // A TLS listener reads raw bytes; the TLS layer frames the decrypted stream.
         net::connection_options framing = opts.connection;

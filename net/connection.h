@@ -85,6 +85,11 @@ struct connection_options {
     // until its notification says it is done with them). 0: off, every memory send copies.
     // Posix stack only.
     size_t send_zc_min_bytes = 0;
+    // Multishot recv into the reactor's provided-buffer ring (runtime/buffer_ring.h): one
+    // receive stays armed for the connection's life and the kernel picks a shared buffer when
+    // bytes arrive; they are copied into the frame chunk and the buffer given back at once.
+    // Falls back to plain receives if the kernel has no buffer rings. Posix stack only.
+    bool recv_multishot = false;
     // The core's memory budget (net/memory_budget.h): receive chunks holding requests and
     // in-memory bytes queued to send are charged to it, and the connection stops reading while
     // the core is over budget and it is one of the connections holding much. Null: not counted.
@@ -145,6 +150,7 @@ struct connection_stats {
     uint64_t file_bytes_mapped = 0;  // file-region bytes sent from a mapping (one kernel copy)
     uint64_t file_bytes_copied = 0;       // file-region bytes sent through the copy fallback
     uint64_t zero_copy_bytes_sent = 0;    // memory bytes sent with IORING_OP_SENDMSG_ZC
+    uint64_t provided_buffer_receives = 0;  // receives that landed in the reactor's buffer ring
 };
 
 // What protects a connection's bytes on the wire (net/tls.h); plaintext connections have none.

@@ -88,6 +88,24 @@ posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_add
         self->on_recv(res);
         self->maybe_finalize();
     };
+    if (_options.recv_multishot) _buffers = _reactor.receive_buffers();
+    if (_buffers != nullptr) {
+        // One SQE, many CQEs: the operation is in flight until a CQE comes without F_MORE.
+        _recv_op.on_complete = [](runtime::io_completion* c, int res, uint32_t flags) {
+            auto* self = static_cast<op*>(c)->self;
+            guard g = (flags & IORING_CQE_F_MORE) != 0 ? self->shared_from_this()
+                                                        : self->op_finished();
+            self->on_multishot(res, flags);
+            self->maybe_finalize();
+        };
+    }
+    _cancel_op.self = this;
+    _cancel_op.on_complete = [](runtime::io_completion* c, int, uint32_t) {
+        auto* self = static_cast<op*>(c)->self;
+        guard g = self->op_finished();
+        self->_cancel_inflight = false;
+        self->maybe_finalize();
+    };
     _sendmsg_op.self = this;
     _sendmsg_op.on_complete = [](runtime::io_completion* c, int res, uint32_t) {
         auto* self = static_cast<op*>(c)->self;
@@ -172,6 +190,10 @@ void posix_connection::arm_recv() {
         wait_for_memory();
         return;
     }
+    if (_buffers != nullptr) {
+        arm_multishot();
+        return;
+    }
     std::span<std::byte> room = _reader.writable();
     _stats.recv_buffer_capacity_max = _reader.capacity_max();
     io_uring_sqe* sqe = _reactor.get_sqe();
@@ -179,6 +201,60 @@ void posix_connection::arm_recv() {
     runtime::reactor::arm(sqe, &_recv_op);
     _recv_inflight = true;
     op_started();
+}
+
+void posix_connection::arm_multishot() {
+    io_uring_sqe* sqe = _reactor.get_sqe();
+    io_uring_prep_recv_multishot(sqe, _fd.get(), nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = _buffers->group();
+    runtime::reactor::arm(sqe, &_recv_op);
+    _recv_inflight = true;
+    op_started();
+}
+
+// Stops the armed multishot receive (pause, memory budget): bytes that arrive before the
+// cancellation lands are still copied in and delivered on resume.
+void posix_connection::cancel_multishot() {
+    if (_cancel_inflight || !_recv_inflight) return;
+    io_uring_sqe* sqe = _reactor.get_sqe();
+    io_uring_prep_cancel(sqe, &_recv_op, 0);
+    runtime::reactor::arm(sqe, &_cancel_op);
+    _cancel_inflight = true;
+    op_started();
+}
+
+void posix_connection::copy_in(std::span<const std::byte> bytes) {
+    size_t off = 0;
+    while (off < bytes.size()) {
+        std::span<std::byte> room = _reader.writable();
+        size_t n = std::min(room.size(), bytes.size() - off);
+        std::memcpy(room.data(), bytes.data() + off, n);
+        _reader.commit(n);
+        off += n;
+    }
+    _stats.recv_buffer_capacity_max = _reader.capacity_max();
+}
+
+void posix_connection::on_multishot(int res, uint32_t flags) {
+    bool more = (flags & IORING_CQE_F_MORE) != 0;
+    if (!more) _recv_inflight = false;
+    if ((flags & IORING_CQE_F_BUFFER) != 0) {
+        auto id = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+        ++_stats.provided_buffer_receives;
+        if (res > 0 && !_closing) copy_in(_buffers->bytes(id, static_cast<size_t>(res)));
+        _buffers->recycle(id);
+    }
+    if (_closing) return;
+    if (res > 0) {
+        _stats.bytes_received += static_cast<uint64_t>(res);
+    } else if (res != -ENOBUFS && res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
+        on_recv(res);  // the peer closed, or an error: the plain path's handling
+        return;
+    }
+    process_frames();
+    if (_recv_inflight && (_paused || _memory_wait || !_reader.may_read())) cancel_multishot();
+    if (!_recv_inflight) arm_recv();
 }
 
 void posix_connection::wait_for_memory() {
@@ -235,12 +311,13 @@ void posix_connection::process_frames() {
     }
     // Everything delivered and released: reuse the chunk from the top. Not while a recv is
     // in flight, which writes at the current _rend.
-    if (!_recv_inflight) _reader.rewind_if_idle();
+    if (!_recv_inflight || _buffers != nullptr) _reader.rewind_if_idle();
 }
 
 void posix_connection::pause_receive() {
     assert_owner_thread();
     _paused = true;
+    if (_buffers != nullptr && !_closing) cancel_multishot();
 }
 
 void posix_connection::resume_receive() {

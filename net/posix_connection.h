@@ -78,6 +78,11 @@ class posix_connection final : public connection,
     // Receive path.
     void arm_recv();
     void wait_for_memory();
+    // The multishot path (connection_options::recv_multishot).
+    void arm_multishot();
+    void on_multishot(int res, uint32_t flags);
+    void cancel_multishot();
+    void copy_in(std::span<const std::byte> bytes);
     void on_recv(int res);
     void process_frames();
 
@@ -138,6 +143,9 @@ class posix_connection final : public connection,
     bool _receive_dead = false;  // an unreadable frame: receiving never resumes
     bool _delivering = false;
     bool _memory_wait = false;  // over the core's memory budget: waiting to read again
+    runtime::buffer_ring* _buffers = nullptr;  // set: receives are multishot from this ring
+    op _cancel_op;
+    bool _cancel_inflight = false;
     std::vector<frame> _batch;
 
     // Send state.

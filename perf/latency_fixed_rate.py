@@ -68,6 +68,8 @@ def bench(sluice, bootstrap, topic, rate, acks, duration, out_dir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default="build")
+    ap.add_argument("--broker-build", help="run the broker from this build instead (e.g. an "
+                    "older tree; the bench still comes from --build)")
     ap.add_argument("--duration-s", type=int, default=10)
     ap.add_argument("--rates", default="10000,50000,100000")
     ap.add_argument("--bootstrap-server", help="also measure this broker (any Kafka)")
@@ -80,13 +82,14 @@ def main():
         name, _, args = v.partition(":")
         variants.append((name, [a for a in args.split(",") if a]))
     sluice = os.path.join(opts.build, "tools", "sluice")
+    serve = os.path.join(opts.broker_build or opts.build, "tools", "sluice")
     rates = [int(r) for r in opts.rates.split(",")]
     out_dir = tempfile.mkdtemp(prefix="sluice-latency-out-")
     rows = []
     cases = [("acks=1", "1", []), ("acks=all fsync=always", "all", ["--sluice.fsync=always"])]
     for label, acks, extra in cases:
         for vi, (name, args) in enumerate(variants):
-            b = Broker(sluice, extra + args)
+            b = Broker(serve, extra + args)
             try:
                 for rate in rates:
                     topic = "lat-%s-%d-%d" % (acks, vi, rate)

@@ -70,6 +70,14 @@ reactor::~reactor() {
 
 reactor* reactor::local() { return t_local; }
 
+buffer_ring* reactor::receive_buffers() {
+    if (!_receive_buffers_tried) {
+        _receive_buffers_tried = true;
+        if (auto br = buffer_ring::create(&_ring, 0); br) _receive_buffers = std::move(*br);
+    }
+    return _receive_buffers.get();
+}
+
 void reactor::arm_wakeup() {
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_read(sqe, _wake_fd.get(), &_wake_buf, sizeof _wake_buf, 0);

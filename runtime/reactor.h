@@ -21,6 +21,7 @@
 
 #include "base/fd.h"
 #include "base/result.h"
+#include "runtime/buffer_ring.h"
 #include "runtime/spsc_ring.h"
 
 namespace sluice::runtime {
@@ -143,6 +144,9 @@ public:
     bool stopping() const { return _stop; }
 
     io_uring* ring() { return &_ring; }
+    // This reactor's provided-buffer ring for receives (runtime/buffer_ring.h), made on first
+    // use; null if the kernel refuses it (callers then receive into their own buffers).
+    buffer_ring* receive_buffers();
     uint64_t submitted_total() const { return _submitted_total; }
     // Completions handled, and the time the loop spent waiting in the kernel for work (its
     // busy ratio is 1 - idle / time since start). Read on the reactor's own thread.
@@ -200,6 +204,9 @@ private:
     std::atomic<bool> _stop{false};
     uint64_t _submitted_total = 0;
     uint64_t _completed_total = 0;
+    // Declared after _ring: destroyed after the ring has exited (~reactor's body).
+    std::unique_ptr<buffer_ring> _receive_buffers;
+    bool _receive_buffers_tried = false;
     std::chrono::nanoseconds _idle{0};
     std::chrono::steady_clock::time_point _started_at = std::chrono::steady_clock::now();
 };
