@@ -111,24 +111,18 @@ def scrape(port):
         return r.read().decode()
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=3)
-    ap.add_argument("--fetch-sizes", default="4096,65536,1048576")
-    ap.add_argument("--broker-arg", action="append", default=[],
-                    help="extra `sluice serve` argument (repeatable)")
-    opts = ap.parse_args()
-    sluice = os.path.join(opts.build, "tools", "sluice")
+def measure(sluice, rounds, seconds, sizes, broker_args=(), report=print):
+    """Runs the comparison; returns {fetch size: {"same": [rows], "other": [rows]}}, a row per
+    round: (fetches/s, MiB/s, broker CPU us per fetch, broker CPU s per GiB)."""
     work = tempfile.mkdtemp(prefix="sluice-xcore-", dir="/var/tmp")
     port, mport = free_port(), free_port()
     broker = subprocess.Popen(
         [sluice, "serve", "--listeners=PLAINTEXT://127.0.0.1:%d" % port,
          "--log.dirs=" + os.path.join(work, "data"), "--sluice.cores=2", "--num.partitions=8",
          "--sluice.metrics.listener=127.0.0.1:%d" % mport,
-         "--sluice.metrics.partition.labels=true"] + opts.broker_arg,
+         "--sluice.metrics.partition.labels=true"] + list(broker_args),
         stdout=open(os.path.join(work, "broker.log"), "wb"), stderr=subprocess.STDOUT)
+    results = {}
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -141,7 +135,8 @@ def main():
                 time.sleep(0.1)
         subprocess.run([sluice, "bench", "--bootstrap-server", "127.0.0.1:%d" % port,
                         "--topic", "xc", "--mode", "produce", "--partitions", "8",
-                        "--records", "400000", "--quiet"], check=True, timeout=300)
+                        "--records", "400000", "--quiet"], check=True, timeout=300,
+                       stdout=subprocess.DEVNULL)
         owners = {int(p): int(c) for p, c in re.findall(
             r'^sluice_partition_core\{topic="xc",partition="(\d+)"\} (\d+)$', scrape(mport), re.M)}
         sock = socket.create_connection(("127.0.0.1", port))
@@ -155,29 +150,47 @@ def main():
         core = mine[0]
         same = min(p for p, c in owners.items() if c == core)
         other = min(p for p, c in owners.items() if c != core)
-        print("connection on core %d; partition %d on the same core, %d on the other"
-              % (core, same, other))
-        for size in [int(s) for s in opts.fetch_sizes.split(",")]:
+        report("connection on core %d; partition %d on the same core, %d on the other"
+               % (core, same, other))
+        for size in sizes:
             rows = {"same": [], "other": []}
-            for r in range(opts.rounds):
+            for r in range(rounds):
                 order = [("same", same), ("other", other)]
                 if r % 2:
                     order.reverse()
                 for name, p in order:
-                    rows[name].append(fetch_for(sock, b"xc", p, size, opts.seconds, broker.pid))
-            med = {k: [sorted(v[i] for v in rows[k])[len(rows[k]) // 2] for i in range(4)]
-                   for k in rows}
-            for k in ("same", "other"):
-                f, mib, us, cpu_gib = med[k]
-                print("fetch %8d B  %-5s core: %8.0f fetches/s  %7.1f MiB/s  broker CPU "
-                      "%6.1f us/fetch  %5.2f s/GiB" % (size, k, f, mib, us, cpu_gib))
-            print("fetch %8d B  other/same: fetches/s %.3f, broker CPU per fetch %.3f"
-                  % (size, med["other"][0] / med["same"][0], med["other"][2] / med["same"][2]))
+                    rows[name].append(fetch_for(sock, b"xc", p, size, seconds, broker.pid))
+            results[size] = rows
         sock.close()
     finally:
         broker.terminate()
         broker.wait(60)
         shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=3)
+    ap.add_argument("--fetch-sizes", default="4096,65536,1048576")
+    ap.add_argument("--broker-arg", action="append", default=[],
+                    help="extra `sluice serve` argument (repeatable)")
+    opts = ap.parse_args()
+    sluice = os.path.join(opts.build, "tools", "sluice")
+    sizes = [int(s) for s in opts.fetch_sizes.split(",")]
+    results = measure(sluice, opts.rounds, opts.seconds, sizes, opts.broker_arg)
+    for size in sizes:
+        rows = results[size]
+        med = {k: [sorted(v[i] for v in rows[k])[len(rows[k]) // 2] for i in range(4)]
+               for k in rows}
+        for k in ("same", "other"):
+            f, mib, us, cpu_gib = med[k]
+            print("fetch %8d B  %-5s core: %8.0f fetches/s  %7.1f MiB/s  broker CPU "
+                  "%6.1f us/fetch  %5.2f s/GiB" % (size, k, f, mib, us, cpu_gib))
+        print("fetch %8d B  other/same: fetches/s %.3f, broker CPU per fetch %.3f"
+              % (size, med["other"][0] / med["same"][0], med["other"][2] / med["same"][2]))
     return 0
 
 
