@@ -22,7 +22,26 @@ bool current_chunk_fits(const shared_buffer::chunk* chunk, size_t start, size_t 
 }
 }  // namespace
 
-size_t frame_reader::growth_bytes() const {
+void frame_reader::cut_complete() {
+    if (_chunk == nullptr || _raw) return;
+    std::byte* base = _chunk->bytes();
+    while (_end - _start >= 4) {
+        int32_t size = static_cast<int32_t>(bytes::load_be32(base + _start));
+        if (size < 0 || static_cast<uint32_t>(size) > _max_frame_bytes) return;  // parse() reports it
+        size_t total = 4 + static_cast<size_t>(size);
+        if (_end - _start < total) {
+            _need = total;
+            return;
+        }
+        shared_buffer::retain(_chunk);
+        _ready.emplace_back(_chunk, base + _start + 4, static_cast<size_t>(size));
+        _start += total;
+    }
+    _need = 0;
+}
+
+size_t frame_reader::growth_bytes() {
+    cut_complete();
     size_t pending = _end - _start;
     size_t need = std::max<size_t>(_need, 4);
     if (current_chunk_fits(_chunk, _start, _end, need)) return 0;
@@ -32,7 +51,7 @@ size_t frame_reader::growth_bytes() const {
     return new_capacity;
 }
 
-bool frame_reader::may_read() const {
+bool frame_reader::may_read() {
     if (!_account) return true;
     size_t growth = growth_bytes();
     // The rest of a frame whose chunk is already allocated is always read: that memory is
@@ -44,6 +63,7 @@ bool frame_reader::may_read() const {
 }
 
 std::span<std::byte> frame_reader::writable() {
+    cut_complete();
     size_t pending = _end - _start;
     size_t need = std::max<size_t>(_need, 4);
     if (current_chunk_fits(_chunk, _start, _end, need)) {
@@ -76,6 +96,8 @@ std::span<std::byte> frame_reader::writable() {
 
 bool frame_reader::parse(std::vector<shared_buffer>& out, error& failure,
                          const socket_address& peer) {
+    for (auto& f : _ready) out.push_back(std::move(f));
+    _ready.clear();
     if (_chunk == nullptr) return true;
     std::byte* base = _chunk->bytes();
     if (_raw) {
@@ -114,6 +136,7 @@ bool frame_reader::parse(std::vector<shared_buffer>& out, error& failure,
 }
 
 void frame_reader::release() {
+    _ready.clear();
     if (_chunk != nullptr) shared_buffer::release(_chunk);
     _chunk = nullptr;
     _start = _end = _need = 0;

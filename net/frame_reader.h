@@ -35,15 +35,18 @@ class frame_reader {
     // Receive chunks allocated from now on are charged to `account` (null: not counted).
     void set_account(std::shared_ptr<memory_account> account) { _account = std::move(account); }
     const std::shared_ptr<memory_account>& account() const { return _account; }
-    // Bytes the next writable() would allocate (0: it reuses the current chunk).
-    size_t growth_bytes() const;
+    // Bytes the next writable() would allocate (0: it reuses the current chunk). Cuts the
+    // complete frames first (see writable()).
+    size_t growth_bytes();
     // Whether the owner may read more now, by the memory budget (always true without one, and
     // for the rest of a frame whose chunk is allocated): false means wait (memory_budget::wait)
     // before calling writable().
-    bool may_read() const;
+    bool may_read();
 
     // Room to receive into (never empty). Moves or replaces the chunk as needed, so call it only
-    // when no receive into the previous span is in flight.
+    // when no receive into the previous span is in flight. Complete frames committed since the
+    // last parse() are cut first (kept for the next parse(), in order), so the room is sized for
+    // the frame actually being assembled and a completed frame is never copied again.
     std::span<std::byte> writable();
     void commit(size_t n) { _end += n; }
 
@@ -71,6 +74,9 @@ class frame_reader {
     size_t _capacity_max = 0;
     bool _raw = false;
     std::shared_ptr<memory_account> _account;
+    std::vector<shared_buffer> _ready;  // cut by writable()/growth_bytes(), not yet parsed out
+
+    void cut_complete();
 };
 
 // Cuts the complete frames out of `reader` and hands them to the owner in one on_frames call,

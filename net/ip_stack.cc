@@ -350,12 +350,11 @@ void ip_stack::connection_impl::deliver() {
     if (!_started || _closing || _delivering || _flow == nullptr) return;
     tcp::tcb& t = _flow->tcb;
     // Bytes arrive in the chunk from take() (straight from the tcb) or from the ring here.
-    while (!_paused && !_memory_wait) {
-        if (t.readable() > 0 && !_reader.may_read()) {
-            wait_for_memory();
-            break;
-        }
-        if (t.readable() > 0) {
+    // Frames already in the reader are delivered even while waiting for memory (answering them
+    // is what gives memory back); only taking more from the tcb waits.
+    while (!_paused) {
+        if (t.readable() > 0 && !_memory_wait && !_reader.may_read()) wait_for_memory();
+        if (t.readable() > 0 && !_memory_wait) {
             std::span<std::byte> room = _reader.writable();
             size_t n = t.read(room);
             _reader.commit(n);
@@ -374,7 +373,7 @@ void ip_stack::connection_impl::deliver() {
             return;
         }
         _reader.rewind_if_idle();
-        if (t.readable() == 0) break;
+        if (t.readable() == 0 || _memory_wait) break;
     }
     if (!_paused && !_memory_wait && t.at_eof()) {
         std::string detail = "peer " + _peer.to_string();

@@ -82,12 +82,7 @@ posix_connection::posix_connection(runtime::reactor& r, unique_fd fd, socket_add
     int fl = ::fcntl(_fd.get(), F_GETFL);
     if (fl >= 0) (void)::fcntl(_fd.get(), F_SETFL, fl | O_NONBLOCK);
     _recv_op.self = this;
-    _recv_op.on_complete = [](runtime::io_completion* c, int res, uint32_t) {
-        auto* self = static_cast<op*>(c)->self;
-        guard g = self->op_finished();
-        self->on_recv(res);
-        self->maybe_finalize();
-    };
+    _recv_op.on_complete = &posix_connection::on_single_recv;
     if (_options.recv_multishot) _buffers = _reactor.receive_buffers();
     if (_buffers != nullptr) {
         // One SQE, many CQEs: the operation is in flight until a CQE comes without F_MORE.
@@ -203,6 +198,13 @@ void posix_connection::arm_recv() {
     op_started();
 }
 
+void posix_connection::on_single_recv(runtime::io_completion* c, int res, uint32_t) {
+    auto* self = static_cast<op*>(c)->self;
+    guard g = self->op_finished();
+    self->on_recv(res);
+    self->maybe_finalize();
+}
+
 void posix_connection::arm_multishot() {
     io_uring_sqe* sqe = _reactor.get_sqe();
     io_uring_prep_recv_multishot(sqe, _fd.get(), nullptr, 0, 0);
@@ -246,6 +248,15 @@ void posix_connection::on_multishot(int res, uint32_t flags) {
         _buffers->recycle(id);
     }
     if (_closing) return;
+    if (res == -EINVAL && !more && _stats.provided_buffer_receives == 0) {
+        // Buffer rings but no multishot recv (kernel 5.19): plain receives from now on.
+        log::info(k_log, "multishot receive unavailable for ", _peer.to_string(),
+                  ": receiving into the connection's own buffer");
+        _buffers = nullptr;
+        _recv_op.on_complete = &posix_connection::on_single_recv;
+        arm_recv();
+        return;
+    }
     if (res > 0) {
         _stats.bytes_received += static_cast<uint64_t>(res);
     } else if (res != -ENOBUFS && res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
@@ -259,6 +270,10 @@ void posix_connection::on_multishot(int res, uint32_t flags) {
 
 void posix_connection::wait_for_memory() {
     _memory_wait = true;
+    // may_read() may have cut complete frames: they go to the owner now (answering them is
+    // what gives memory back), not after the wait.
+    process_frames();
+    if (_closing) return;
     _reader.account()->budget()->wait([w = weak_from_this()] {
         if (auto c = w.lock()) {
             c->_memory_wait = false;
@@ -356,7 +371,7 @@ void posix_connection::send(output out) {
     }
     _queued_bytes += out.size_bytes();
     _queued_memory_bytes += memory;
-    if (_reader.account()) _reader.account()->charge(memory);
+    if (_reader.account()) _reader.account()->charge_send(memory);
     ++_stats.sends;
     pump_send();
 }
@@ -483,6 +498,18 @@ void posix_connection::on_sendmsg_zc(zc_send& z, int res) {
     _send_inflight = false;
     if (_closing) return;
     size_t sent = res > 0 ? static_cast<size_t>(res) : 0;
+    if (res == -EINVAL || res == -EOPNOTSUPP) {
+        // No zero-copy send here (an older kernel, or a socket that cannot): the pieces go
+        // back to the queue, in order, and this connection copies from now on.
+        log::info(k_log, "zero-copy send to ", _peer.to_string(), " unavailable (",
+                  errno_text(-res), "): sending with copies");
+        _options.send_zc_min_bytes = 0;
+        for (size_t i = z.pieces.size(); i-- > 0;) _sendq.push_front(std::move(z.pieces[i]));
+        z.pieces.clear();
+        _front_offset = z.front_offset;
+        pump_send();
+        return;
+    }
     if (res < 0 && res != -EINTR && res != -EAGAIN) {
         errc code = (res == -EPIPE || res == -ECONNRESET) ? errc::peer_closed : errc::io_error;
         begin_close(error(code, "send to " + _peer.to_string() + ": " + errno_text(-res)));
@@ -506,7 +533,7 @@ void posix_connection::on_sendmsg_zc(zc_send& z, int res) {
     _stats.zero_copy_bytes_sent += sent;
     SLUICE_ASSERT(sent <= _queued_memory_bytes, "sent more memory bytes than queued");
     _queued_memory_bytes -= sent;
-    if (_reader.account()) _reader.account()->release(sent);
+    if (_reader.account()) _reader.account()->release_send(sent);
     if (sent > 0) {
         sent_bytes(sent);
         if (_closing) return;
@@ -517,7 +544,7 @@ void posix_connection::on_sendmsg_zc(zc_send& z, int res) {
 void posix_connection::consume_memory(size_t n) {
     SLUICE_ASSERT(n <= _queued_memory_bytes, "sent more memory bytes than queued");
     _queued_memory_bytes -= n;
-    if (_reader.account()) _reader.account()->release(n);
+    if (_reader.account()) _reader.account()->release_send(n);
     while (n > 0) {
         SLUICE_ASSERT(!_sendq.empty(), "sent more bytes than queued");
         size_t left = piece_size(_sendq.front()) - _front_offset;
@@ -730,7 +757,12 @@ void posix_connection::unmap() { _map.reset(); }
 // the second is cancelled and whatever did reach the pipe is drained by the next pump_send().
 void posix_connection::send_file(file_region& region) {
     size_t n = std::min<size_t>(region.length, _pipe_capacity);
-    if (io_uring_sq_space_left(_reactor.ring()) < 2) _reactor.flush();
+    // Both SQEs of the linked pair must go in one submission: make room for two first (with
+    // SQPOLL the kernel thread frees slots asynchronously: wait for it).
+    while (io_uring_sq_space_left(_reactor.ring()) < 2) {
+        _reactor.flush();
+        if (io_uring_sq_space_left(_reactor.ring()) < 2) (void)io_uring_sqring_wait(_reactor.ring());
+    }
     io_uring_sqe* in = _reactor.get_sqe();
     io_uring_sqe* out = _reactor.get_sqe();
     io_uring_prep_splice(in, region.file->get(), static_cast<int64_t>(region.offset), _pipe_w.get(),
@@ -843,7 +875,7 @@ void posix_connection::on_bounce_read(int res) {
     _sendq.push_front(std::move(_bounce));  // _front_offset is 0: a region was at the front
     // The region's bytes are in memory now: charged like any memory piece until sent.
     _queued_memory_bytes += static_cast<size_t>(res);
-    if (_reader.account()) _reader.account()->charge(static_cast<size_t>(res));
+    if (_reader.account()) _reader.account()->charge_send(static_cast<size_t>(res));
     _bounce = {};
     pump_send();
 }
@@ -897,7 +929,7 @@ void posix_connection::maybe_finalize() {
     _pipe_w.reset();
     _sendq.clear();
     _queued_bytes = 0;
-    if (_reader.account()) _reader.account()->release(_queued_memory_bytes);
+    if (_reader.account()) _reader.account()->release_send(_queued_memory_bytes);
     _queued_memory_bytes = 0;
     _reader.release();
     guard g = shared_from_this();

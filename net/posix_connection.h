@@ -79,6 +79,7 @@ class posix_connection final : public connection,
     void arm_recv();
     void wait_for_memory();
     // The multishot path (connection_options::recv_multishot).
+    static void on_single_recv(runtime::io_completion* c, int res, uint32_t flags);
     void arm_multishot();
     void on_multishot(int res, uint32_t flags);
     void cancel_multishot();

@@ -3,8 +3,10 @@
 
 #include "net/memory_budget.h"
 
+#include <cstring>
 #include <thread>
 
+#include "net/frame_reader.h"
 #include "net/tests/test_util.h"
 
 using namespace sluice;
@@ -25,27 +27,37 @@ std::vector<std::byte> to_vector(const frame& f) {
 
 class memory_budget_test : public net_fixture {};
 
-TEST_F(memory_budget_test, admits_light_connections_always_and_heavy_ones_under_the_limit) {
+TEST_F(memory_budget_test, admits_light_connections_always_and_heavy_ones_under_their_share) {
     auto b = std::make_shared<memory_budget>(*reactor, 1 * mib);
-    EXPECT_TRUE(b->admits(0, 512 * kib));
-    b->charge(900 * kib);
-    // Heavy: 900 KiB used + 512 KiB would cross the limit.
-    EXPECT_FALSE(b->admits(256 * kib, 512 * kib));
-    EXPECT_TRUE(b->admits(256 * kib, 100 * kib));
+    EXPECT_EQ(b->receive_limit_bytes(), 768 * kib);
+    EXPECT_EQ(b->send_limit_bytes(), 256 * kib);
+    EXPECT_TRUE(b->admits(0, 0, 512 * kib));
+    b->charge(700 * kib);
+    // Heavy: admitted while the new chunk fits the requests' share.
+    EXPECT_TRUE(b->admits(256 * kib, 0, 68 * kib));
+    EXPECT_FALSE(b->admits(256 * kib, 0, 69 * kib));
+    b->charge(100 * kib);
+    EXPECT_FALSE(b->admits(256 * kib, 0, 100 * kib));
+    EXPECT_FALSE(b->admits(256 * kib, 0, 0));  // over the share, a heavy holder may not read on
     // Light (at most light_bytes once admitted): always, even over the limit.
-    b->charge(500 * kib);
-    EXPECT_TRUE(b->admits(0, memory_budget::light_bytes));
-    EXPECT_TRUE(b->admits(64 * kib, 64 * kib));
-    EXPECT_FALSE(b->admits(64 * kib, 64 * kib + 1));
-    EXPECT_FALSE(b->admits(256 * kib, 0));  // over the limit, a heavy holder may not read on
-    EXPECT_EQ(b->peak_bytes(), 1400 * kib);
-    b->release(1400 * kib);
+    EXPECT_TRUE(b->admits(0, 0, memory_budget::light_bytes));
+    EXPECT_TRUE(b->admits(64 * kib, 0, 64 * kib));
+    EXPECT_FALSE(b->admits(64 * kib, 0, 64 * kib + 1));
+    EXPECT_EQ(b->peak_bytes(), 800 * kib);
+    b->release(800 * kib);
+    // Queued answers over their quarter: a connection whose own answers pile up stops reading;
+    // one that holds requests only is not held back by them.
+    b->charge(300 * kib, true);
+    EXPECT_EQ(b->send_used_bytes(), 300 * kib);
+    EXPECT_FALSE(b->admits(400 * kib, 200 * kib, 0));
+    EXPECT_TRUE(b->admits(200 * kib, 0, 512 * kib));
+    b->release(300 * kib, true);
     EXPECT_EQ(b->used_bytes(), 0u);
-    EXPECT_TRUE(b->admits(256 * kib, 1 * mib));
+    EXPECT_EQ(b->send_used_bytes(), 0u);
 
     auto unlimited = std::make_shared<memory_budget>(*reactor, 0);
     unlimited->charge(100 * mib);
-    EXPECT_TRUE(unlimited->admits(10 * mib, 10 * mib));
+    EXPECT_TRUE(unlimited->admits(10 * mib, 10 * mib, 10 * mib));
     unlimited->release(100 * mib);
 }
 
@@ -53,6 +65,8 @@ TEST_F(memory_budget_test, accounts_release_what_they_hold_from_any_thread) {
     auto b = std::make_shared<memory_budget>(*reactor, 4 * mib);
     auto a = std::make_shared<memory_account>(b);
     a->charge(3 * mib);
+    a->charge_send(1 * mib);
+    a->release_send(1 * mib);
     EXPECT_EQ(a->held_bytes(), 3 * mib);
     EXPECT_EQ(b->used_bytes(), 3 * mib);
     std::thread t([a] { a->release(2 * mib); });
@@ -101,7 +115,7 @@ TEST_F(memory_budget_test, heavy_connection_waits_light_one_is_served_both_resum
         return seen.size() == static_cast<size_t>(big_frames);
     }));
     for (int i = 0; i < big_frames; ++i) EXPECT_EQ(seen[i], pattern(big, i)) << "frame " << i;
-    EXPECT_LE(budget->peak_bytes(), budget->limit_bytes() + 2 * memory_budget::light_bytes);
+    EXPECT_LE(budget->peak_bytes(), budget->limit_bytes() + big + 2 * memory_budget::light_bytes);
     EXPECT_FALSE(heavy.closed());
     EXPECT_FALSE(light.closed());
 }
@@ -127,4 +141,44 @@ TEST_F(memory_budget_test, queued_answers_are_charged_until_sent) {
     ASSERT_TRUE(run_until(*reactor, [&] { return servers[0]->closed() && client.closed(); }));
     servers[0]->frames.clear();
     EXPECT_EQ(budget->used_bytes(), 0u);
+}
+
+// Bytes committed over several writable() calls without a parse in between (the multishot and
+// dpdk paths copy that way): a completed large frame is cut in place, never copied into a new
+// chunk with the next one, and both come out whole and in order.
+TEST_F(memory_budget_test, completed_frames_are_not_copied_again_before_the_next_parse) {
+    auto budget = std::make_shared<memory_budget>(*reactor, 0);
+    auto account = std::make_shared<memory_account>(budget);
+    frame_reader r(64 * kib, 100 * mib);
+    r.set_account(account);
+    auto a = pattern(200 * kib, 1);
+    auto b = pattern(10, 2);
+    std::vector<std::byte> wire = framed(a);
+    auto fb = framed(b);
+    wire.insert(wire.end(), fb.begin(), fb.end());
+    size_t off = 0;
+    std::vector<shared_buffer> out;
+    error failure;
+    while (off < wire.size()) {
+        if (off == 0) {  // the prefix first, parsed: the reader learns A's size
+            auto room = r.writable();
+            std::memcpy(room.data(), wire.data(), 4);
+            r.commit(4);
+            off = 4;
+            ASSERT_TRUE(r.parse(out, failure, socket_address::ipv4_loopback(0)));
+            continue;
+        }
+        auto room = r.writable();
+        size_t n = std::min({room.size(), wire.size() - off, size_t{16 * kib}});
+        std::memcpy(room.data(), wire.data() + off, n);
+        r.commit(n);
+        off += n;
+    }
+    ASSERT_TRUE(r.parse(out, failure, socket_address::ipv4_loopback(0)));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(to_vector(out[0]), a);
+    EXPECT_EQ(to_vector(out[1]), b);
+    // A's own chunk plus one default chunk for B (before: a second ~200 KiB chunk holding A).
+    EXPECT_LE(account->held_bytes(), 200 * kib + 4 + frame_reader::min_room + 64 * kib);
+    EXPECT_LE(budget->peak_bytes(), 200 * kib + 4 + frame_reader::min_room + 64 * kib);
 }

@@ -6,7 +6,7 @@ consuming. The broker's anonymous memory (RssAnon, sampled throughout) must stay
 derived from the budget; every acknowledged record is then read back exactly once; once the
 load stops, the memory held goes back and the broker keeps serving.
 
-Measured when this was written: RssAnon grew 86 MiB with the 64 MiB budget (bound 139 MiB), and
+Measured when this was written: RssAnon grew 62-63 MiB with the 64 MiB budget (bound 139 MiB), and
 190 MiB under the same load with queued.max.request.bytes=0 (no bound): the bound fails
 without the budget."""
 
