@@ -141,6 +141,4 @@ class memory_account {
     std::atomic<int64_t> _held_send{0};
 };
 
-using memory_account_ptr = std::shared_ptr<memory_account>;
-
 }  // namespace sluice::net

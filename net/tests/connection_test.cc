@@ -54,6 +54,19 @@ protected:
     void check_mixed_pieces(bool inline_splice, connection_options::cached_send how,
                             const std::string& congestion = "cubic");
     void check_region_past_end(listen_options opts, uint64_t offset, uint32_t length);
+    // Sends a frame of each size (distinct patterns) to an echo server; every one must come
+    // back byte-exact and in order.
+    void echo_and_check(endpoint& client, const std::vector<size_t>& sizes) {
+        std::vector<std::vector<std::byte>> sent;
+        for (size_t i = 0; i < sizes.size(); ++i) {
+            sent.push_back(pattern(sizes[i], static_cast<uint32_t>(i)));
+            client.conn->send(one_piece(framed(sent.back())));
+        }
+        ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == sizes.size(); }));
+        for (size_t i = 0; i < sizes.size(); ++i) {
+            EXPECT_EQ(to_vec(client.frames[i]), sent[i]) << "frame " << i << " of " << sizes[i];
+        }
+    }
 };
 
 TEST_F(connection_test, echo_of_many_sizes_across_recv_boundaries) {
@@ -62,15 +75,7 @@ TEST_F(connection_test, echo_of_many_sizes_across_recv_boundaries) {
     std::vector<size_t> sizes = {
         0,     1,     2,     3,     4,       5,       100,           4095,   4096,
         65531, 65532, 65536, 65537, 100'000, 1 << 20, (1 << 20) + 3, 8 << 20};
-    std::vector<std::vector<std::byte>> sent;
-    for (size_t i = 0; i < sizes.size(); ++i) {
-        sent.push_back(pattern(sizes[i], static_cast<uint32_t>(i)));
-        client.conn->send(one_piece(framed(sent.back())));
-    }
-    ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == sizes.size(); }));
-    for (size_t i = 0; i < sizes.size(); ++i) {
-        EXPECT_EQ(to_vec(client.frames[i]), sent[i]) << "frame " << i << " of " << sizes[i];
-    }
+    ASSERT_NO_FATAL_FAILURE(echo_and_check(client, sizes));
     EXPECT_FALSE(client.closed());
     EXPECT_EQ(client.conn->stats().frames_received, sizes.size());
 }
@@ -87,15 +92,7 @@ TEST_F(connection_test, multishot_receives_through_provided_buffers) {
     copts.connection.recv_multishot = true;
     auto& client = connect(addr, copts);
     std::vector<size_t> sizes = {0, 1, 4095, 16384, 16385, 65536, 100'000, 1 << 20, 3 << 20};
-    std::vector<std::vector<std::byte>> sent;
-    for (size_t i = 0; i < sizes.size(); ++i) {
-        sent.push_back(pattern(sizes[i], static_cast<uint32_t>(i)));
-        client.conn->send(one_piece(framed(sent.back())));
-    }
-    ASSERT_TRUE(run_until(*reactor, [&] { return client.frames.size() == sizes.size(); }));
-    for (size_t i = 0; i < sizes.size(); ++i) {
-        EXPECT_EQ(to_vec(client.frames[i]), sent[i]) << "frame " << i << " of " << sizes[i];
-    }
+    ASSERT_NO_FATAL_FAILURE(echo_and_check(client, sizes));
     auto& server = *servers[0]->conn;
     server.pause_receive();
     for (int i = 0; i < 5; ++i) reactor->run_once(1ms);
