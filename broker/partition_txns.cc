@@ -150,6 +150,17 @@ result<void> partition_txns::truncate(int64_t end) {
     return rewrite_files();
 }
 
+result<void> partition_txns::forget_markers(
+    const std::vector<std::pair<int64_t, int64_t>>& markers) {
+    size_t before = _aborted.size();
+    std::erase_if(_aborted, [&](const aborted_txn& a) {
+        return std::find(markers.begin(), markers.end(),
+                         std::pair{a.producer_id, a.last_offset}) != markers.end();
+    });
+    if (_aborted.size() == before) return ok();
+    return rewrite_files();
+}
+
 void partition_txns::drop_before(int64_t log_start) {
     std::erase_if(_aborted, [log_start](const aborted_txn& a) { return a.last_offset < log_start; });
     // Index files of deleted segments go with them.

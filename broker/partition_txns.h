@@ -51,6 +51,9 @@ public:
     // After the log was truncated to `end`: drops aborted entries at or past it and rewrites
     // the index files.
     result<void> truncate(int64_t end);
+    // After compaction removed these markers, (producer id, marker offset): drops their
+    // entries and rewrites the index files.
+    result<void> forget_markers(const std::vector<std::pair<int64_t, int64_t>>& markers);
     // After retention or DeleteRecords moved the log start: drops entries wholly below it and
     // removes index files of segments that are gone.
     void drop_before(int64_t log_start);

@@ -654,6 +654,8 @@ void shard::maybe_compact(partition& p, int64_t now_ms) {
     engine::compaction_options opts;
     opts.delete_retention_ms = std::stoll(p.config.at("delete.retention.ms"));
     opts.clean_below_offset = p.last_stable_offset();
+    // A restart replays from the producer snapshot: every marker past it must still be there.
+    if (p.snapshot_at >= 0) opts.marker_removal_below = p.snapshot_at;
     for (const auto& a : p.txns.aborted()) {
         opts.aborted[a.producer_id].emplace_back(a.first_offset, a.last_offset);
     }
@@ -668,11 +670,18 @@ void shard::maybe_compact(partition& p, int64_t now_ms) {
                 return;
             }
             if (q != nullptr && whole) q->compacted_up_to = target;
+            if (q != nullptr && !s->markers_removed.empty()) {
+                if (auto w = q->txns.forget_markers(s->markers_removed); !w) {
+                    log::error("broker", "rewriting the aborted-transaction index of ",
+                               tp.dir_name(), ": ", w.error().describe());
+                }
+            }
             if (s->segments_rewritten > 0) {
                 log::info("broker", "compacted ", tp.dir_name(), ": ", s->segments_rewritten,
                           " segment(s) rewritten, ", s->records_superseded, " superseded, ",
-                          s->tombstones_dropped, " tombstone(s) and ", s->aborted_records_dropped,
-                          " aborted record(s) dropped");
+                          s->tombstones_dropped, " tombstone(s), ", s->aborted_records_dropped,
+                          " aborted record(s) and ", s->markers_removed.size(),
+                          " transaction marker(s) dropped");
             }
         });
     if (!r) log::warn("broker", "compacting ", p.tp.dir_name(), ": ", r.error().describe());

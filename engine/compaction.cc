@@ -1,6 +1,7 @@
 #include "engine/compaction.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "engine/errc.h"
 #include "engine/log_format.h"
@@ -25,6 +26,29 @@ struct mapped_segment {
     bool has_batches = false;
 };
 
+// What one compaction run learns about producers, for the marker rule (compaction.h).
+struct producer_pass_state {
+    // Producer id -> base offset of its last batch in the mapped segments.
+    std::unordered_map<int64_t, int64_t> last_batch;
+    // Producers whose current transaction had a data batch in this cleaning pass so far.
+    std::unordered_set<int64_t> data_seen;
+};
+
+// Whether the control batch is a COMMIT or ABORT marker, or empty (an earlier pass emptied it):
+// the only control batches the marker rule may remove.
+bool removable_kind(model::bytes_view batch, const model::batch_header& h,
+                    compaction_scratch& scratch) {
+    bool known = true;
+    auto walked = model::for_each_record(batch, h, scratch.decompressed,
+                                         [&](const model::record_view& rec) {
+                                             auto m = model::parse_control_record(rec);
+                                             known = known && m &&
+                                                     (m->type == model::control_type::commit ||
+                                                      m->type == model::control_type::abort);
+                                         });
+    return walked && known;
+}
+
 bool cancelled(const std::atomic<bool>* cancel) {
     return cancel != nullptr && cancel->load(std::memory_order_relaxed);
 }
@@ -37,7 +61,7 @@ size_t scan_limit_bytes(const compaction_options& opts) {
 // entries added so far stay: they point at records newer than any in earlier segments, so they
 // still mark those older records as superseded).
 result<bool> map_segment(file_system& fs, const compaction_options& opts, mapped_segment& seg,
-                         key_map& map, compaction_scratch& scratch,
+                         key_map& map, compaction_scratch& scratch, producer_pass_state& producers,
                          const std::atomic<bool>* cancel) {
     auto f = fs.open(seg.info->path, open_mode::read_only);
     if (!f) return f.error();
@@ -50,6 +74,9 @@ result<bool> map_segment(file_system& fs, const compaction_options& opts, mapped
         if (what == batch_scanner::outcome::bad) return scan.problem;
         seg.has_batches = true;
         seg.last_batch_position = scan.position;
+        if (scan.header.producer_id >= 0) {
+            producers.last_batch[scan.header.producer_id] = scan.header.base_offset;
+        }
         if (scan.header.control() || opts.is_aborted(scan.header)) continue;
         const model::batch_header& h = scan.header;
         auto walked = model::for_each_record(
@@ -72,10 +99,11 @@ result<bool> map_segment(file_system& fs, const compaction_options& opts, mapped
 // segments were mapped completely.
 result<size_t> build_key_map(file_system& fs, const compaction_options& opts,
                              std::vector<mapped_segment>& segs, key_map& map,
-                             compaction_scratch& scratch, const std::atomic<bool>* cancel) {
+                             compaction_scratch& scratch, producer_pass_state& producers,
+                             const std::atomic<bool>* cancel) {
     size_t mapped = 0;
     for (auto& seg : segs) {
-        auto fits = map_segment(fs, opts, seg, map, scratch, cancel);
+        auto fits = map_segment(fs, opts, seg, map, scratch, producers, cancel);
         if (!fits) return fits.error();
         if (!*fits) break;
         ++mapped;
@@ -107,12 +135,28 @@ class chunked_writer {
     uint64_t _pos = 0;
 };
 
+// The marker rule (compaction.h) for a control batch met by the cleaning pass; also ends the
+// producer's current transaction in `producers`.
+bool marker_removable(const compaction_options& opts, model::bytes_view batch,
+                      const model::batch_header& h, bool past_horizon, bool last_of_segment,
+                      producer_pass_state& producers, compaction_scratch& scratch) {
+    if (h.producer_id < 0) return false;
+    const bool had_data = producers.data_seen.erase(h.producer_id) > 0;
+    if (had_data || !past_horizon || last_of_segment) return false;
+    if (h.base_offset >= opts.marker_removal_below) return false;
+    auto last = producers.last_batch.find(h.producer_id);
+    if (last == producers.last_batch.end() || last->second == h.base_offset) return false;
+    return removable_kind(batch, h, scratch);
+}
+
 // The cleaning pass over one mapped segment. Returns whether anything was dropped (if not, the
 // cleaned file is removed again and the segment stays as it is).
 result<bool> clean_segment(file_system& fs, const compaction_options& opts,
-                           const mapped_segment& seg, const std::string& cleaned_path,
+                           const mapped_segment& seg, cleaned_segment& cleaned,
                            const key_map& map, bool drop_tombstones, compaction_scratch& scratch,
-                           compaction_stats& stats, const std::atomic<bool>* cancel) {
+                           compaction_stats& stats, producer_pass_state& producers,
+                           const std::atomic<bool>* cancel) {
+    const std::string& cleaned_path = cleaned.cleaned_path;
     auto in = fs.open(seg.info->path, open_mode::read_only);
     if (!in) return in.error();
     auto out = fs.open(cleaned_path, open_mode::truncate);
@@ -127,6 +171,19 @@ result<bool> clean_segment(file_system& fs, const compaction_options& opts,
         if (what == batch_scanner::outcome::bad) return scan.problem;
         stats.bytes_read += scan.header.size_bytes();
         const bool last = scan.position == seg.last_batch_position;
+        const model::batch_header& h = scan.header;
+        if (h.control()) {
+            if (marker_removable(opts, scan.batch_bytes(), h, drop_tombstones, last, producers,
+                                 scratch)) {
+                ++stats.markers_dropped;
+                ++stats.batches_dropped;
+                cleaned.markers_removed.emplace_back(h.producer_id, h.base_offset);
+                changed = true;
+                continue;
+            }
+        } else if (h.transactional() && h.producer_id >= 0) {
+            producers.data_seen.insert(h.producer_id);
+        }
         auto fate = filter_batch(scan.batch_bytes(), scan.header, map, drop_tombstones, last,
                                  opts.max_decompressed_bytes, scratch, writer.buffer(), stats,
                                  opts.is_aborted(scan.header));
@@ -280,7 +337,8 @@ result<compaction_output> compact_segments(file_system& fs, std::span<const segm
     for (size_t i = 0; i < closed.size(); ++i) segs[i].info = &closed[i];
     key_map map(opts.key_map_max_bytes);
     compaction_scratch scratch;
-    auto mapped = build_key_map(fs, opts, segs, map, scratch, cancel);
+    producer_pass_state producers;
+    auto mapped = build_key_map(fs, opts, segs, map, scratch, producers, cancel);
     if (!mapped) return mapped.error();
     stats.segments_mapped = *mapped;
     stats.segments_beyond_map = closed.size() - *mapped;
@@ -294,17 +352,18 @@ result<compaction_output> compact_segments(file_system& fs, std::span<const segm
     const int64_t tombstone_horizon_ms = now_ms - opts.delete_retention_ms;
     for (size_t i = 0; i < *mapped; ++i) {
         const mapped_segment& seg = segs[i];
-        std::string cleaned_path = seg.info->path + std::string(log_format::cleaned_suffix);
+        cleaned_segment cleaned{*seg.info,
+                                seg.info->path + std::string(log_format::cleaned_suffix), {}};
         const bool drop_tombstones = seg.info->max_timestamp() < tombstone_horizon_ms;
-        auto changed = clean_segment(fs, opts, seg, cleaned_path, map, drop_tombstones, scratch,
-                                     stats, cancel);
-        if (!changed || !*changed) (void)fs.remove(cleaned_path);
+        auto changed = clean_segment(fs, opts, seg, cleaned, map, drop_tombstones, scratch,
+                                     stats, producers, cancel);
+        if (!changed || !*changed) (void)fs.remove(cleaned.cleaned_path);
         if (!changed) {
             remove_cleaned(fs, result_out.cleaned);
             return changed.error();
         }
         if (*changed) {
-            result_out.cleaned.push_back({*seg.info, std::move(cleaned_path)});
+            result_out.cleaned.push_back(std::move(cleaned));
         } else {
             ++stats.segments_unchanged;
         }
@@ -407,6 +466,8 @@ void compactor::finish(const std::shared_ptr<run_state>& st, result<compaction_o
             return;
         }
         ++stats.segments_rewritten;
+        stats.markers_removed.insert(stats.markers_removed.end(), c.markers_removed.begin(),
+                                     c.markers_removed.end());
     }
     done(stats);
 }

@@ -16,7 +16,14 @@
 //    producer CreateTime or LogAppendTime, whichever the topic uses).
 //  - Records of aborted transactions (compaction_options::aborted) are dropped and ignored by
 //    the key map.
-//  - Control batches (transaction markers) are copied unchanged. Batches that keep every record
+//  - A transaction marker (control batch) is removed once it is safe, as Kafka's cleaner does:
+//    when this cleaning pass met no data batch of its transaction (an earlier pass removed them
+//    all), its segment is past delete.retention.ms (the tombstone rule, so a consumer part way
+//    through has time to see it), it lies below `marker_removal_below`, it is not the last batch
+//    of its producer among the closed segments (that one carries the producer's latest epoch,
+//    which fencing needs) and not the last batch of its segment. Every other control batch is
+//    copied unchanged. compaction_stats::markers_removed lists the removed markers so the
+//    owner can drop their aborted-transaction index entries. Batches that keep every record
 //    are copied unchanged (no recompression). Batches that lose records are rebuilt with the same
 //    base offset, last offset delta, partition leader epoch, producer id/epoch/base sequence,
 //    attributes and codec (gzip, snappy, lz4, zstd: decompressed, filtered, recompressed), and
@@ -74,12 +81,15 @@ struct compaction_options {
     // Aborted transactions of the partition (its aborted-transaction index): producer id ->
     // [first offset, ABORT marker offset] ranges. Their data batches are removed, and never enter
     // the key map, so an aborted record neither survives nor hides an older committed value of
-    // its key (Kafka's cleaner does the same). Markers themselves are kept.
+    // its key (Kafka's cleaner does the same). Markers go later, by the marker rule above.
     std::unordered_map<int64_t, std::vector<std::pair<int64_t, int64_t>>> aborted;
     // Only the closed segments wholly below this offset are cleaned: the partition's last
     // stable offset, so that records of a transaction still open are neither removed nor used
     // to hide older values (its outcome is not known yet).
     int64_t clean_below_offset = INT64_MAX;
+    // Markers at or past this offset stay (the owner passes the offset of the producer-state
+    // snapshot a restart would replay from: a replay must meet every marker past it).
+    int64_t marker_removal_below = INT64_MAX;
     // Whether a data batch belongs to one of `aborted`.
     bool is_aborted(const model::batch_header& h) const;
 };
@@ -99,10 +109,13 @@ struct compaction_stats {
     uint64_t batches_rewritten = 0;  // rebuilt with fewer records
     uint64_t batches_emptied = 0;    // kept with no records (last batch of a segment)
     uint64_t batches_dropped = 0;
+    uint64_t markers_dropped = 0;    // transaction markers removed (see the marker rule)
     uint64_t bytes_read = 0;     // segment bytes scanned by the cleaning pass
     uint64_t bytes_written = 0;  // bytes of cleaned files that replaced segments
     size_t key_map_entries = 0;
     size_t key_map_bytes = 0;
+    // The markers removed from segments that were replaced: (producer id, marker offset).
+    std::vector<std::pair<int64_t, int64_t>> markers_removed;
 };
 
 // key -> offset of its latest record, with a byte bound. Owned by one thread.
@@ -156,6 +169,7 @@ result<batch_fate> filter_batch(model::bytes_view batch, const model::batch_head
 struct cleaned_segment {
     segment_info original;  // as it was when compaction started
     std::string cleaned_path;
+    std::vector<std::pair<int64_t, int64_t>> markers_removed;  // (producer id, offset)
 };
 
 struct compaction_output {

@@ -123,6 +123,30 @@ TEST(partition_txns, index_files_reload_and_follow_truncation_and_retention) {
     EXPECT_FALSE(std::filesystem::exists(d.index(0)));
 }
 
+TEST(partition_txns, markers_removed_by_compaction_leave_the_index) {
+    temp_dir d;
+    d.segment(0);
+    partition_txns t;
+    ASSERT_TRUE(t.load(d.path, 0).has_value());
+    t.on_data(1, 0);
+    ASSERT_TRUE(t.on_marker(1, false, 9, 0, 0).has_value());
+    t.on_data(2, 10);
+    ASSERT_TRUE(t.on_marker(2, false, 20, 0, 10).has_value());
+    // Markers that are not indexed (a COMMIT) change nothing.
+    ASSERT_TRUE(t.forget_markers({{1, 5}, {3, 9}}).has_value());
+    EXPECT_EQ(t.aborted().size(), 2u);
+    ASSERT_TRUE(t.forget_markers({{1, 9}}).has_value());
+    ASSERT_EQ(t.aborted().size(), 1u);
+    EXPECT_EQ(t.aborted()[0].producer_id, 2);
+    EXPECT_TRUE(t.aborted_between(0, 10).empty());
+    // The file says the same after a reload; the last entry gone removes it.
+    partition_txns again;
+    ASSERT_TRUE(again.load(d.path, 0).has_value());
+    EXPECT_EQ(again.aborted(), t.aborted());
+    ASSERT_TRUE(t.forget_markers({{2, 20}}).has_value());
+    EXPECT_FALSE(std::filesystem::exists(d.index(0)));
+}
+
 TEST(producer_snapshot, round_trip_restores_producers_and_open_transactions) {
     temp_dir d;
     producer_state ps;

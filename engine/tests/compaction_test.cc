@@ -413,6 +413,164 @@ TEST(compaction, aborted_transactions_are_removed_and_do_not_hide_committed_valu
     // control_batches_and_transactional_batches_are_kept.)
 }
 
+// A transactional batch of producer 9 (epoch 1) with the given records.
+std::vector<std::byte> txn_batch(const std::vector<kv>& recs, int32_t base_sequence,
+                                 int64_t ts) {
+    model::batch_options o;
+    o.producer_id = 9;
+    o.producer_epoch = 1;
+    o.base_sequence = base_sequence;
+    o.transactional = true;
+    model::batch_builder b(o);
+    for (const auto& [k, v] : recs) {
+        model::nullable_bytes key, value;
+        if (k) key = model::bytes_of(*k);
+        if (v) value = model::bytes_of(*v);
+        b.add(key, value, ts);
+    }
+    auto bytes = b.build();
+    EXPECT_TRUE(bytes.has_value());
+    return bytes ? std::move(*bytes) : std::vector<std::byte>{};
+}
+
+bool has_marker_at(log_harness& h, int64_t offset) {
+    for (const auto& hd : batch_headers(h)) {
+        if (hd.control() && hd.base_offset == offset) return true;
+    }
+    return false;
+}
+
+// Offsets 0-1: a committed transaction (k=t1, x=t1), 2: its COMMIT, 3-4: an aborted one
+// (k=bad, y=bad), 5: its ABORT, then k and x overwritten outside transactions (6, 7), then the
+// producer's next transaction (8) and its COMMIT (9), then a plain record so no marker ends the
+// segment. Everything is at timestamp 1000; the segment is closed.
+void write_marker_log(log_harness& h) {
+    ASSERT_TRUE(h.append(txn_batch({{"k", "t1"}, {"x", "t1"}}, 0, 1000)).has_value());
+    ASSERT_TRUE(
+        h.append(model::make_control_batch(9, 1, model::control_type::commit, 0, 1000))
+            .has_value());
+    ASSERT_TRUE(h.append(txn_batch({{"k", "bad"}, {"y", "bad"}}, 2, 1000)).has_value());
+    ASSERT_TRUE(
+        h.append(model::make_control_batch(9, 1, model::control_type::abort, 0, 1000))
+            .has_value());
+    h.append_records({{"k", "plain"}, {"x", "plain"}}, 1000);
+    ASSERT_TRUE(h.append(txn_batch({{"z", "t3"}}, 4, 1000)).has_value());
+    ASSERT_TRUE(
+        h.append(model::make_control_batch(9, 1, model::control_type::commit, 0, 1000))
+            .has_value());
+    h.append_records({{"w", "1"}}, 1000);
+    h.roll();
+    h.append_records({{"active", "1"}}, 1000);
+}
+
+compaction_options marker_opts() {
+    compaction_options opts;
+    opts.delete_retention_ms = hour_ms;
+    opts.aborted[9] = {{3, 5}};
+    return opts;
+}
+
+TEST(compaction, markers_are_removed_a_pass_after_their_transaction_data) {
+    log_harness h;
+    h.open();
+    write_marker_log(h);
+    h.clock.set_ms(1000 + 2 * hour_ms);  // past delete.retention.ms
+    // First pass: the superseded committed records and the aborted ones go; every marker stays,
+    // since the pass met data of each transaction.
+    auto first = compact(h, marker_opts());
+    ASSERT_TRUE(first.has_value()) << first.error().describe();
+    EXPECT_EQ(first->markers_dropped, 0u);
+    EXPECT_TRUE(first->markers_removed.empty());
+    EXPECT_TRUE(has_marker_at(h, 2));
+    EXPECT_TRUE(has_marker_at(h, 5));
+    auto c = contents(h);
+    EXPECT_EQ(c.count(0), 0u);
+    EXPECT_EQ(c.count(3), 0u);
+    EXPECT_EQ(c.at(8).second, "t3");
+    // Second pass: the COMMIT at 2 and the ABORT at 5 have no data left and go, reported for
+    // the aborted-transaction index. The COMMIT at 9 stays: its transaction's record is live.
+    auto second = compact(h, marker_opts());
+    ASSERT_TRUE(second.has_value()) << second.error().describe();
+    EXPECT_EQ(second->markers_dropped, 2u);
+    std::vector<std::pair<int64_t, int64_t>> want{{9, 2}, {9, 5}};
+    EXPECT_EQ(second->markers_removed, want);
+    EXPECT_FALSE(has_marker_at(h, 2));
+    EXPECT_FALSE(has_marker_at(h, 5));
+    EXPECT_TRUE(has_marker_at(h, 9));
+    c = contents(h);
+    EXPECT_EQ(c.at(6).second, "plain");
+    EXPECT_EQ(c.at(7).second, "plain");
+    EXPECT_EQ(c.at(10).second, "1");
+    EXPECT_EQ(h.log->log_end_offset()(), 12);
+}
+
+TEST(compaction, markers_stay_before_delete_retention_and_at_the_snapshot) {
+    log_harness h;
+    h.open();
+    write_marker_log(h);
+    h.clock.set_ms(1000 + hour_ms);  // exactly at the horizon: not past it
+    ASSERT_TRUE(compact(h, marker_opts()).has_value());
+    auto again = compact(h, marker_opts());
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->markers_dropped, 0u);
+    EXPECT_TRUE(has_marker_at(h, 2));
+    EXPECT_TRUE(has_marker_at(h, 5));
+    // Past the horizon, but a replay would start at offset 4: the ABORT at 5 must stay.
+    h.clock.set_ms(1000 + 2 * hour_ms);
+    auto opts = marker_opts();
+    opts.marker_removal_below = 4;
+    auto third = compact(h, opts);
+    ASSERT_TRUE(third.has_value());
+    std::vector<std::pair<int64_t, int64_t>> want{{9, 2}};
+    EXPECT_EQ(third->markers_removed, want);
+    EXPECT_FALSE(has_marker_at(h, 2));
+    EXPECT_TRUE(has_marker_at(h, 5));
+}
+
+TEST(compaction, the_last_marker_of_a_producer_and_of_a_segment_stays) {
+    log_harness h;
+    h.open();
+    // A transaction whose only record is superseded; its COMMIT is producer 9's last batch.
+    ASSERT_TRUE(h.append(txn_batch({{"k", "t1"}}, 0, 1000)).has_value());
+    ASSERT_TRUE(
+        h.append(model::make_control_batch(9, 1, model::control_type::commit, 0, 1000))
+            .has_value());
+    h.append_records({{"k", "plain"}}, 1000);
+    h.roll();
+    // Producer 8: a superseded transaction whose COMMIT ends its segment, then more from it.
+    model::batch_options o;
+    o.producer_id = 8;
+    o.producer_epoch = 0;
+    o.base_sequence = 0;
+    o.transactional = true;
+    model::batch_builder b(o);
+    b.add(model::bytes_of("j"), model::bytes_of("t"), 1000);
+    auto tb = b.build();
+    ASSERT_TRUE(tb.has_value());
+    ASSERT_TRUE(h.append(std::move(*tb)).has_value());  // 3
+    ASSERT_TRUE(  // 4, the segment's last batch
+        h.append(model::make_control_batch(8, 0, model::control_type::commit, 0, 1000))
+            .has_value());
+    h.roll();
+    h.append_records({{"j", "plain"}}, 1000);  // 5
+    ASSERT_TRUE(  // 6: producer 8's last batch (an epoch bump's abort of nothing)
+        h.append(model::make_control_batch(8, 0, model::control_type::abort, 0, 1000))
+            .has_value());
+    h.append_records({{"q", "1"}}, 1000);
+    h.roll();
+    h.append_records({{"active", "1"}}, 1000);
+    h.clock.set_ms(1000 + 2 * hour_ms);
+    compaction_options opts;
+    opts.delete_retention_ms = hour_ms;
+    ASSERT_TRUE(compact(h, opts).has_value());
+    auto again = compact(h, opts);
+    ASSERT_TRUE(again.has_value()) << again.error().describe();
+    EXPECT_EQ(again->markers_dropped, 0u);
+    EXPECT_TRUE(has_marker_at(h, 1)) << "producer 9's last batch";
+    EXPECT_TRUE(has_marker_at(h, 4)) << "its segment's last batch";
+    EXPECT_TRUE(has_marker_at(h, 6)) << "producer 8's last batch";
+}
+
 TEST(compaction, segment_left_with_nothing_keeps_an_empty_last_batch) {
     log_harness h;
     h.open();

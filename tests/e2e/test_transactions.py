@@ -2,15 +2,19 @@
 read_committed consumer and aborted ones never, both to read_uncommitted; offsets sent in a
 transaction committed only when it commits; an open transaction holding back what
 read_committed sees; zombie fencing; transactions aborted by timeout and by a new incarnation
-after the broker was killed; bad transactional requests refused."""
+after the broker was killed; bad transactional requests refused; compaction removing aborted
+records and, once their data is gone, the markers (with their aborted-index entries)."""
 
+import glob
+import os
+import re
 import socket
 import struct
 import subprocess
 import time
 import unittest
 
-from broker import BrokerTestCase
+from broker import BrokerTestCase, sluice_binary
 
 try:
     import confluent_kafka as ck
@@ -33,6 +37,8 @@ class TransactionsTest(BrokerTestCase):
         "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500,
         "group.initial.rebalance.delay.ms": 0,
         "log.retention.check.interval.ms": 500,  # retention and compaction passes
+        # Markers past the producer snapshot stay; a fresh snapshot lets compaction remove them.
+        "sluice.producer.snapshot.interval.ms": 200,
     }
 
     def producer(self, txn_id, **extra):
@@ -216,6 +222,61 @@ class TransactionsTest(BrokerTestCase):
         committed = [(m.key(), m.value().decode()[:9]) for m in
                      self.read(topic, "read_committed", wait_s=2)]
         self.assertIn((b"k", "committed"), committed)
+        self.assertBrokerAlive()
+
+    def control_batches(self, topic):
+        """(offset, COMMIT|ABORT) of every marker in the partition's segment files."""
+        out = []
+        part = os.path.join(self.broker.data_dir, "data", topic + "-0")
+        for seg in sorted(glob.glob(os.path.join(part, "*.log"))):
+            r = subprocess.run([sluice_binary(), "dump-log", "--records", seg],
+                               capture_output=True, text=True, timeout=60)
+            out += [(int(o), t) for o, t in
+                    re.findall(r"^\s*\| offset: (\d+) .*control: (\w+)", r.stdout, re.M)]
+        return out
+
+    def test_compaction_removes_markers_once_their_data_is_gone(self):
+        from confluent_kafka import admin as ck_admin
+        topic = self.unique_topic()
+        a = ck_admin.AdminClient({"bootstrap.servers": self.broker.bootstrap})
+        a.create_topics([ck_admin.NewTopic(topic, num_partitions=1, replication_factor=1, config={
+            "cleanup.policy": "compact", "segment.bytes": "2048",
+            "delete.retention.ms": "0"})])[topic].result(WAIT_S)
+        p = self.producer("markers-" + topic)
+        pad = "." * 300
+        p.begin_transaction()  # aborted: its records go in the first pass, its ABORT later
+        p.produce(topic, key=b"k", value=("aborted" + pad).encode())
+        p.flush(WAIT_S)
+        p.abort_transaction(WAIT_S)
+        p.begin_transaction()  # committed, then overwritten: the same, with its COMMIT
+        p.produce(topic, key=b"k", value=("first" + pad).encode())
+        p.commit_transaction(WAIT_S)
+        plain = ck.Producer({"bootstrap.servers": self.broker.bootstrap, "linger.ms": 0})
+        plain.produce(topic, key=b"k", value=("plain" + pad).encode())
+        plain.flush(WAIT_S)
+        p.begin_transaction()  # the same producer again: live data, its COMMIT stays
+        p.produce(topic, key=b"k2", value=("after" + pad).encode())
+        p.commit_transaction(WAIT_S)
+        self.assertEqual([t for _, t in self.control_batches(topic)], ["ABORT", "COMMIT", "COMMIT"])
+        last_commit = self.control_batches(topic)[-1]
+        deadline = time.time() + 60
+        markers = self.control_batches(topic)
+        while markers != [last_commit] and time.time() < deadline:
+            for i in range(8):  # closes segments, so compaction passes run again
+                plain.produce(topic, key=b"fill-%d" % i, value=pad.encode())
+                plain.flush(WAIT_S)
+            time.sleep(0.7)
+            markers = self.control_batches(topic)
+        self.assertEqual(markers, [last_commit], "markers left by compaction")
+        # The ABORT's index entry went with it: librdkafka would otherwise drop the same
+        # producer's later committed records as aborted.
+        committed = {m.key(): m.value().decode().rstrip(".") for m in
+                     self.read(topic, "read_committed", wait_s=3)}
+        self.assertEqual(committed.get(b"k"), "plain")
+        self.assertEqual(committed.get(b"k2"), "after")
+        self.assertNotIn("aborted", committed.values())
+        self.assertEqual(committed, {m.key(): m.value().decode().rstrip(".") for m in
+                                     self.read(topic, "read_uncommitted", wait_s=3)})
         self.assertBrokerAlive()
 
     def test_control_batch_in_produce_is_refused(self):
