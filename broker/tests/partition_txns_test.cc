@@ -36,6 +36,13 @@ struct temp_dir {
     }
 };
 
+// Indexes the aborted transaction [first, marker] of `producer_id` (segment `segment_base`).
+void index_abort(partition_txns& t, int64_t producer_id, int64_t first, int64_t marker,
+                 int64_t segment_base = 0) {
+    t.on_data(producer_id, first);
+    ASSERT_TRUE(t.on_marker(producer_id, false, marker, segment_base, first).has_value());
+}
+
 }  // namespace
 
 TEST(partition_txns, oldest_open_transaction_bounds_the_last_stable_offset) {
@@ -71,10 +78,8 @@ TEST(partition_txns, aborted_between_finds_overlapping_transactions) {
     temp_dir d;
     partition_txns t;
     ASSERT_TRUE(t.load(d.path, 0).has_value());
-    t.on_data(1, 0);
-    ASSERT_TRUE(t.on_marker(1, false, 9, 0, 0).has_value());  // [0, 9]
-    t.on_data(2, 20);
-    ASSERT_TRUE(t.on_marker(2, false, 30, 0, 20).has_value());  // [20, 30]
+    index_abort(t, 1, 0, 9);
+    index_abort(t, 2, 20, 30);
     auto all = t.aborted_between(0, 100);
     EXPECT_EQ(all.size(), 2u);
     auto first = t.aborted_between(5, 20);  // [20, 30] starts at the end: not overlapping
@@ -93,10 +98,8 @@ TEST(partition_txns, index_files_reload_and_follow_truncation_and_retention) {
     {
         partition_txns t;
         ASSERT_TRUE(t.load(d.path, 0).has_value());
-        t.on_data(1, 10);
-        ASSERT_TRUE(t.on_marker(1, false, 50, 0, 10).has_value());
-        t.on_data(2, 110);
-        ASSERT_TRUE(t.on_marker(2, false, 150, 100, 110).has_value());
+        index_abort(t, 1, 10, 50);
+        index_abort(t, 2, 110, 150, 100);
     }
     partition_txns t;
     ASSERT_TRUE(t.load(d.path, 0).has_value());
@@ -128,10 +131,8 @@ TEST(partition_txns, markers_removed_by_compaction_leave_the_index) {
     d.segment(0);
     partition_txns t;
     ASSERT_TRUE(t.load(d.path, 0).has_value());
-    t.on_data(1, 0);
-    ASSERT_TRUE(t.on_marker(1, false, 9, 0, 0).has_value());
-    t.on_data(2, 10);
-    ASSERT_TRUE(t.on_marker(2, false, 20, 0, 10).has_value());
+    index_abort(t, 1, 0, 9);
+    index_abort(t, 2, 10, 20);
     // Markers that are not indexed (a COMMIT) change nothing.
     ASSERT_TRUE(t.forget_markers({{1, 5}, {3, 9}}).has_value());
     EXPECT_EQ(t.aborted().size(), 2u);

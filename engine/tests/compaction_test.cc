@@ -344,20 +344,30 @@ TEST(compaction, records_without_keys_are_kept) {
     EXPECT_EQ(c.at(9).second, "v");
 }
 
+// A transactional batch of `producer_id` with the given records, all at timestamp `ts`.
+std::vector<std::byte> txn_batch(const std::vector<kv>& recs, int32_t base_sequence, int64_t ts,
+                                 int64_t producer_id = 9, int16_t producer_epoch = 1) {
+    model::batch_options o;
+    o.producer_id = producer_id;
+    o.producer_epoch = producer_epoch;
+    o.base_sequence = base_sequence;
+    o.transactional = true;
+    model::batch_builder b(o);
+    for (const auto& [k, v] : recs) {
+        model::nullable_bytes key, value;
+        if (k) key = model::bytes_of(*k);
+        if (v) value = model::bytes_of(*v);
+        b.add(key, value, ts);
+    }
+    auto bytes = b.build();
+    EXPECT_TRUE(bytes.has_value());
+    return bytes ? std::move(*bytes) : std::vector<std::byte>{};
+}
+
 TEST(compaction, control_batches_and_transactional_batches_are_kept) {
     log_harness h;
     h.open();
-    model::batch_options o;
-    o.producer_id = 9;
-    o.producer_epoch = 1;
-    o.base_sequence = 0;
-    o.transactional = true;
-    model::batch_builder b(o);
-    b.add(model::bytes_of("k"), model::bytes_of("old"), 5);
-    b.add(model::bytes_of("k"), model::bytes_of("new"), 6);
-    auto bytes = b.build();
-    ASSERT_TRUE(bytes.has_value());
-    ASSERT_TRUE(h.append(std::move(*bytes)).has_value());
+    ASSERT_TRUE(h.append(txn_batch({{"k", "old"}, {"k", "new"}}, 0, 5)).has_value());
     ASSERT_TRUE(
         h.append(model::make_control_batch(9, 1, model::control_type::commit, 0, 7)).has_value());
     h.roll();
@@ -379,17 +389,8 @@ TEST(compaction, aborted_transactions_are_removed_and_do_not_hide_committed_valu
     log_harness h;
     h.open();
     h.append_records({{"k", "committed"}}, 1);  // offset 0
-    model::batch_options o;
-    o.producer_id = 9;
-    o.producer_epoch = 1;
-    o.base_sequence = 0;
-    o.transactional = true;
-    model::batch_builder b(o);
-    b.add(model::bytes_of("k"), model::bytes_of("aborted"), 5);  // offset 1
-    b.add(model::bytes_of("x"), model::bytes_of("aborted"), 5);  // offset 2
-    auto bytes = b.build();
-    ASSERT_TRUE(bytes.has_value());
-    ASSERT_TRUE(h.append(std::move(*bytes)).has_value());
+    // offsets 1 and 2
+    ASSERT_TRUE(h.append(txn_batch({{"k", "aborted"}, {"x", "aborted"}}, 0, 5)).has_value());
     ASSERT_TRUE(  // offset 3
         h.append(model::make_control_batch(9, 1, model::control_type::abort, 0, 7)).has_value());
     h.append_records({{"y", "1"}}, 8);  // offset 4
@@ -411,26 +412,6 @@ TEST(compaction, aborted_transactions_are_removed_and_do_not_hide_committed_valu
     EXPECT_TRUE(marker) << "the ABORT marker stays";
     // (Without the aborted range the transactional records stay:
     // control_batches_and_transactional_batches_are_kept.)
-}
-
-// A transactional batch of producer 9 (epoch 1) with the given records.
-std::vector<std::byte> txn_batch(const std::vector<kv>& recs, int32_t base_sequence,
-                                 int64_t ts) {
-    model::batch_options o;
-    o.producer_id = 9;
-    o.producer_epoch = 1;
-    o.base_sequence = base_sequence;
-    o.transactional = true;
-    model::batch_builder b(o);
-    for (const auto& [k, v] : recs) {
-        model::nullable_bytes key, value;
-        if (k) key = model::bytes_of(*k);
-        if (v) value = model::bytes_of(*v);
-        b.add(key, value, ts);
-    }
-    auto bytes = b.build();
-    EXPECT_TRUE(bytes.has_value());
-    return bytes ? std::move(*bytes) : std::vector<std::byte>{};
 }
 
 bool has_marker_at(log_harness& h, int64_t offset) {
@@ -538,16 +519,7 @@ TEST(compaction, the_last_marker_of_a_producer_and_of_a_segment_stays) {
     h.append_records({{"k", "plain"}}, 1000);
     h.roll();
     // Producer 8: a superseded transaction whose COMMIT ends its segment, then more from it.
-    model::batch_options o;
-    o.producer_id = 8;
-    o.producer_epoch = 0;
-    o.base_sequence = 0;
-    o.transactional = true;
-    model::batch_builder b(o);
-    b.add(model::bytes_of("j"), model::bytes_of("t"), 1000);
-    auto tb = b.build();
-    ASSERT_TRUE(tb.has_value());
-    ASSERT_TRUE(h.append(std::move(*tb)).has_value());  // 3
+    ASSERT_TRUE(h.append(txn_batch({{"j", "t"}}, 0, 1000, 8, 0)).has_value());  // 3
     ASSERT_TRUE(  // 4, the segment's last batch
         h.append(model::make_control_batch(8, 0, model::control_type::commit, 0, 1000))
             .has_value());
