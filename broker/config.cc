@@ -215,6 +215,9 @@ const key_def broker_keys[] = {
     {"sluice.tcp.congestion.local", kind::string, "cubic"},
     // Bytes a partition accepts ahead of its disk writes; past it produces wait (never fail).
     {"sluice.append.buffer.bytes", kind::int64, "33554432", 4096, long_max},
+    // Segment writes of at most this many bytes are written on the reactor thread instead of
+    // through io_uring's worker threads (engine/log_config.h inline_write_bytes; 0: never).
+    {"sluice.inline.write.bytes", kind::int64, "65536", 0, 16777216},
     // How often a quiet partition's producer state is snapshotted (so a restart replays only
     // what came after); also written at every clean close.
     {"sluice.producer.snapshot.interval.ms", kind::int64, "30000", 100, long_max},

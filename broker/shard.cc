@@ -97,6 +97,8 @@ result<partition*> shard::open_partition(const model::tp& tp, const config_map& 
     engine::log_config cfg = make_log_config(effective);
     cfg.append_buffer_max_bytes =
         static_cast<uint64_t>(_srv.config().int_value("sluice.append.buffer.bytes"));
+    cfg.inline_write_bytes =
+        static_cast<uint64_t>(_srv.config().int_value("sluice.inline.write.bytes"));
     auto log = engine::partition_log::open(_reactor, engine::posix_file_system::instance(),
                                            *home, tp, cfg,
                                            runtime::system_clock::instance());

@@ -60,6 +60,14 @@ struct log_config {
     uint64_t append_buffer_max_bytes = 32u << 20;
     // Writes in flight to the ring per partition.
     uint32_t max_inflight_writes = 4;
+    // A write of at most this many bytes is done with pwrite(2) on the reactor thread instead
+    // of through the ring (0: never). Buffered writes on ext4 cannot be attempted without
+    // blocking, so io_uring hands every one to an io-wq worker; for a small write (a transaction
+    // marker, a coordinator's state record, a few small records) that hand-off -- a wake-up and
+    // two task switches, and the wait for a CPU on a busy host -- costs more than the copy.
+    // Larger writes stay off the reactor, where a page-cache stall cannot hold up its other
+    // partitions. The broker sets it from sluice.inline.write.bytes.
+    uint64_t inline_write_bytes = 0;
     // Closed segments whose log file stays open for reads (LRU); the active one is extra.
     uint32_t max_open_segment_files = 16;
     // How often the recovery point is checkpointed when it moved (Kafka:

@@ -384,6 +384,16 @@ void partition_log::impl::issue_writes() {
         c->issued = true;
         ++_inflight_writes;
         ++_stats.writes;
+        if (c->bytes.size() <= _cfg.inline_write_bytes) {
+            ++_stats.inline_writes;
+            auto r = c->seg->log->write_sync(c->pos, c->bytes);
+            // Completed from the loop, as a ring completion would be: on_write_done issues the
+            // next writes and must not run inside this one's iteration.
+            _r.defer([w = std::weak_ptr<int>(_alive), this, c, r = std::move(r)]() mutable {
+                if (!w.expired()) on_write_done(c, std::move(r));
+            });
+            continue;
+        }
         c->seg->log->write_at(_r, c->pos, c->bytes,
                               [w = std::weak_ptr<int>(_alive), this, c](result<void> r) {
                                   if (!w.expired()) on_write_done(c, std::move(r));

@@ -95,6 +95,7 @@ struct log_stats {
     uint64_t appends = 0;
     uint64_t batches = 0;
     uint64_t writes = 0;             // write submissions (coalesced appends count once)
+    uint64_t inline_writes = 0;      // of those, done on the reactor thread (inline_write_bytes)
     uint64_t bytes_written = 0;
     uint64_t fsyncs = 0;             // fdatasync calls on segment files
     uint64_t fsync_ns = 0;           // their time from submission to completion, summed

@@ -229,6 +229,7 @@ class producer_worker {
 constexpr int16_t err_concurrent_transactions = 51;
 constexpr int16_t err_coordinator_load_in_progress = 14;
 constexpr int16_t err_coordinator_not_available = 15;
+constexpr int16_t err_not_coordinator = 16;
 constexpr int retriable_attempts = 20000;  // of 0.5 ms each: 10 s
 
 // Transient answers while a transaction completes or a coordinator (just created, or moving)
@@ -243,9 +244,10 @@ result<void> producer_worker::init_producer() {
     req.transactional_id = _txn_id;
     req.transaction_timeout_ms = 60000;
     connection* conn = &_client->any();
-    if (_txn_id) {
-        // The first FindCoordinator may create __transaction_state: until its partitions are
-        // open the answer is COORDINATOR_NOT_AVAILABLE (or a load in progress). Retry for 10 s.
+    // The first FindCoordinator may create __transaction_state: until its partitions are open
+    // the answer is COORDINATOR_NOT_AVAILABLE (or a load in progress), and a coordinator found
+    // while they open may still answer NOT_COORDINATOR. Retry for 10 s.
+    auto locate = [&]() -> result<void> {
         auto found = find_group_coordinator(_client->any(), *_txn_id, 1);
         for (int attempt = 0; !found && found.error().is(errc::kafka) && attempt < 1000; ++attempt) {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -256,6 +258,10 @@ result<void> producer_worker::init_producer() {
         if (!c) return c.error();
         _coordinator = *c;
         conn = _coordinator;
+        return ok();
+    };
+    if (_txn_id) {
+        if (auto r = locate(); !r) return r;
     }
     for (int attempt = 0;; ++attempt) {
         auto resp = conn->call<protocol::init_producer_id_api>(req);
@@ -265,10 +271,14 @@ result<void> producer_worker::init_producer() {
             _ident.epoch = resp->producer_epoch;
             return ok();
         }
-        if (!retriable_txn_error(resp->error_code) || attempt == retriable_attempts) {
+        const bool moved = _txn_id && resp->error_code == err_not_coordinator;
+        if ((!moved && !retriable_txn_error(resp->error_code)) || attempt == retriable_attempts) {
             return kafka_failure(resp->error_code, "InitProducerId");
         }
         std::this_thread::sleep_for(std::chrono::microseconds(500));
+        if (moved) {
+            if (auto r = locate(); !r) return r;
+        }
     }
 }
 

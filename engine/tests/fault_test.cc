@@ -12,7 +12,28 @@ namespace {
 
 using fault_test = engine_fixture;
 
-TEST_F(fault_test, failed_write_fail_stops_the_partition) {
+// The same faults whether segment writes go through the ring or, small enough, are written on
+// the reactor thread (log_config::inline_write_bytes).
+class write_path_fault_test : public engine_fixture,
+                              public ::testing::WithParamInterface<uint64_t> {
+  protected:
+    void SetUp() override { cfg.inline_write_bytes = GetParam(); }
+    void expect_write_path() {
+        if (GetParam() > 0) {
+            EXPECT_GT(log->stats().inline_writes, 0u);
+        } else {
+            EXPECT_EQ(log->stats().inline_writes, 0u);
+        }
+    }
+};
+
+INSTANTIATE_TEST_SUITE_P(write_paths, write_path_fault_test,
+                         ::testing::Values(uint64_t{0}, uint64_t{1} << 20),
+                         [](const auto& info) {
+                             return std::string(info.param == 0 ? "ring" : "inline");
+                         });
+
+TEST_P(write_path_fault_test, failed_write_fail_stops_the_partition) {
     open();
     ASSERT_TRUE(append(batch(1)).has_value());
     fs.fail_next_write(".log");
@@ -28,6 +49,7 @@ TEST_F(fault_test, failed_write_fail_stops_the_partition) {
     EXPECT_FALSE(log->read(model::offset(0), 100, model::offset(INT64_MAX), true).has_value());
     EXPECT_FALSE(flush().has_value());
     EXPECT_EQ(log->log_end_offset()(), 1);
+    expect_write_path();
 }
 
 TEST_F(fault_test, failed_fsync_fail_stops_and_nothing_later_is_acked) {
@@ -57,7 +79,7 @@ TEST_F(fault_test, failed_fsync_of_a_rolled_segment_fail_stops) {
     EXPECT_FALSE(append(batch(1)).has_value());
 }
 
-TEST_F(fault_test, power_loss_under_always_keeps_every_acked_append) {
+TEST_P(write_path_fault_test, power_loss_under_always_keeps_every_acked_append) {
     cfg.fsync = fsync_policy::always;
     cfg.segment_bytes = 2048;
     open();
@@ -67,6 +89,7 @@ TEST_F(fault_test, power_loss_under_always_keeps_every_acked_append) {
         ASSERT_TRUE(r.has_value());
         acked_end = r->last_offset() + 1;
     }
+    expect_write_path();
     // In flight when the power goes: not acknowledged, may or may not survive.
     append_async(batch(2), [](result<append_result>) {});
     reactor->run_once(std::chrono::microseconds(0));
