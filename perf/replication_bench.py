@@ -140,12 +140,15 @@ def main():
     ap.add_argument("--rate", type=int, default=1000, help="records/s in the unavailability runs")
     ap.add_argument("--cores", type=int, default=2,
                     help="sluice.cores of each broker (three brokers share this host's CPUs)")
+    ap.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
+                    help="a broker setting for all three brokers (repeatable)")
     ap.add_argument("--json")
     args = ap.parse_args()
+    extra = {k.replace(".", "_"): v for k, v in (kv.split("=", 1) for kv in args.broker_config)}
     binary = os.environ.get("SLUICE_BIN") or os.path.join(HERE, "..", "build", "tools", "sluice")
     os.environ["SLUICE_BIN"] = binary
     out = {"session_timeout_ms": SESSION_MS}
-    with Cluster(3, auto_leader_rebalance_enable="false", sluice_cores=args.cores) as c:
+    with Cluster(3, auto_leader_rebalance_enable="false", sluice_cores=args.cores, **extra) as c:
         create(c.bootstrap, "rf3", 3, 3)
         create(c.bootstrap, "rf1", 3, 1)
         rounds = []

@@ -34,6 +34,7 @@ namespace {
 
 struct options {
     std::string role, stack = "posix", address, dpdk_args, ip;
+    unsigned mtu = 1500;  // of the dpdk port
     int seconds = 5;
     size_t frame_bytes = 65536;
     int pings = 20000;
@@ -172,6 +173,7 @@ int main(int argc, char** argv) {
         else if (k == "--seconds") o.seconds = std::stoi(v);
         else if (k == "--frame-bytes") o.frame_bytes = std::stoul(v);
         else if (k == "--pings") o.pings = std::stoi(v);
+        else if (k == "--mtu") o.mtu = static_cast<unsigned>(std::stoul(v));
         else {
             std::fprintf(stderr, "stack_bench: unknown option %s\n", k.c_str());
             return 2;
@@ -183,6 +185,7 @@ int main(int argc, char** argv) {
     so.cores = 1;
     so.dpdk_args = o.dpdk_args;
     so.ip = o.ip;
+    so.mtu = o.mtu;
     auto stack = net::make_network_stack(o.stack, so);
     if (!stack) {
         std::fprintf(stderr, "stack_bench: %s\n", stack.error().describe().c_str());

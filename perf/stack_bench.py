@@ -36,20 +36,20 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def sides(stack, sock):
+def sides(stack, sock, mtu=1500):
     if stack == "posix":
         return (["--stack", "posix", "--listen", "127.0.0.1:19556"],
                 ["--stack", "posix", "--connect", "127.0.0.1:19556"])
     eal = "--no-pci --no-huge -m 256 --vdev=net_memif0,role=%s,socket=" + sock
     return (["--stack", "dpdk", "--listen", "198.18.9.2:9092", "--ip", "198.18.9.2",
-             "--dpdk-args", eal % "server"],
+             "--dpdk-args", eal % "server", "--mtu", str(mtu)],
             ["--stack", "dpdk", "--connect", "198.18.9.2:9092", "--ip", "198.18.9.1",
-             "--dpdk-args", eal % "client"])
+             "--dpdk-args", eal % "client", "--mtu", str(mtu)])
 
 
 def one(binary, stack, args):
     with tempfile.TemporaryDirectory() as tmp:
-        server_args, client_args = sides(stack, os.path.join(tmp, "memif.sock"))
+        server_args, client_args = sides(stack, os.path.join(tmp, "memif.sock"), args.mtu)
         server = subprocess.Popen([binary, "--role", "server"] + server_args,
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
@@ -85,6 +85,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--pings", type=int, default=20000)
+    ap.add_argument("--mtu", type=int, default=1500, help="of the dpdk ports (net_memif in DPDK 22.11 takes at most 1500)")
     ap.add_argument("--json")
     args = ap.parse_args()
     binary = os.path.join(args.build, "perf", "stack_bench")
