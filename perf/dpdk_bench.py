@@ -11,8 +11,8 @@ per stack (median over rounds): produce and consume MiB/s, request latency p50/p
 seconds per GiB moved (utime + stime of the broker process) and bench CPU seconds per GiB (its
 rusage). Ratios are dpdk / posix. The tap is a kernel device written with one writev per frame
 and read with one read per frame on the broker side, so this bounds the dpdk stack by the tap,
-not by the stack (net/README.md); both-sides kernel bypass over net_memif needs a DPDK client
-in `sluice bench`, which does not exist yet.
+not by the stack (net/README.md); both-sides kernel bypass over net_memif is
+perf/bypass_bench.py.
 
 Reproduce (root; a binary built with dpdk-dev installed):
   cmake --build build && SLUICE_BIN=build/tools/sluice /usr/bin/python3 perf/dpdk_bench.py \\

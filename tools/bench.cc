@@ -36,6 +36,7 @@ void usage() {
         "         [--offset-reset earliest|latest] [--json FILE] [--quiet]\n"
         "         [--tcp-congestion cubic|default|NAME]\n"
         "         [--idempotent | --transactional-id ID [--txn-records 100]]\n"
+        "         [--network-stack posix|dpdk --dpdk-args EAL --dpdk-ip IP [--dpdk-mtu 1500]]\n"
         "       sluice bench --reference loopback [--duration-s 10] [--fetch-size 8MiB]\n"
         "  --mode consume reads the topic from its earliest offset (pre-filling it with\n"
         "  --fill-bytes, or --records, of records when it holds less), wrapping around at\n"
@@ -53,7 +54,10 @@ void usage() {
         "  loopback reference's sender); default cubic, as Sluice uses for same-host peers.\n"
         "  --idempotent: producers get a producer id and write sequenced batches (acks all).\n"
         "  --transactional-id ID: producer i is transactional id ID-i and commits a\n"
-        "  transaction every --txn-records records (AddPartitionsToTxn, produce, EndTxn).\n");
+        "  transaction every --txn-records records (AddPartitionsToTxn, produce, EndTxn).\n"
+        "  --network-stack dpdk: every connection goes over Sluice's own TCP/IP on a DPDK\n"
+        "  port (EAL arguments --dpdk-args, e.g. a net_memif client; this end's IPv4\n"
+        "  address --dpdk-ip); brokers are then reached at IPv4 addresses only.\n");
 }
 
 struct side_report {
@@ -332,6 +336,21 @@ result<settings> settings_from(const args& a) {
     // system's (a pacing algorithm such as bbr throttles loopback bursts).
     std::string cc = a.get_or("tcp-congestion", "cubic");
     s.client.conn.tcp_congestion = cc == "default" ? "" : cc;
+    std::string net_stack = a.get_or("network-stack", "posix");
+    if (net_stack == "dpdk") {
+        bypass_options b;
+        b.dpdk_args = a.get_or("dpdk-args", "");
+        b.ip = a.get_or("dpdk-ip", "");
+        auto mtu = a.integer("dpdk-mtu", 1500, 576, 9216);
+        if (!mtu) return mtu.error();
+        b.mtu = static_cast<unsigned>(*mtu);
+        if (b.dpdk_args.empty() || b.ip.empty()) {
+            return error(errc::bad_argument, "--network-stack dpdk needs --dpdk-args and --dpdk-ip");
+        }
+        s.client.conn.bypass = b;
+    } else if (net_stack != "posix") {
+        return error(errc::bad_argument, "--network-stack must be posix or dpdk");
+    }
     s.topic = a.get_or("topic", s.topic);
     std::string m = a.get_or("mode", "produce");
     if (m == "produce") {
@@ -796,7 +815,11 @@ int bench_main(int argc, char** argv) {
                              "offset-reset",
                              "tcp-congestion",
                              "transactional-id",
-                             "txn-records"}) {
+                             "txn-records",
+                             "network-stack",
+                             "dpdk-args",
+                             "dpdk-ip",
+                             "dpdk-mtu"}) {
         specs.push_back({name});
     }
     specs.push_back({"quiet", false});

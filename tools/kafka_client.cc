@@ -135,8 +135,18 @@ connection::connection(unique_fd fd, broker_address addr, connection_options opt
     set_timeouts(_fd.get(), _opts.timeout_ms);
 }
 
+connection::connection(std::unique_ptr<bypass_stream> stream, broker_address addr,
+                       connection_options opts)
+    : _stream(std::move(stream)), _addr(std::move(addr)), _opts(std::move(opts)) {}
+
 result<std::unique_ptr<connection>> connection::open_raw(const broker_address& addr,
                                                          const connection_options& opts) {
+    if (opts.bypass) {
+        if (opts.tls) return error(errc::bad_argument, "TLS is not offered over the dpdk stack");
+        auto s = bypass_stream::connect(*opts.bypass, addr.host, addr.port, opts.timeout_ms);
+        if (!s) return s.error();
+        return std::make_unique<connection>(std::move(*s), addr, opts);
+    }
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -349,7 +359,10 @@ connection::~connection() {
     if (_tls_ctx != nullptr) SSL_CTX_free(_tls_ctx);
 }
 
-bool connection::has_buffered() const { return _tls != nullptr && SSL_pending(_tls) > 0; }
+bool connection::has_buffered() const {
+    if (_stream) return _stream->has_buffered();
+    return _tls != nullptr && SSL_pending(_tls) > 0;
+}
 
 result<void> connection::start_tls() {
     auto fail = [&](const std::string& what) {
@@ -394,6 +407,12 @@ result<void> connection::start_tls() {
 }
 
 result<void> connection::write_all(std::span<const std::byte> bytes) {
+    if (_stream) {
+        auto w = _stream->write_all(bytes);
+        if (!w) return error(errc::io_failed, "writing to " + _addr.to_string() + ": " +
+                                                  w.error().detail());
+        return ok();
+    }
     if (_tls != nullptr) {
         while (!bytes.empty()) {
             size_t n = 0;
@@ -420,6 +439,18 @@ result<void> connection::write_all(std::span<const std::byte> bytes) {
 }
 
 result<void> connection::read_exact(std::span<std::byte> out) {
+    while (_stream && !out.empty()) {
+        auto n = _stream->read_some(out, _opts.timeout_ms);
+        if (!n) {
+            if (n.error().is(errc::timeout)) {
+                return error(errc::timeout, "no answer from " + _addr.to_string() + " within " +
+                                                std::to_string(_opts.timeout_ms) + " ms");
+            }
+            return error(errc::io_failed, "reading from " + _addr.to_string() + ": " +
+                                              n.error().detail());
+        }
+        out = out.subspan(*n);
+    }
     while (_tls != nullptr && !out.empty()) {
         size_t n = 0;
         if (SSL_read_ex(_tls, out.data(), out.size(), &n) != 1) {

@@ -34,6 +34,7 @@
 #include "protocol/header.h"
 #include "protocol/reader.h"
 #include "protocol/writer.h"
+#include "tools/bypass_stream.h"
 #include "tools/errc.h"
 
 struct ssl_st;
@@ -76,6 +77,9 @@ struct connection_options {
     std::string sasl_mechanism;
     std::string sasl_username;
     std::string sasl_password;
+    // Set: connect over Sluice's own DPDK stack instead of kernel sockets (tools/bypass_stream.h;
+    // `sluice bench --network-stack dpdk`). No TLS there.
+    std::optional<bypass_options> bypass;
 };
 
 // One TCP connection to one broker. Owned by one thread.
@@ -103,6 +107,9 @@ class connection {
         const broker_address& addr, const connection_options& opts);
     // Wraps a connected socket.
     connection(unique_fd fd, broker_address addr, connection_options opts);
+    // Wraps a connected stream of the dpdk stack.
+    connection(std::unique_ptr<bypass_stream> stream, broker_address addr,
+               connection_options opts);
     ~connection();
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
@@ -111,6 +118,7 @@ class connection {
     bool has_buffered() const;
 
     const broker_address& address() const { return _addr; }
+    // The socket (-1 over the dpdk stack: poll() ignores it, has_buffered() tells).
     int fd() const { return _fd.get(); }
 
     // The highest version of `api_key` within [lo, hi] that the broker also supports, or -1.
@@ -186,6 +194,7 @@ class connection {
     [[nodiscard]] result<void> start_tls();
 
     unique_fd _fd;
+    std::unique_ptr<bypass_stream> _stream;  // instead of _fd, over the dpdk stack
     ssl_ctx_st* _tls_ctx = nullptr;  // with TLS: OpenSSL's SSL_CTX and SSL
     ssl_st* _tls = nullptr;
     broker_address _addr;

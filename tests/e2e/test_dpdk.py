@@ -11,10 +11,16 @@ add ... netem` is refused the loss/duplication/reordering is injected at the bro
 instead (sluice.dpdk.test.faults, both directions), which the kernel TCP on the other side
 sees the same way. Where netem exists it is used as well.
 
+Both ends on the stack: a broker on a net_memif port (shared memory, no kernel on the packet
+path) and `sluice bench --network-stack dpdk` on the other end of the pair produce and consume;
+what the broker stored is checked with `sluice dump-log --verify`.
+
 Needs root, network namespaces, /dev/net/tun and a binary built with DPDK; prints E2E-SKIP
 otherwise."""
 
+import glob
 import hashlib
+import json
 import os
 import random
 import re
@@ -381,6 +387,60 @@ class DpdkFaults(unittest.TestCase):
         counts = [int(n) for n in re.findall(r"(\d+) faults injected",
                                              self.setup.broker.log_text())]
         self.assertTrue(counts and sum(counts) > 100, self.setup.broker.log_tail())
+
+
+def memif_eal(sock, role):
+    return "--no-pci --no-huge -m 256 --vdev=net_memif0,role=%s,socket=%s" % (role, sock)
+
+
+@unittest.skipIf(SKIP_REASON is not None, SKIP_REASON or "")
+class DpdkBothEnds(unittest.TestCase):
+    """The broker and `sluice bench` both on the dpdk stack, joined by a net_memif pair."""
+
+    RECORDS = 20000
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="sluice-memif-")
+        self.sock = os.path.join(self.tmp, "memif.sock")
+        self.broker = Broker(num_partitions=2, host="198.18.9.2", port=9092, **{
+            "sluice.network.stack": "dpdk", "sluice.dpdk.args": memif_eal(self.sock, "server"),
+            "sluice.dpdk.ip": "198.18.9.2", "sluice.cores": "1",
+            "auto.create.topics.enable": "true"})
+
+    def tearDown(self):
+        self.broker.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def bench(self, mode):
+        out = os.path.join(self.tmp, mode + ".json")
+        r = subprocess.run([os.environ["SLUICE_BIN"], "bench", "--bootstrap-server",
+                            self.broker.bootstrap, "--topic", "memif", "--mode", mode,
+                            "--partitions", "2", "--records", str(self.RECORDS),
+                            "--record-size", "700", "--acks", "all", "--json", out, "--quiet",
+                            "--network-stack", "dpdk", "--dpdk-args",
+                            memif_eal(self.sock, "client"), "--dpdk-ip", "198.18.9.1"],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:] + self.broker.log_tail())
+        with open(out) as f:
+            return json.load(f)[mode]
+
+    def test_bench_produces_and_consumes_over_memif(self):
+        produced = self.bench("produce")
+        self.assertEqual(produced["errors"], 0)
+        self.assertEqual(produced["records"], self.RECORDS)
+        consumed = self.bench("consume")
+        self.assertEqual(consumed["errors"], 0)
+        self.assertGreaterEqual(consumed["records"], self.RECORDS)
+        self.assertTrue(self.broker.alive(), self.broker.log_tail())
+        self.assertEqual(self.broker.stop(), 0)
+        parts = glob.glob(os.path.join(self.broker.data_dir, "data", "memif-*"))
+        self.assertEqual(len(parts), 2)
+        v = subprocess.run([os.environ["SLUICE_BIN"], "dump-log", "--verify"] + parts,
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(v.returncode, 0, v.stdout[-2000:])
+        m = re.search(r"(\d+) record\(s\): 0 problem", v.stdout)
+        self.assertIsNotNone(m, v.stdout[-2000:])
+        self.assertEqual(int(m.group(1)), self.RECORDS)
 
 
 if __name__ == "__main__":

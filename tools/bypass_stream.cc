@@ -1,0 +1,234 @@
+#include "tools/bypass_stream.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "net/network_stack.h"
+#include "runtime/reactor.h"
+#include "tools/errc.h"
+
+namespace sluice::tools {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// What one stream's worker thread and the reactor thread share. Everything but `conn` is
+// guarded by `m`; `conn` is touched on the reactor thread only.
+struct stream_state {
+    std::mutex m;
+    std::condition_variable cv;
+    std::vector<std::byte> rx;  // received, not read yet, from rx_at on
+    size_t rx_at = 0;
+    bool connected = false;
+    bool ended = false;
+    std::string why;  // why it ended, or why the connect failed
+    net::connection_ptr conn;
+
+    void end(std::string reason) {
+        std::lock_guard<std::mutex> g(m);
+        if (!ended) why = std::move(reason);
+        ended = true;
+        cv.notify_all();
+    }
+};
+
+// The process's dpdk stack and the reactor thread that drives it.
+class bypass_runtime {
+  public:
+    static result<bypass_runtime*> get(const bypass_options& opts) {
+        static std::mutex m;
+        static std::unique_ptr<bypass_runtime> rt;
+        std::lock_guard<std::mutex> g(m);
+        if (rt) {
+            if (!(rt->_opts == opts)) {
+                return error(errc::bad_argument,
+                             "the dpdk stack of this process was started with other options");
+            }
+            return rt.get();
+        }
+        auto fresh = std::unique_ptr<bypass_runtime>(new bypass_runtime(opts));
+        if (auto r = fresh->start(); !r) return r.error();
+        rt = std::move(fresh);
+        return rt.get();
+    }
+
+    ~bypass_runtime() {
+        _stop = true;
+        if (_thread.joinable()) _thread.join();
+    }
+
+    // Runs `fn` on the reactor thread.
+    void post(std::function<void()> fn) { _reactor->post(std::move(fn)); }
+    runtime::reactor& reactor() { return *_reactor; }
+    net::network_stack& stack() { return **_stack; }
+
+  private:
+    explicit bypass_runtime(bypass_options opts) : _opts(std::move(opts)) {}
+
+    result<void> start() {
+        // DPDK's EAL is initialised on the thread that will poll the port, which makes it
+        // DPDK's main lcore.
+        std::mutex m;
+        std::condition_variable cv;
+        std::optional<result<void>> started;
+        _thread = std::thread([&, this] {
+            net::stack_options so;
+            so.cores = 1;
+            so.dpdk_args = _opts.dpdk_args;
+            so.ip = _opts.ip;
+            so.netmask = _opts.netmask;
+            so.gateway = _opts.gateway;
+            so.mtu = _opts.mtu;
+            auto stack = net::make_network_stack("dpdk", so);
+            std::optional<error> failed;
+            if (!stack) {
+                failed = stack.error();
+            } else if (auto r = runtime::reactor::create({}); !r) {
+                failed = r.error();
+            } else {
+                _stack = std::move(*stack);
+                _reactor = std::move(*r);
+            }
+            {
+                std::lock_guard<std::mutex> g(m);
+                if (failed) {
+                    started.emplace(
+                        error(errc::connect_failed, "dpdk stack: " + failed->describe()));
+                } else {
+                    started.emplace(ok());
+                }
+                cv.notify_all();
+            }
+            if (!_reactor) return;
+            while (!_stop.load(std::memory_order_relaxed)) _reactor->run_once(1ms);
+            for (int i = 0; i < 50; ++i) _reactor->run_once(1ms);  // closes finish
+            _reactor.reset();
+            _stack->reset();
+        });
+        std::unique_lock<std::mutex> g(m);
+        cv.wait(g, [&] { return started.has_value(); });
+        if (!*started) {
+            g.unlock();
+            _thread.join();
+            return started->error();
+        }
+        return ok();
+    }
+
+    bypass_options _opts;
+    std::thread _thread;
+    std::atomic<bool> _stop{false};
+    std::optional<std::unique_ptr<net::network_stack>> _stack;
+    std::unique_ptr<runtime::reactor> _reactor;
+};
+
+class dpdk_stream final : public bypass_stream {
+  public:
+    dpdk_stream(bypass_runtime& rt, std::shared_ptr<stream_state> st)
+        : _rt(rt), _st(std::move(st)) {}
+
+    ~dpdk_stream() override {
+        _rt.post([st = _st] {
+            if (st->conn) st->conn->close();
+        });
+    }
+
+    result<void> write_all(std::span<const std::byte> bytes) override {
+        {
+            std::lock_guard<std::mutex> g(_st->m);
+            if (_st->ended) return error(errc::io_failed, "writing: " + _st->why);
+        }
+        _rt.post([st = _st, v = std::vector<std::byte>(bytes.begin(), bytes.end())]() mutable {
+            if (!st->conn) return;
+            net::output out;
+            out.append(std::move(v));
+            st->conn->send(std::move(out));
+        });
+        return ok();
+    }
+
+    result<size_t> read_some(std::span<std::byte> out, int timeout_ms) override {
+        std::unique_lock<std::mutex> g(_st->m);
+        auto ready = [&] { return _st->rx_at < _st->rx.size() || _st->ended; };
+        if (!_st->cv.wait_for(g, std::chrono::milliseconds(timeout_ms), ready)) {
+            return error(errc::timeout, "no bytes within " + std::to_string(timeout_ms) + " ms");
+        }
+        size_t have = _st->rx.size() - _st->rx_at;
+        if (have == 0) return error(errc::io_failed, _st->why);
+        size_t n = std::min(have, out.size());
+        std::memcpy(out.data(), _st->rx.data() + _st->rx_at, n);
+        _st->rx_at += n;
+        if (_st->rx_at == _st->rx.size()) {
+            _st->rx.clear();
+            _st->rx_at = 0;
+        }
+        return n;
+    }
+
+    bool has_buffered() const override {
+        std::lock_guard<std::mutex> g(_st->m);
+        return _st->rx_at < _st->rx.size();
+    }
+
+  private:
+    bypass_runtime& _rt;
+    std::shared_ptr<stream_state> _st;
+};
+
+}  // namespace
+
+result<std::unique_ptr<bypass_stream>> bypass_stream::connect(const bypass_options& opts,
+                                                              const std::string& host,
+                                                              uint16_t port, int timeout_ms) {
+    auto addr = net::parse_address(host + ":" + std::to_string(port));
+    if (!addr) {
+        return error(errc::connect_failed,
+                     host + ": the dpdk stack takes IPv4 addresses only (" +
+                         addr.error().describe() + ")");
+    }
+    auto rt = bypass_runtime::get(opts);
+    if (!rt) return rt.error();
+    auto st = std::make_shared<stream_state>();
+    net::connect_options co;
+    co.timeout = std::chrono::milliseconds(timeout_ms);
+    co.connection.raw_stream = true;
+    (*rt)->post([rt = *rt, st, at = *addr, co] {
+        rt->stack().connect(rt->reactor(), at, co, [st](result<net::connection_ptr> c) {
+            if (!c) return st->end("connect: " + c.error().describe());
+            st->conn = *c;
+            st->conn->start(
+                {.on_frames =
+                     [st](std::span<net::frame> pieces) {
+                         std::lock_guard<std::mutex> g(st->m);
+                         for (const auto& p : pieces) {
+                             st->rx.insert(st->rx.end(), p.data(), p.data() + p.size());
+                         }
+                         st->cv.notify_all();
+                     },
+                 .on_close =
+                     [st](const error& why) {
+                         st->end("the connection ended: " + why.describe());
+                         st->conn.reset();
+                     }});
+            std::lock_guard<std::mutex> g(st->m);
+            st->connected = true;
+            st->cv.notify_all();
+        });
+    });
+    std::unique_lock<std::mutex> g(st->m);
+    st->cv.wait(g, [&] { return st->connected || st->ended; });
+    if (!st->connected) {
+        return error(errc::connect_failed, host + ":" + std::to_string(port) + ": " + st->why);
+    }
+    g.unlock();
+    return std::unique_ptr<bypass_stream>(new dpdk_stream(**rt, std::move(st)));
+}
+
+}  // namespace sluice::tools
