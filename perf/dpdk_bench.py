@@ -64,9 +64,12 @@ def run_bench(prefix, bootstrap, mode, args, broker_pid, topic="dpdk-bench", ext
     return report[mode], broker, bench
 
 
-def measure(stack, prefix, bootstrap, pid, args, results):
+def measure(stack, prefix, bootstrap, pid, args, results, topic="dpdk-bench", extra=()):
+    """A produce then a consume bench; appends each one's row to results[stack][mode]."""
     for mode in ("produce", "consume"):
-        side, broker_cpu, bench_cpu = run_bench(prefix, bootstrap, mode, args, pid)
+        side, broker_cpu, bench_cpu = run_bench(prefix, bootstrap, mode, args, pid, topic, extra)
+        if side.get("errors"):
+            raise RuntimeError("%s %s: %d error(s)" % (stack, mode, side["errors"]))
         gib = side["wire_bytes"] / GIB if side["wire_bytes"] else 1e-9
         lat = side.get("latency_ms") or {}
         row = results.setdefault(stack, {}).setdefault(mode, [])
@@ -77,6 +80,32 @@ def measure(stack, prefix, bootstrap, pid, args, results):
               "%.2f s/GiB" % (stack, mode, side["mib_per_s"], lat.get("p50") or 0,
                              lat.get("p99") or 0, broker_cpu / gib, bench_cpu / gib),
               flush=True)
+
+
+def report(results, title, json_path=None):
+    """Medians per stack and mode, dpdk / posix ratios; printed, and written to `json_path`."""
+    summary = {}
+    for stack, modes in results.items():
+        for mode, rows in modes.items():
+            summary.setdefault(stack, {})[mode] = {
+                k: statistics.median(r[k] for r in rows if r[k] is not None)
+                for k in rows[0]}
+    ratios = {}
+    for mode in ("produce", "consume"):
+        d, p = summary["dpdk"][mode], summary["posix"][mode]
+        ratios[mode] = {k: (d[k] / p[k] if p[k] else None) for k in d}
+    print("\nmedians (%s, same run):" % title)
+    for mode in ("produce", "consume"):
+        d, p, r = summary["dpdk"][mode], summary["posix"][mode], ratios[mode]
+        print("  %-7s MiB/s %.1f vs %.1f (%.2fx)  p99 %.2f vs %.2f ms  broker CPU/GiB %.2f vs "
+              "%.2f s (%.2fx)  bench CPU/GiB %.2f vs %.2f s (%.2fx)" % (
+                  mode, d["mib_s"], p["mib_s"], r["mib_s"], d["p99_ms"], p["p99_ms"],
+                  d["broker_cpu_s_per_gib"], p["broker_cpu_s_per_gib"],
+                  r["broker_cpu_s_per_gib"], d["bench_cpu_s_per_gib"],
+                  p["bench_cpu_s_per_gib"], r["bench_cpu_s_per_gib"]))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"summary": summary, "ratios": ratios, "rounds": results}, f, indent=1)
 
 
 def main():
@@ -100,28 +129,7 @@ def main():
             setup.close()
         with Broker(num_partitions=2, **{"sluice.cores": str(args.cores)}) as b:
             measure("posix", [], b.bootstrap, b.proc.pid, args, results)
-    summary = {}
-    for stack, modes in results.items():
-        for mode, rows in modes.items():
-            summary.setdefault(stack, {})[mode] = {
-                k: statistics.median(r[k] for r in rows if r[k] is not None)
-                for k in rows[0]}
-    ratios = {}
-    for mode in ("produce", "consume"):
-        d, p = summary["dpdk"][mode], summary["posix"][mode]
-        ratios[mode] = {k: (d[k] / p[k] if p[k] else None) for k in d}
-    print("\nmedians (dpdk over a tap vs posix on loopback, same run):")
-    for mode in ("produce", "consume"):
-        d, p, r = summary["dpdk"][mode], summary["posix"][mode], ratios[mode]
-        print("  %-7s MiB/s %.1f vs %.1f (%.2fx)  p99 %.2f vs %.2f ms  broker CPU/GiB %.2f vs "
-              "%.2f s (%.2fx)  bench CPU/GiB %.2f vs %.2f s" % (
-                  mode, d["mib_s"], p["mib_s"], r["mib_s"], d["p99_ms"], p["p99_ms"],
-                  d["broker_cpu_s_per_gib"], p["broker_cpu_s_per_gib"],
-                  r["broker_cpu_s_per_gib"], d["bench_cpu_s_per_gib"],
-                  p["bench_cpu_s_per_gib"]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"summary": summary, "ratios": ratios, "rounds": results}, f, indent=1)
+    report(results, "dpdk over a tap vs posix on loopback", args.json)
 
 
 if __name__ == "__main__":
