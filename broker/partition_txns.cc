@@ -6,10 +6,13 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "base/errc.h"
 #include "base/fd.h"
 #include "broker/txn_index_format.h"
+#include "engine/file.h"
 #include "engine/log_format.h"
 
 namespace sluice::broker {
@@ -152,13 +155,21 @@ result<void> partition_txns::truncate(int64_t end) {
 
 result<void> partition_txns::forget_markers(
     const std::vector<std::pair<int64_t, int64_t>>& markers) {
-    size_t before = _aborted.size();
-    std::erase_if(_aborted, [&](const aborted_txn& a) {
-        return std::find(markers.begin(), markers.end(),
-                         std::pair{a.producer_id, a.last_offset}) != markers.end();
-    });
-    if (_aborted.size() == before) return ok();
-    return rewrite_files();
+    std::vector<aborted_txn> keep;
+    std::set<int64_t> touched;
+    for (const auto& a : _aborted) {
+        if (std::find(markers.begin(), markers.end(), std::pair{a.producer_id, a.last_offset}) !=
+            markers.end()) {
+            touched.insert(a.segment_base);
+        } else {
+            keep.push_back(a);
+        }
+    }
+    if (touched.empty()) return ok();
+    // Durable before the entries leave memory: the caller removes the markers only after this.
+    if (auto r = write_files(keep, &touched); !r) return r;
+    _aborted = std::move(keep);
+    return ok();
 }
 
 void partition_txns::drop_before(int64_t log_start) {
@@ -178,8 +189,11 @@ void partition_txns::drop_before(int64_t log_start) {
     }
 }
 
-result<void> partition_txns::rewrite_files() {
-    std::map<int64_t, std::vector<uint8_t>> files;
+result<void> partition_txns::rewrite_files() { return write_files(_aborted, nullptr); }
+
+result<void> partition_txns::write_files(const std::vector<aborted_txn>& entries,
+                                         const std::set<int64_t>* only) {
+    std::map<int64_t, std::vector<std::byte>> files;
     std::error_code ec;
     for (const auto& de : std::filesystem::directory_iterator(_dir, ec)) {
         int64_t base = 0;
@@ -188,18 +202,29 @@ result<void> partition_txns::rewrite_files() {
             files[base];  // rewritten, emptied if nothing stays in it
         }
     }
-    for (const auto& a : _aborted) {
+    if (only != nullptr) {
+        for (int64_t base : *only) files[base];
+    }
+    for (const auto& a : entries) {
         auto b = encode(a);
         auto& f = files[a.segment_base];
-        f.insert(f.end(), b.begin(), b.end());
+        const auto* p = reinterpret_cast<const std::byte*>(b.data());
+        f.insert(f.end(), p, p + b.size());
     }
+    auto& fs = engine::posix_file_system::instance();
+    bool removed = false;
     for (const auto& [base, bytes] : files) {
+        if (only != nullptr && only->count(base) == 0) continue;
         if (bytes.empty()) {
-            std::filesystem::remove(file_for(base), ec);
+            removed = std::filesystem::remove(file_for(base), ec) || removed;
             continue;
         }
-        if (auto r = write_all(file_for(base), bytes, false); !r) return r;
+        // Whole or not at all, even across a crash: a torn rewrite could lose entries whose
+        // aborted records are still in the log.
+        auto name = engine::log_format::segment_file_name(base, txn_format::txn_index_suffix);
+        if (auto r = engine::replace_file_atomically(fs, _dir, name, bytes); !r) return r;
     }
+    if (removed) return fs.fsync_dir(_dir);
     return ok();
 }
 

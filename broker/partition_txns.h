@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,8 +52,8 @@ public:
     // After the log was truncated to `end`: drops aborted entries at or past it and rewrites
     // the index files.
     result<void> truncate(int64_t end);
-    // After compaction removed these markers, (producer id, marker offset): drops their
-    // entries and rewrites the index files.
+    // Before compaction removes these markers, (producer id, marker offset): drops their
+    // entries and rewrites the index files that held them, durably. On error nothing changed.
     result<void> forget_markers(const std::vector<std::pair<int64_t, int64_t>>& markers);
     // After retention or DeleteRecords moved the log start: drops entries wholly below it and
     // removes index files of segments that are gone.
@@ -60,6 +61,9 @@ public:
 
 private:
     result<void> rewrite_files();
+    // Writes the index files of `entries` atomically (temporary file, fsync, rename); only the
+    // segment bases in `only` when it is given. A file left with no entry is removed.
+    result<void> write_files(const std::vector<aborted_txn>& entries, const std::set<int64_t>* only);
     std::string file_for(int64_t segment_base) const;
 
     std::string _dir;

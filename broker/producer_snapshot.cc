@@ -103,6 +103,23 @@ result<void> save_producer_snapshot(const std::string& dir, int64_t offset,
     return ok();
 }
 
+result<void> sync_producer_snapshot(const std::string& dir) {
+    std::string path = path_of(dir);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno_error(errno, "opening " + path);
+    int rc = ::fdatasync(fd);
+    int e = errno;
+    ::close(fd);
+    if (rc != 0) return errno_error(e, "syncing " + path);
+    int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0) return errno_error(errno, "opening " + dir);
+    rc = ::fsync(d);
+    e = errno;
+    ::close(d);
+    if (rc != 0) return errno_error(e, "syncing " + dir);
+    return ok();
+}
+
 std::optional<int64_t> load_producer_snapshot(const std::string& dir, int64_t log_start,
                                               int64_t log_end, producer_state& producers,
                                               partition_txns& txns) {

@@ -19,6 +19,10 @@ class partition_txns;
 // Writes the snapshot of the state as of `offset` (atomically: temporary file, then rename).
 result<void> save_producer_snapshot(const std::string& dir, int64_t offset,
                                     const producer_state& producers, const partition_txns& txns);
+// Makes the snapshot file and its rename durable (fdatasync, then the directory's fsync). Not
+// done on every save: only when something relies on no older snapshot coming back after a
+// crash (compaction removing transaction markers past it).
+result<void> sync_producer_snapshot(const std::string& dir);
 // Restores the snapshot into `producers` and `txns` when it is intact and its offset lies in
 // [log_start, log_end]; returns that offset. Anything else (absent, torn, from another log)
 // returns nullopt and leaves both untouched.

@@ -510,6 +510,7 @@ void shard::replica_truncate(const model::tp& tp, int32_t epoch, int64_t offset,
         // Open transactions and the aborted index are rebuilt past what stays.
         remove_producer_snapshot(q->log->dir());
         q->snapshot_at = -1;
+        q->snapshot_synced_at = -1;
         q->tracked_end = 0;
         if (auto t = q->txns.load(q->log->dir(), q->log->log_start_offset()()); !t) {
             log::warn("replication", "reading the transaction index of ", tp.dir_name(), ": ",

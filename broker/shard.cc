@@ -596,6 +596,7 @@ void shard::save_snapshot(partition& p) {
         return;
     }
     p.snapshot_at = end;
+    p.snapshot_synced_at = -1;  // the new file is not durable yet
 }
 
 void shard::schedule_snapshots() {
@@ -647,6 +648,36 @@ void shard::run_retention() {
     }
 }
 
+int64_t shard::marker_removal_bound(partition& p) {
+    // A follower keeps every marker: replicas that lag its future leadership may still need
+    // them, and it cannot see how far they are.
+    if (p.role == replica_role::follower || p.role == replica_role::offline) return 0;
+    int64_t below = INT64_MAX;
+    if (p.leader) {
+        // Followers must still copy every marker they have not reached (a follower holding a
+        // transaction's records but never its marker would keep it open for ever).
+        for (auto id : p.leader->replicas()) {
+            if (id == p.leader->self()) continue;
+            auto leo = p.leader->follower_log_end(id);
+            below = std::min<int64_t>(below, leo ? (*leo)() : 0);
+        }
+    }
+    if (p.snapshot_at >= 0) {
+        // A restart replays from the producer snapshot, and must meet every marker past it: the
+        // snapshot is made durable first, so that no older one can come back after a crash.
+        if (p.snapshot_synced_at != p.snapshot_at) {
+            if (auto r = sync_producer_snapshot(p.log->dir()); !r) {
+                log::warn("broker", "syncing the producer snapshot of ", p.tp.dir_name(), ": ",
+                          r.error().describe(), "; transaction markers stay");
+                return 0;
+            }
+            p.snapshot_synced_at = p.snapshot_at;
+        }
+        below = std::min(below, p.snapshot_at);
+    }
+    return below;
+}
+
 void shard::maybe_compact(partition& p, int64_t now_ms) {
     if (p.log->failed()) return;
     auto closed = p.log->closed_segments();
@@ -656,8 +687,17 @@ void shard::maybe_compact(partition& p, int64_t now_ms) {
     engine::compaction_options opts;
     opts.delete_retention_ms = std::stoll(p.config.at("delete.retention.ms"));
     opts.clean_below_offset = p.last_stable_offset();
-    // A restart replays from the producer snapshot: every marker past it must still be there.
-    if (p.snapshot_at >= 0) opts.marker_removal_below = p.snapshot_at;
+    opts.marker_removal_below = marker_removal_bound(p);
+    opts.before_markers_removed = [this, tp = p.tp](const auto& markers) {
+        partition* q = find(tp);
+        if (q == nullptr) return false;
+        if (auto w = q->txns.forget_markers(markers); !w) {
+            log::error("broker", "rewriting the aborted-transaction index of ", tp.dir_name(),
+                       ": ", w.error().describe(), "; its markers stay");
+            return false;
+        }
+        return true;
+    };
     for (const auto& a : p.txns.aborted()) {
         opts.aborted[a.producer_id].emplace_back(a.first_offset, a.last_offset);
     }
@@ -672,12 +712,6 @@ void shard::maybe_compact(partition& p, int64_t now_ms) {
                 return;
             }
             if (q != nullptr && whole) q->compacted_up_to = target;
-            if (q != nullptr && !s->markers_removed.empty()) {
-                if (auto w = q->txns.forget_markers(s->markers_removed); !w) {
-                    log::error("broker", "rewriting the aborted-transaction index of ",
-                               tp.dir_name(), ": ", w.error().describe());
-                }
-            }
             if (s->segments_rewritten > 0) {
                 log::info("broker", "compacted ", tp.dir_name(), ": ", s->segments_rewritten,
                           " segment(s) rewritten, ", s->records_superseded, " superseded, ",

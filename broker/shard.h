@@ -121,6 +121,7 @@ struct partition {
     // included), and the offset of the last producer snapshot written or restored.
     int64_t tracked_end = 0;
     int64_t snapshot_at = -1;
+    int64_t snapshot_synced_at = -1;  // snapshot_at when it was last made durable
     // cleanup.policy=compact: the background compactor (destroyed before the log), and the end
     // of the closed segments the last completed run covered.
     std::unique_ptr<engine::compactor> compactor;
@@ -281,6 +282,8 @@ private:
     // Starts compacting a cleanup.policy=compact partition when segments closed since the
     // last run (below its last stable offset, without its aborted transactions).
     void maybe_compact(partition& p, int64_t now_ms);
+    // Below which compaction may remove transaction markers (engine/compaction.h).
+    int64_t marker_removal_bound(partition& p);
     // Writes the producer snapshot of a quiet partition (broker/producer_snapshot.h).
     static void save_snapshot(partition& p);
     void schedule_snapshots();

@@ -381,6 +381,7 @@ struct compactor::run_state {
     file_system* fs = nullptr;
     std::vector<segment_info> planned;  // the closed segments as start() saw them
     done_callback done;
+    std::function<bool(const std::vector<std::pair<int64_t, int64_t>>&)> before_markers_removed;
 };
 
 compactor::~compactor() {
@@ -404,6 +405,7 @@ result<void> compactor::start(partition_log& log, file_system& fs, runtime::reac
         st->planned.pop_back();
     }
     st->done = std::move(done);
+    st->before_markers_removed = opts.before_markers_removed;
     _state = st;
     _running = true;
     // The worker reads st->planned and st->fs only; st->log is for the reactor thread.
@@ -454,7 +456,9 @@ void compactor::finish(const std::shared_ptr<run_state>& st, result<compaction_o
     compaction_stats stats = out->stats;
     for (size_t i = 0; i < out->cleaned.size(); ++i) {
         const cleaned_segment& c = out->cleaned[i];
-        if (log.failed() || !unchanged(log.closed_segments(), c.original)) {
+        if (log.failed() || !unchanged(log.closed_segments(), c.original) ||
+            (!c.markers_removed.empty() && st->before_markers_removed &&
+             !st->before_markers_removed(c.markers_removed))) {
             (void)st->fs->remove(c.cleaned_path);
             ++stats.segments_skipped;
             continue;

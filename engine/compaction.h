@@ -88,8 +88,16 @@ struct compaction_options {
     // to hide older values (its outcome is not known yet).
     int64_t clean_below_offset = INT64_MAX;
     // Markers at or past this offset stay (the owner passes the offset of the producer-state
-    // snapshot a restart would replay from: a replay must meet every marker past it).
+    // snapshot a restart would replay from -- a replay must meet every marker past it -- and,
+    // on a leader, the smallest log end of its followers, which must still copy them).
     int64_t marker_removal_below = INT64_MAX;
+    // Called on the reactor thread before a cleaned segment that drops markers is swapped in,
+    // with those markers (producer id, offset); false keeps the segment as it is. The broker
+    // drops their aborted-transaction index entries here, durably, so that no entry outlives
+    // its marker even across a crash (an entry without its marker would make a read_committed
+    // client drop the producer's later records; a marker without an entry is harmless once its
+    // transaction's records are gone).
+    std::function<bool(const std::vector<std::pair<int64_t, int64_t>>&)> before_markers_removed;
     // Whether a data batch belongs to one of `aborted`.
     bool is_aborted(const model::batch_header& h) const;
 };

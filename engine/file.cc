@@ -75,6 +75,7 @@ public:
                 if (errno == EINTR) continue;
                 return io_err(errno, "pwrite", _path);
             }
+            if (n == 0) return io_err(EIO, "pwrite (no progress)", _path);
             put += static_cast<size_t>(n);
         }
         return ok();

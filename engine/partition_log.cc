@@ -381,17 +381,23 @@ void partition_log::impl::issue_writes() {
         if (c->issued) continue;
         if (_inflight_writes >= _cfg.max_inflight_writes) break;
         if (c->seg != writable_segment()) break;  // roll barrier: the old segment is durable first
+        // Inline only with no ring write in flight: ext4 holds the inode lock through a
+        // buffered write, so a pwrite behind one would wait for it on the reactor.
+        const bool inline_write =
+            c->bytes.size() <= _cfg.inline_write_bytes && _inflight_writes == 0;
         c->issued = true;
         ++_inflight_writes;
         ++_stats.writes;
-        if (c->bytes.size() <= _cfg.inline_write_bytes) {
+        if (inline_write) {
             ++_stats.inline_writes;
             auto r = c->seg->log->write_sync(c->pos, c->bytes);
+            const bool failed = !r;
             // Completed from the loop, as a ring completion would be: on_write_done issues the
             // next writes and must not run inside this one's iteration.
             _r.defer([w = std::weak_ptr<int>(_alive), this, c, r = std::move(r)]() mutable {
                 if (!w.expired()) on_write_done(c, std::move(r));
             });
+            if (failed) break;  // nothing past a failed write: the partition fail-stops
             continue;
         }
         c->seg->log->write_at(_r, c->pos, c->bytes,

@@ -386,12 +386,8 @@ result<void> producer_worker::pace(uint64_t records) {
     // request's latency ends when its answer arrives, not after the pacing sleep.
     while (!_in_flight.empty() && clock::now() < _next_send) {
         auto* conn = _lanes[_in_flight.front().lane].conn;
-        pollfd p{conn->fd(), POLLIN, 0};
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(_next_send - clock::now());
-        if (!conn->has_buffered() &&
-            ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0))) <= 0) {
-            break;
-        }
+        if (!conn->wait_readable(static_cast<int>(std::max<int64_t>(left.count(), 0)))) break;
         if (auto r = receive_one(); !r) return r;
     }
     std::this_thread::sleep_until(_next_send);

@@ -42,21 +42,28 @@ struct stream_state {
 // The process's dpdk stack and the reactor thread that drives it.
 class bypass_runtime {
   public:
-    static result<bypass_runtime*> get(const bypass_options& opts) {
+    // Streams hold the runtime too, so it stops (after running their closes) only once the
+    // last of them and the process's own reference are gone, whichever order exit takes.
+    static result<std::shared_ptr<bypass_runtime>> get(const bypass_options& opts) {
         static std::mutex m;
-        static std::unique_ptr<bypass_runtime> rt;
+        static std::shared_ptr<bypass_runtime> rt;
+        static std::optional<error> start_failure;  // DPDK's EAL starts once per process
         std::lock_guard<std::mutex> g(m);
+        if (start_failure) return *start_failure;
         if (rt) {
             if (!(rt->_opts == opts)) {
                 return error(errc::bad_argument,
                              "the dpdk stack of this process was started with other options");
             }
-            return rt.get();
+            return rt;
         }
-        auto fresh = std::unique_ptr<bypass_runtime>(new bypass_runtime(opts));
-        if (auto r = fresh->start(); !r) return r.error();
+        auto fresh = std::shared_ptr<bypass_runtime>(new bypass_runtime(opts));
+        if (auto r = fresh->start(); !r) {
+            start_failure = r.error();
+            return r.error();
+        }
         rt = std::move(fresh);
-        return rt.get();
+        return rt;
     }
 
     ~bypass_runtime() {
@@ -131,11 +138,11 @@ class bypass_runtime {
 
 class dpdk_stream final : public bypass_stream {
   public:
-    dpdk_stream(bypass_runtime& rt, std::shared_ptr<stream_state> st)
-        : _rt(rt), _st(std::move(st)) {}
+    dpdk_stream(std::shared_ptr<bypass_runtime> rt, std::shared_ptr<stream_state> st)
+        : _rt(std::move(rt)), _st(std::move(st)) {}
 
     ~dpdk_stream() override {
-        _rt.post([st = _st] {
+        _rt->post([st = _st] {
             if (st->conn) st->conn->close();
         });
     }
@@ -145,7 +152,7 @@ class dpdk_stream final : public bypass_stream {
             std::lock_guard<std::mutex> g(_st->m);
             if (_st->ended) return error(errc::io_failed, "writing: " + _st->why);
         }
-        _rt.post([st = _st, v = std::vector<std::byte>(bytes.begin(), bytes.end())]() mutable {
+        _rt->post([st = _st, v = std::vector<std::byte>(bytes.begin(), bytes.end())]() mutable {
             if (!st->conn) return;
             net::output out;
             out.append(std::move(v));
@@ -168,8 +175,18 @@ class dpdk_stream final : public bypass_stream {
         if (_st->rx_at == _st->rx.size()) {
             _st->rx.clear();
             _st->rx_at = 0;
+        } else if (_st->rx_at > _st->rx.size() / 2) {
+            // Keep what was read from piling up in front of pipelined answers.
+            _st->rx.erase(_st->rx.begin(), _st->rx.begin() + static_cast<ptrdiff_t>(_st->rx_at));
+            _st->rx_at = 0;
         }
         return n;
+    }
+
+    bool wait_readable(int timeout_ms) override {
+        std::unique_lock<std::mutex> g(_st->m);
+        return _st->cv.wait_for(g, std::chrono::milliseconds(timeout_ms),
+                                [&] { return _st->rx_at < _st->rx.size() || _st->ended; });
     }
 
     bool has_buffered() const override {
@@ -178,7 +195,7 @@ class dpdk_stream final : public bypass_stream {
     }
 
   private:
-    bypass_runtime& _rt;
+    std::shared_ptr<bypass_runtime> _rt;
     std::shared_ptr<stream_state> _st;
 };
 
@@ -199,7 +216,7 @@ result<std::unique_ptr<bypass_stream>> bypass_stream::connect(const bypass_optio
     net::connect_options co;
     co.timeout = std::chrono::milliseconds(timeout_ms);
     co.connection.raw_stream = true;
-    (*rt)->post([rt = *rt, st, at = *addr, co] {
+    (*rt)->post([rt = rt->get(), st, at = *addr, co] {
         rt->stack().connect(rt->reactor(), at, co, [st](result<net::connection_ptr> c) {
             if (!c) return st->end("connect: " + c.error().describe());
             st->conn = *c;
@@ -223,12 +240,15 @@ result<std::unique_ptr<bypass_stream>> bypass_stream::connect(const bypass_optio
         });
     });
     std::unique_lock<std::mutex> g(st->m);
-    st->cv.wait(g, [&] { return st->connected || st->ended; });
-    if (!st->connected) {
-        return error(errc::connect_failed, host + ":" + std::to_string(port) + ": " + st->why);
+    // The stack's own connect timeout answers first; this bounds a reactor that never runs it.
+    bool answered = st->cv.wait_for(g, std::chrono::milliseconds(timeout_ms) + 5s,
+                                    [&] { return st->connected || st->ended; });
+    if (!answered || !st->connected) {
+        return error(errc::connect_failed, host + ":" + std::to_string(port) + ": " +
+                                               (answered ? st->why : "no answer from the stack"));
     }
     g.unlock();
-    return std::unique_ptr<bypass_stream>(new dpdk_stream(**rt, std::move(st)));
+    return std::unique_ptr<bypass_stream>(new dpdk_stream(std::move(*rt), std::move(st)));
 }
 
 }  // namespace sluice::tools

@@ -45,6 +45,8 @@ class bypass_stream {
     [[nodiscard]] virtual result<size_t> read_some(std::span<std::byte> out, int timeout_ms) = 0;
     // Received bytes not read yet.
     virtual bool has_buffered() const = 0;
+    // Waits up to `timeout_ms` until bytes are there to read (or the connection ended).
+    virtual bool wait_readable(int timeout_ms) = 0;
 };
 
 }  // namespace sluice::tools

@@ -359,6 +359,13 @@ connection::~connection() {
     if (_tls_ctx != nullptr) SSL_CTX_free(_tls_ctx);
 }
 
+bool connection::wait_readable(int timeout_ms) {
+    if (_stream) return _stream->wait_readable(timeout_ms);
+    if (has_buffered()) return true;
+    pollfd p{_fd.get(), POLLIN, 0};
+    return ::poll(&p, 1, timeout_ms) > 0;
+}
+
 bool connection::has_buffered() const {
     if (_stream) return _stream->has_buffered();
     return _tls != nullptr && SSL_pending(_tls) > 0;

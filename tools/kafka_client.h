@@ -116,6 +116,9 @@ class connection {
     // Bytes already decrypted and waiting (a TLS connection can have a response in hand while
     // the socket has nothing to read: poll() on fd() would not see it).
     bool has_buffered() const;
+    // Waits up to `timeout_ms` for something to read (buffered, on the socket, or on the dpdk
+    // stream). False on timeout.
+    bool wait_readable(int timeout_ms);
 
     const broker_address& address() const { return _addr; }
     // The socket (-1 over the dpdk stack: poll() ignores it, has_buffered() tells).

@@ -485,6 +485,33 @@ TEST(compaction, markers_are_removed_a_pass_after_their_transaction_data) {
     EXPECT_EQ(h.log->log_end_offset()(), 12);
 }
 
+TEST(compaction, the_owner_is_asked_before_markers_go_and_can_keep_them) {
+    log_harness h;
+    h.open();
+    write_marker_log(h);
+    h.clock.set_ms(1000 + 2 * hour_ms);
+    ASSERT_TRUE(compact(h, marker_opts()).has_value());
+    std::vector<std::pair<int64_t, int64_t>> asked;
+    auto opts = marker_opts();
+    opts.before_markers_removed = [&](const auto& markers) {
+        asked = markers;
+        return false;  // e.g. the index could not be rewritten
+    };
+    auto refused = compact(h, opts);
+    ASSERT_TRUE(refused.has_value()) << refused.error().describe();
+    std::vector<std::pair<int64_t, int64_t>> want{{9, 2}, {9, 5}};
+    EXPECT_EQ(asked, want);
+    EXPECT_EQ(refused->segments_skipped, 1u);
+    EXPECT_TRUE(refused->markers_removed.empty());
+    EXPECT_TRUE(has_marker_at(h, 2));
+    EXPECT_TRUE(has_marker_at(h, 5));
+    opts.before_markers_removed = [&](const auto&) { return true; };
+    auto allowed = compact(h, opts);
+    ASSERT_TRUE(allowed.has_value());
+    EXPECT_EQ(allowed->markers_removed, want);
+    EXPECT_FALSE(has_marker_at(h, 5));
+}
+
 TEST(compaction, markers_stay_before_delete_retention_and_at_the_snapshot) {
     log_harness h;
     h.open();
