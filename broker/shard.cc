@@ -711,7 +711,9 @@ void shard::maybe_compact(partition& p, int64_t now_ms) {
                 log::warn("broker", "compacting ", tp.dir_name(), ": ", s.error().describe());
                 return;
             }
-            if (q != nullptr && whole) q->compacted_up_to = target;
+            // A pass that removed something runs again at the next check even if no segment
+            // closed meanwhile: markers whose records it removed go in that second pass.
+            if (q != nullptr && whole && s->segments_rewritten == 0) q->compacted_up_to = target;
             if (s->segments_rewritten > 0) {
                 log::info("broker", "compacted ", tp.dir_name(), ": ", s->segments_rewritten,
                           " segment(s) rewritten, ", s->records_superseded, " superseded, ",
