@@ -193,19 +193,23 @@ result<void> partition_txns::rewrite_files() { return write_files(_aborted, null
 
 result<void> partition_txns::write_files(const std::vector<aborted_txn>& entries,
                                          const std::set<int64_t>* only) {
+    // Every file that is written: the given ones, or all the directory holds (rewritten, and
+    // emptied if nothing stays in them) plus those the entries name.
     std::map<int64_t, std::vector<std::byte>> files;
     std::error_code ec;
-    for (const auto& de : std::filesystem::directory_iterator(_dir, ec)) {
-        int64_t base = 0;
-        if (engine::log_format::parse_segment_file_name(de.path().filename().string(),
-                                                        txn_format::txn_index_suffix, base)) {
-            files[base];  // rewritten, emptied if nothing stays in it
-        }
-    }
     if (only != nullptr) {
         for (int64_t base : *only) files[base];
+    } else {
+        for (const auto& de : std::filesystem::directory_iterator(_dir, ec)) {
+            int64_t base = 0;
+            if (engine::log_format::parse_segment_file_name(de.path().filename().string(),
+                                                            txn_format::txn_index_suffix, base)) {
+                files[base];
+            }
+        }
     }
     for (const auto& a : entries) {
+        if (only != nullptr && only->count(a.segment_base) == 0) continue;
         auto b = encode(a);
         auto& f = files[a.segment_base];
         const auto* p = reinterpret_cast<const std::byte*>(b.data());
@@ -214,7 +218,6 @@ result<void> partition_txns::write_files(const std::vector<aborted_txn>& entries
     auto& fs = engine::posix_file_system::instance();
     bool removed = false;
     for (const auto& [base, bytes] : files) {
-        if (only != nullptr && only->count(base) == 0) continue;
         if (bytes.empty()) {
             removed = std::filesystem::remove(file_for(base), ec) || removed;
             continue;

@@ -63,7 +63,8 @@ private:
     result<void> rewrite_files();
     // Writes the index files of `entries` atomically (temporary file, fsync, rename); only the
     // segment bases in `only` when it is given. A file left with no entry is removed.
-    result<void> write_files(const std::vector<aborted_txn>& entries, const std::set<int64_t>* only);
+    result<void> write_files(const std::vector<aborted_txn>& entries,
+                             const std::set<int64_t>* only);
     std::string file_for(int64_t segment_base) const;
 
     std::string _dir;

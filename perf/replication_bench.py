@@ -144,7 +144,9 @@ def main():
                     help="a broker setting for all three brokers (repeatable)")
     ap.add_argument("--json")
     args = ap.parse_args()
-    extra = {k.replace(".", "_"): v for k, v in (kv.split("=", 1) for kv in args.broker_config)}
+    if any("=" not in kv for kv in args.broker_config):
+        ap.error("--broker-config takes KEY=VALUE")
+    extra = dict(kv.split("=", 1) for kv in args.broker_config)
     binary = os.environ.get("SLUICE_BIN") or os.path.join(HERE, "..", "build", "tools", "sluice")
     os.environ["SLUICE_BIN"] = binary
     out = {"session_timeout_ms": SESSION_MS}

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -24,7 +25,9 @@ using namespace std::chrono_literals;
 struct stream_state {
     std::mutex m;
     std::condition_variable cv;
-    std::vector<std::byte> rx;  // received, not read yet, from rx_at on
+    // Received pieces (the connection's own buffers, not copied), not read yet from rx_at of
+    // the first one on.
+    std::deque<net::shared_buffer> rx;
     size_t rx_at = 0;
     bool connected = false;
     bool ended = false;
@@ -74,7 +77,7 @@ class bypass_runtime {
     // Runs `fn` on the reactor thread.
     void post(std::function<void()> fn) { _reactor->post(std::move(fn)); }
     runtime::reactor& reactor() { return *_reactor; }
-    net::network_stack& stack() { return **_stack; }
+    net::network_stack& stack() { return *_stack; }
 
   private:
     explicit bypass_runtime(bypass_options opts) : _opts(std::move(opts)) {}
@@ -117,7 +120,7 @@ class bypass_runtime {
             while (!_stop.load(std::memory_order_relaxed)) _reactor->run_once(1ms);
             for (int i = 0; i < 50; ++i) _reactor->run_once(1ms);  // closes finish
             _reactor.reset();
-            _stack->reset();
+            _stack.reset();
         });
         std::unique_lock<std::mutex> g(m);
         cv.wait(g, [&] { return started.has_value(); });
@@ -132,7 +135,7 @@ class bypass_runtime {
     bypass_options _opts;
     std::thread _thread;
     std::atomic<bool> _stop{false};
-    std::optional<std::unique_ptr<net::network_stack>> _stack;
+    std::unique_ptr<net::network_stack> _stack;
     std::unique_ptr<runtime::reactor> _reactor;
 };
 
@@ -163,38 +166,42 @@ class dpdk_stream final : public bypass_stream {
 
     result<size_t> read_some(std::span<std::byte> out, int timeout_ms) override {
         std::unique_lock<std::mutex> g(_st->m);
-        auto ready = [&] { return _st->rx_at < _st->rx.size() || _st->ended; };
-        if (!_st->cv.wait_for(g, std::chrono::milliseconds(timeout_ms), ready)) {
+        if (!wait(g, timeout_ms)) {
             return error(errc::timeout, "no bytes within " + std::to_string(timeout_ms) + " ms");
         }
-        size_t have = _st->rx.size() - _st->rx_at;
-        if (have == 0) return error(errc::io_failed, _st->why);
-        size_t n = std::min(have, out.size());
-        std::memcpy(out.data(), _st->rx.data() + _st->rx_at, n);
-        _st->rx_at += n;
-        if (_st->rx_at == _st->rx.size()) {
-            _st->rx.clear();
-            _st->rx_at = 0;
-        } else if (_st->rx_at > _st->rx.size() / 2) {
-            // Keep what was read from piling up in front of pipelined answers.
-            _st->rx.erase(_st->rx.begin(), _st->rx.begin() + static_cast<ptrdiff_t>(_st->rx_at));
-            _st->rx_at = 0;
+        if (_st->rx.empty()) return error(errc::io_failed, _st->why);
+        size_t n = 0;
+        while (n < out.size() && !_st->rx.empty()) {
+            const net::shared_buffer& piece = _st->rx.front();
+            size_t take = std::min(piece.size() - _st->rx_at, out.size() - n);
+            std::memcpy(out.data() + n, piece.data() + _st->rx_at, take);
+            n += take;
+            _st->rx_at += take;
+            if (_st->rx_at == piece.size()) {
+                _st->rx.pop_front();
+                _st->rx_at = 0;
+            }
         }
         return n;
     }
 
     bool wait_readable(int timeout_ms) override {
         std::unique_lock<std::mutex> g(_st->m);
-        return _st->cv.wait_for(g, std::chrono::milliseconds(timeout_ms),
-                                [&] { return _st->rx_at < _st->rx.size() || _st->ended; });
+        return wait(g, timeout_ms);
     }
 
     bool has_buffered() const override {
         std::lock_guard<std::mutex> g(_st->m);
-        return _st->rx_at < _st->rx.size();
+        return !_st->rx.empty();
     }
 
   private:
+    // Until bytes are there or the connection ended; false on timeout.
+    bool wait(std::unique_lock<std::mutex>& g, int timeout_ms) {
+        return _st->cv.wait_for(g, std::chrono::milliseconds(timeout_ms),
+                                [&] { return !_st->rx.empty() || _st->ended; });
+    }
+
     std::shared_ptr<bypass_runtime> _rt;
     std::shared_ptr<stream_state> _st;
 };
@@ -224,8 +231,8 @@ result<std::unique_ptr<bypass_stream>> bypass_stream::connect(const bypass_optio
                 {.on_frames =
                      [st](std::span<net::frame> pieces) {
                          std::lock_guard<std::mutex> g(st->m);
-                         for (const auto& p : pieces) {
-                             st->rx.insert(st->rx.end(), p.data(), p.data() + p.size());
+                         for (auto& p : pieces) {
+                             if (p.size() > 0) st->rx.push_back(std::move(p));
                          }
                          st->cv.notify_all();
                      },

@@ -414,6 +414,13 @@ TEST(compaction, aborted_transactions_are_removed_and_do_not_hide_committed_valu
     // control_batches_and_transactional_batches_are_kept.)
 }
 
+// Appends a COMMIT or ABORT marker of `producer_id` at timestamp 1000.
+void append_marker(log_harness& h, model::control_type type, int64_t producer_id = 9,
+                   int16_t producer_epoch = 1) {
+    auto marker = model::make_control_batch(producer_id, producer_epoch, type, 0, 1000);
+    ASSERT_TRUE(h.append(std::move(marker)).has_value());
+}
+
 bool has_marker_at(log_harness& h, int64_t offset) {
     for (const auto& hd : batch_headers(h)) {
         if (hd.control() && hd.base_offset == offset) return true;
@@ -427,18 +434,12 @@ bool has_marker_at(log_harness& h, int64_t offset) {
 // segment. Everything is at timestamp 1000; the segment is closed.
 void write_marker_log(log_harness& h) {
     ASSERT_TRUE(h.append(txn_batch({{"k", "t1"}, {"x", "t1"}}, 0, 1000)).has_value());
-    ASSERT_TRUE(
-        h.append(model::make_control_batch(9, 1, model::control_type::commit, 0, 1000))
-            .has_value());
+    append_marker(h, model::control_type::commit);
     ASSERT_TRUE(h.append(txn_batch({{"k", "bad"}, {"y", "bad"}}, 2, 1000)).has_value());
-    ASSERT_TRUE(
-        h.append(model::make_control_batch(9, 1, model::control_type::abort, 0, 1000))
-            .has_value());
+    append_marker(h, model::control_type::abort);
     h.append_records({{"k", "plain"}, {"x", "plain"}}, 1000);
     ASSERT_TRUE(h.append(txn_batch({{"z", "t3"}}, 4, 1000)).has_value());
-    ASSERT_TRUE(
-        h.append(model::make_control_batch(9, 1, model::control_type::commit, 0, 1000))
-            .has_value());
+    append_marker(h, model::control_type::commit);
     h.append_records({{"w", "1"}}, 1000);
     h.roll();
     h.append_records({{"active", "1"}}, 1000);
@@ -540,21 +541,16 @@ TEST(compaction, the_last_marker_of_a_producer_and_of_a_segment_stays) {
     h.open();
     // A transaction whose only record is superseded; its COMMIT is producer 9's last batch.
     ASSERT_TRUE(h.append(txn_batch({{"k", "t1"}}, 0, 1000)).has_value());
-    ASSERT_TRUE(
-        h.append(model::make_control_batch(9, 1, model::control_type::commit, 0, 1000))
-            .has_value());
+    append_marker(h, model::control_type::commit);
     h.append_records({{"k", "plain"}}, 1000);
     h.roll();
     // Producer 8: a superseded transaction whose COMMIT ends its segment, then more from it.
     ASSERT_TRUE(h.append(txn_batch({{"j", "t"}}, 0, 1000, 8, 0)).has_value());  // 3
-    ASSERT_TRUE(  // 4, the segment's last batch
-        h.append(model::make_control_batch(8, 0, model::control_type::commit, 0, 1000))
-            .has_value());
+    append_marker(h, model::control_type::commit, 8, 0);  // 4, the segment's last batch
     h.roll();
     h.append_records({{"j", "plain"}}, 1000);  // 5
-    ASSERT_TRUE(  // 6: producer 8's last batch (an epoch bump's abort of nothing)
-        h.append(model::make_control_batch(8, 0, model::control_type::abort, 0, 1000))
-            .has_value());
+    // 6: producer 8's last batch (an epoch bump's abort of nothing)
+    append_marker(h, model::control_type::abort, 8, 0);
     h.append_records({{"q", "1"}}, 1000);
     h.roll();
     h.append_records({{"active", "1"}}, 1000);
