@@ -64,6 +64,11 @@ struct txn_coordinator::entry {
     std::vector<txn_partition> markers_left;  // while preparing: partitions without a marker
     bool markers_in_flight = false;
     uint64_t retry_timer = 0;
+    // CompleteCommit / CompleteAbort is e's state in memory but not in the log yet: its record
+    // is written when complete_timer fires, unless the id's next state record (the producer's
+    // next transaction, usually within a round trip) supersedes it first.
+    bool completion_unwritten = false;
+    uint64_t complete_timer = 0;
     // Requests that arrived while a state write or a completion ran: run again (in order)
     // once it is done, instead of making the client back off and retry.
     std::vector<std::function<void()>> waiting;
@@ -110,6 +115,7 @@ void txn_coordinator::unload_lost() {
     for (auto it = _ids.begin(); it != _ids.end();) {
         if (lost.count(it->second->partition)) {
             cancel(it->second->retry_timer);
+            cancel(it->second->complete_timer);
             for (auto& w : it->second->waiting) answers.push_back(std::move(w));
             it = _ids.erase(it);
         } else {
@@ -238,10 +244,16 @@ void txn_coordinator::persist(entry& e, const format::txn_value& next,
         return;
     }
     e.busy = true;
+    // This record supersedes a completion not written yet (the log's last record of the id
+    // then says what the id is now); should it fail, the completion is written after all.
+    const bool supersedes_completion = e.completion_unwritten;
+    e.completion_unwritten = false;
+    cancel(e.complete_timer);
     std::string id = e.id;
     entry* self = &e;
     _storage.append(e.partition, std::move(*batch),
-                    [this, id, self, next, done = std::move(done)](bool ok) {
+                    [this, id, self, next, supersedes_completion,
+                     done = std::move(done)](bool ok) {
                         entry* cur = find(id);
                         if (cur != self) {
                             // Unloaded (leadership moved) while the write ran.
@@ -250,6 +262,7 @@ void txn_coordinator::persist(entry& e, const format::txn_value& next,
                         }
                         cur->busy = false;
                         if (ok) cur->v = next;
+                        if (!ok && supersedes_completion) defer_completion(*cur);
                         // Requests held meanwhile run again afterwards; `done` may even drop
                         // the id, and then they find it gone.
                         auto held = std::move(cur->waiting);
@@ -472,10 +485,55 @@ void txn_coordinator::finish_markers(const std::string& id) {
     next.partitions.clear();
     next.start_ms = -1;
     next.last_update_ms = _clock.now_ms();
+    if (_cfg.completion_write_delay_ms > 0) {
+        // Every partition has its marker: the transaction is complete, and the producer's
+        // next request may go ahead now. Its record can wait: until it is in the log, a
+        // coordinator that loads the partition finds PrepareCommit / PrepareAbort and writes
+        // the markers again, which changes nothing (a marker for a transaction already ended
+        // is a control batch that readers skip).
+        e->v = next;
+        defer_completion(*e);
+        auto held = std::move(e->waiting);
+        e->waiting.clear();
+        for (auto& fn : held) fn();
+        return;
+    }
+    write_completion(id);
+}
+
+void txn_coordinator::defer_completion(entry& e) {
+    e.completion_unwritten = true;
+    cancel(e.complete_timer);
+    std::string id = e.id;
+    e.complete_timer = schedule(_cfg.completion_write_delay_ms, [this, id] {
+        entry* cur = find(id);
+        if (cur == nullptr) return;
+        cur->complete_timer = 0;
+        // A write in flight has superseded the completion (persist() cleared the flag).
+        if (cur->completion_unwritten && !cur->busy) write_completion(id);
+    });
+}
+
+void txn_coordinator::write_completion(const std::string& id) {
+    entry* e = find(id);
+    if (e == nullptr || e->busy) return;
+    format::txn_value next = e->v;
+    if (preparing(next.state)) {
+        next.state = next.state == txn_state::prepare_commit ? txn_state::complete_commit
+                                                             : txn_state::complete_abort;
+        next.partitions.clear();
+        next.start_ms = -1;
+        next.last_update_ms = _clock.now_ms();
+    } else if (next.state != txn_state::complete_commit &&
+               next.state != txn_state::complete_abort) {
+        return;
+    }
     persist(*e, next, [this, id](bool ok) {
         if (ok) return;
         entry* cur = find(id);
-        if (cur == nullptr) return;
+        // A deferred completion that failed was re-armed by persist(); an immediate one
+        // (the state still preparing) is tried again here.
+        if (cur == nullptr || !preparing(cur->v.state)) return;
         cur->retry_timer = schedule(_cfg.retry_backoff_ms, [this, id] {
             if (entry* again = find(id)) {
                 again->retry_timer = 0;

@@ -10,7 +10,9 @@
 //   AddPartitionsToTxn / AddOffsetsToTxn -> Ongoing, with the partitions that will need markers.
 //   EndTxn          -> PrepareCommit / PrepareAbort (durable, then answered), markers written to
 //                      every partition of the transaction through the marker_writer, retried
-//                      until each partition has its marker, then CompleteCommit / CompleteAbort.
+//                      until each partition has its marker, then CompleteCommit / CompleteAbort
+//                      (its record deferred: the id's next record, usually the next
+//                      transaction's Ongoing, supersedes it; completion_write_delay_ms).
 //   A transaction open longer than its timeout is aborted with the epoch bumped, so that its
 //   producer is fenced; an id idle past transactional.id.expiration.ms is forgotten.
 //
@@ -55,6 +57,10 @@ struct txn_coordinator_config {
     int64_t abort_check_interval_ms = 10000;
     int64_t id_expiration_ms = 7LL * 24 * 3600 * 1000;  // transactional.id.expiration.ms
     int64_t retry_backoff_ms = 200;          // between marker (or state write) attempts
+    // How long a CompleteCommit / CompleteAbort record may wait for the id's next state record
+    // to supersede it (0: written at once). The transaction is complete when its markers are,
+    // so the wait delays nobody; a producer that goes on saves one append per transaction.
+    int64_t completion_write_delay_ms = 100;
 };
 
 // Writes transaction markers on partition leaders: this broker's partitions directly, others'
@@ -123,7 +129,11 @@ private:
     // Decides to abort e's open transaction with a bumped epoch (timeout, or a new incarnation).
     void fence_and_abort(entry& e, const char* why);
     void write_markers(const std::string& id);
+    // Every marker written: the completion, deferred (completion_write_delay_ms) or written.
     void finish_markers(const std::string& id);
+    // Arms the timer that writes e's completion unless another record supersedes it.
+    void defer_completion(entry& e);
+    void write_completion(const std::string& id);
     void load_step(int32_t partition);
     void finish_load(int32_t partition, load_state& st);
     void schedule_check();

@@ -102,6 +102,11 @@ def consume_all(bootstrap, topic, isolation):
     return got, got / max(last - first, 1e-6) if first else 0.0
 
 
+def delete_topic(bootstrap, topic):
+    subprocess.run([os.environ["SLUICE_BIN"], "topic", "delete", topic, "--bootstrap-server",
+                    bootstrap], check=True, stdout=subprocess.DEVNULL, timeout=60)
+
+
 def sluice_bench(binary, bootstrap, topic, seconds, record_bytes, txn_records, producers,
                  txn_id=None):
     """(records/s, records) of `sluice bench` producers (acks=all): idempotent, or
@@ -150,36 +155,55 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     with Broker(num_partitions=PARTITIONS) as b:
+        # Each run's topic is deleted after it, and a warm-up run's before the first: on this
+        # VM a page the guest never used costs a host fault, which makes writing into new
+        # page-cache pages 3x slower than into recycled ones (perf/README.md "Broker
+        # throughput"). Without the deletions every run would take never-used pages, except
+        # runs that happened to follow a freed directory; with them every run recycles.
+        if args.client == "sluice":
+            sluice_bench(os.environ["SLUICE_BIN"], b.bootstrap, "warmup", 4, args.record_bytes,
+                         args.txn_records, args.producers)
+        else:
+            produce_parallel(b.bootstrap, "warmup", 4, args.record_bytes, args.txn_records,
+                             args.producers)
+        delete_topic(b.bootstrap, "warmup")
         produce = []
         for r in range(args.rounds):
-            c0 = cpu_s(b.proc.pid)
-            if args.client == "sluice":
-                binary = os.environ["SLUICE_BIN"]
-                idem, idem_n = sluice_bench(binary, b.bootstrap, "idem-%d" % r, args.seconds,
-                                            args.record_bytes, args.txn_records, args.producers)
-                c1 = cpu_s(b.proc.pid)
-                txn, txn_n = sluice_bench(binary, b.bootstrap, "txn-%d" % r, args.seconds,
-                                          args.record_bytes, args.txn_records, args.producers,
-                                          txn_id="bench-%d" % r)
+            def run(txn_mode):
+                """(records/s, broker CPU seconds per record) of one mode's run."""
+                os.sync()  # no run pays for the previous one's writeback
+                c0 = cpu_s(b.proc.pid)
+                topic = ("txn-%d" if txn_mode else "idem-%d") % r
+                txn_id = "bench-%d" % r if txn_mode else None
+                if args.client == "sluice":
+                    rate, n = sluice_bench(os.environ["SLUICE_BIN"], b.bootstrap, topic,
+                                           args.seconds, args.record_bytes, args.txn_records,
+                                           args.producers, txn_id=txn_id)
+                else:
+                    rate, n = produce_parallel(b.bootstrap, topic, args.seconds,
+                                               args.record_bytes, args.txn_records,
+                                               args.producers, txn_id=txn_id)
+                # Broker CPU per record: what a transaction costs the broker, apart from the
+                # client's own pace.
+                cpu = (cpu_s(b.proc.pid) - c0) / n
+                if not (txn_mode and r == args.rounds - 1):  # that one is consumed below
+                    delete_topic(b.bootstrap, topic)
+                return rate, cpu
+            # The order alternates (ABBA), so that a drift over the run (the page cache
+            # filling) does not always favour the mode that runs first.
+            if r % 2 == 0:
+                idem, idem_cpu = run(False)
+                txn, txn_cpu = run(True)
             else:
-                idem, idem_n = produce_parallel(b.bootstrap, "idem-%d" % r, args.seconds,
-                                                args.record_bytes, args.txn_records,
-                                                args.producers)
-                c1 = cpu_s(b.proc.pid)
-                txn, txn_n = produce_parallel(b.bootstrap, "txn-%d" % r, args.seconds,
-                                              args.record_bytes, args.txn_records,
-                                              args.producers, txn_id="bench-%d" % r)
-            c2 = cpu_s(b.proc.pid)
-            # Broker CPU per record: what a transaction costs the broker, apart from the
-            # client's own pace.
-            idem_cpu = (c1 - c0) / idem_n
-            txn_cpu = (c2 - c1) / txn_n
+                txn, txn_cpu = run(True)
+                idem, idem_cpu = run(False)
             produce.append((idem, txn, idem_cpu, txn_cpu))
             print("round %d: idempotent %.0f rec/s (broker %.2f us/record), transactional "
                   "(%d/txn) %.0f rec/s (broker %.2f us/record); throughput ratio %.2f, broker "
-                  "CPU per record ratio %.2f" % (r + 1, idem, idem_cpu * 1e6, args.txn_records,
-                                                 txn, txn_cpu * 1e6, txn / idem,
-                                                 txn_cpu / idem_cpu), flush=True)
+                  "CPU per record ratio %.2f, %.0f us per transaction beyond its records"
+                  % (r + 1, idem, idem_cpu * 1e6, args.txn_records, txn, txn_cpu * 1e6,
+                     txn / idem, txn_cpu / idem_cpu,
+                     (txn_cpu - idem_cpu) * args.txn_records * 1e6), flush=True)
         # Consume the last transactional topic both ways, alternated.
         topic = "txn-%d" % (args.rounds - 1)
         consume = []
@@ -195,6 +219,9 @@ def main():
     result = {
         "txn_vs_idempotent_produce": statistics.median(p[1] / p[0] for p in produce),
         "txn_vs_idempotent_broker_cpu_per_record": statistics.median(p[3] / p[2] for p in produce),
+        # What a transaction costs the broker beyond its records' idempotent cost.
+        "broker_cpu_us_per_txn_beyond_records": statistics.median(
+            (p[3] - p[2]) * args.txn_records * 1e6 for p in produce),
         "read_committed_vs_uncommitted_consume": statistics.median(c / u for u, c in consume),
         "idempotent_records_per_s": statistics.median(p[0] for p in produce),
         "txn_records_per_s": statistics.median(p[1] for p in produce),

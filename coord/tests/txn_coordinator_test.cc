@@ -269,6 +269,88 @@ TEST_F(txn_fixture, replay_restores_ids_and_completes_a_prepared_transaction) {
     EXPECT_EQ(init("app").producer_epoch, p.producer_epoch + 1);
 }
 
+// The completion's record waits completion_write_delay_ms (100 by default) for the next one.
+TEST_F(txn_fixture, completion_record_is_written_after_the_delay_when_nothing_follows) {
+    auto p = init("app");
+    ASSERT_EQ(add("app", p, {t0}), errc::none);
+    ASSERT_EQ(end("app", p, true), errc::none);
+    const int appended = storage.appends;  // InitProducerId, Ongoing, PrepareCommit
+    EXPECT_EQ(appended, 3);
+    EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
+    // Killed now, the coordinator's successor finds PrepareCommit and writes the markers again.
+    markers.calls.clear();
+    c.reset();
+    start();
+    ASSERT_EQ(markers.calls.size(), 1u);
+    EXPECT_TRUE(markers.calls[0].m.commit);
+    EXPECT_EQ(markers.calls[0].partitions, (std::vector<txn_partition>{t0}));
+    EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
+    EXPECT_EQ(storage.appends, appended);
+    timers.advance(99);
+    EXPECT_EQ(storage.appends, appended);
+    timers.advance(2);
+    EXPECT_EQ(storage.appends, appended + 1);
+    // Now the log says CompleteCommit: another restart writes no markers.
+    markers.calls.clear();
+    c.reset();
+    start();
+    EXPECT_TRUE(markers.calls.empty());
+    EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
+    timers.advance(1000);
+    EXPECT_EQ(storage.appends, appended + 1);
+}
+
+TEST_F(txn_fixture, next_transaction_supersedes_the_completion_record) {
+    auto p = init("app");
+    ASSERT_EQ(add("app", p, {t0}), errc::none);
+    ASSERT_EQ(end("app", p, true), errc::none);
+    ASSERT_EQ(add("app", p, {t1}), errc::none);  // at once: no wait for a completion write
+    EXPECT_EQ(storage.appends, 4);                // InitProducerId, Ongoing, Prepare, Ongoing
+    timers.advance(1000);
+    EXPECT_EQ(storage.appends, 4);
+    // The log's last record of the id is the open transaction: a restart writes no markers
+    // of the first and keeps the second open.
+    markers.calls.clear();
+    c.reset();
+    start();
+    EXPECT_TRUE(markers.calls.empty());
+    auto d = c->describe("app");
+    EXPECT_EQ(d.state, txn_state::ongoing);
+    EXPECT_EQ(d.partitions, (std::set<txn_partition>{t1}));
+}
+
+TEST_F(txn_fixture, a_failed_superseding_write_leaves_the_completion_to_be_written) {
+    auto p = init("app");
+    ASSERT_EQ(add("app", p, {t0}), errc::none);
+    ASSERT_EQ(end("app", p, true), errc::none);
+    storage.fail_appends = true;
+    EXPECT_EQ(add("app", p, {t1}), errc::coordinator_not_available);
+    EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
+    storage.fail_appends = false;
+    const int appended = storage.appends;
+    timers.advance(101);
+    EXPECT_EQ(storage.appends, appended + 1);
+    markers.calls.clear();
+    c.reset();
+    start();
+    EXPECT_TRUE(markers.calls.empty());
+    EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
+}
+
+TEST_F(txn_fixture, with_no_delay_the_completion_is_written_at_once) {
+    txn_coordinator_config cfg;
+    cfg.state_partitions = 4;
+    cfg.completion_write_delay_ms = 0;
+    c = std::make_unique<txn_coordinator>(cfg, clock, timers, storage, markers,
+                                          [this]() -> result<int64_t> { return next_pid++; });
+    c->load_owned();
+    auto p = init("app");
+    ASSERT_EQ(add("app", p, {t0}), errc::none);
+    ASSERT_EQ(end("app", p, false), errc::none);
+    EXPECT_EQ(storage.appends, 4);
+    EXPECT_EQ(c->describe("app").state, txn_state::complete_abort);
+}
+
 TEST_F(txn_fixture, losing_the_partition_forgets_its_ids) {
     auto p = init("app");
     storage.owned = false;
