@@ -64,16 +64,32 @@ std::string dpdk_error(const std::string& what, int rc) {
 
 // One external-buffer reference: keeps the owner of payload bytes attached to an mbuf alive
 // until the port has sent it. Taken from a per-core mempool (no allocation per packet).
+// Consecutive runs of one owner (a fetch's mapping, a response buffer: tens of segments) share
+// one shared_ptr copy: the first ref, the leader, holds it and counts the refs that lean on it
+// with a plain integer, instead of an atomic increment and decrement per segment. Plain is
+// enough: a core's TX mbufs are freed on that core's thread (its tx_burst and its own frees),
+// or after the cores stopped (port stop at shutdown).
 struct ext_ref {
     rte_mbuf_ext_shared_info shinfo;
-    std::shared_ptr<const void> owner;
-    rte_mempool* pool;
+    std::shared_ptr<const void> owner;  // a leader's
+    ext_ref* leader = nullptr;          // the ref holding the owner (a leader: itself)
+    uint32_t users = 0;                 // a leader's: refs, its own included, still attached
+    ext_ref** last = nullptr;           // a leader's: its core's newest-leader slot
+    rte_mempool* pool = nullptr;
 };
 
 void ext_ref_free(void*, void* opaque) {
     auto* r = static_cast<ext_ref*>(opaque);
-    r->owner.reset();
-    rte_mempool_put(r->pool, r);
+    ext_ref* l = r->leader;
+    if (r != l) rte_mempool_put(r->pool, r);
+    if (--l->users > 0) return;
+    if (*l->last == l) *l->last = nullptr;
+    l->owner.reset();
+    rte_mempool_put(l->pool, l);
+}
+
+bool same_owner(const std::shared_ptr<const void>& a, const std::shared_ptr<const void>& b) {
+    return !a.owner_before(b) && !b.owner_before(a);
 }
 
 void ext_ref_init(rte_mempool* mp, void*, void* obj, unsigned) {
@@ -129,6 +145,8 @@ struct port_setup {
     link_caps caps;
     std::vector<rte_mempool*> pools;
     std::vector<rte_mempool*> ext_pools;
+    // Per queue: the newest leader ext_ref (see ext_ref), or null.
+    std::unique_ptr<ext_ref*[]> last_ext;
     std::vector<rte_ring*> steer;
     std::string name;
 };
@@ -314,7 +332,17 @@ void dpdk_core::transmit(std::span<const std::byte> headers, std::span<const pay
         if (seg != nullptr) {
             // Zero copy: the mbuf points at the page-cache mapping (or the response buffer),
             // and the reference keeps it alive until the port is done with the frame.
-            ref->owner = *run.owner;
+            ext_ref*& newest = _port.last_ext[_q];
+            if (newest != nullptr && same_owner(newest->owner, *run.owner)) {
+                ref->leader = newest;
+                ++newest->users;
+            } else {
+                ref->owner = *run.owner;
+                ref->leader = ref;
+                ref->users = 1;
+                ref->last = &newest;
+                newest = ref;
+            }
             ref->shinfo.free_cb = ext_ref_free;
             ref->shinfo.fcb_opaque = ref;
             rte_mbuf_ext_refcnt_set(&ref->shinfo, 1);
@@ -460,10 +488,14 @@ bool dpdk_core::poll() {
     if (_port.faults.any() && (n > 0 || !_rx_held.empty())) {
         n = inject_faults(pkts, n, rx_burst * 2, _rx_held);
     }
-    for (uint16_t i = 0; i < n; ++i) handle(pkts[i]);
-    unsigned m = rte_ring_sc_dequeue_burst(_port.steer[_q], reinterpret_cast<void**>(pkts),
+    rte_mbuf* steered[rx_burst];
+    unsigned m = rte_ring_sc_dequeue_burst(_port.steer[_q], reinterpret_cast<void**>(steered),
                                            rx_burst, nullptr);
-    for (unsigned i = 0; i < m; ++i) handle(pkts[i]);
+    if (n + m > 0) {
+        ip_stack::burst one_clock_reading(*_ip);
+        for (uint16_t i = 0; i < n; ++i) handle(pkts[i]);
+        for (unsigned i = 0; i < m; ++i) handle(steered[i]);
+    }
     if (n + m > 0 || _tx_n > 0 || !_tx_held.empty()) flush();
     if (n + m == 0) maybe_stop_polling();
     return n + m > 0;
@@ -688,6 +720,7 @@ result<void> configure_port(port_setup& p, const rte_eth_dev_info& info) {
 }
 
 result<void> create_pools(port_setup& p) {
+    p.last_ext = std::make_unique<ext_ref*[]>(p.queues);  // all null
     for (unsigned q = 0; q < p.queues; ++q) {
         std::string n = "sluice_mb" + std::to_string(q);
         // A frame always fits one mbuf: received frames are parsed in place.

@@ -2,9 +2,14 @@
 
 #include <cstdio>
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "base/bytes.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace sluice::net::inet {
 
@@ -45,6 +50,50 @@ std::optional<ipv4_address> parse_ipv4(std::string_view text) {
     return out;
 }
 
+namespace {
+
+// The 16-bit one's complement sum of `n` bytes (n a multiple of 16) read as host-order 16-bit
+// words, folded. RFC 1071 section 2(B): the sum is byte-order independent, so on a
+// little-endian host the big-endian sum is this one with its bytes swapped, and no load needs a
+// byte swap. With SSE2 (every x86-64) each 16-bit word is widened into a 32-bit lane, 16 bytes
+// per step; the lanes are emptied into a 64-bit total every 64 KiB, long before one could
+// overflow (65536 words). Elsewhere, host-order 32-bit loads into four 64-bit accumulators.
+uint16_t sum_host_words(const uint8_t* p, size_t n) {
+    uint64_t s = 0;
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128();
+    while (n > 0) {
+        size_t chunk = std::min<size_t>(n, 65536);
+        n -= chunk;
+        __m128i lo = zero, hi = zero;
+        for (; chunk > 0; p += 16, chunk -= 16) {
+            __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+            lo = _mm_add_epi32(lo, _mm_unpacklo_epi16(v, zero));
+            hi = _mm_add_epi32(hi, _mm_unpackhi_epi16(v, zero));
+        }
+        alignas(16) uint32_t lanes[8];
+        _mm_store_si128(reinterpret_cast<__m128i*>(lanes), lo);
+        _mm_store_si128(reinterpret_cast<__m128i*>(lanes + 4), hi);
+        for (uint32_t l : lanes) s += l;
+    }
+#else
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; n >= 16; p += 16, n -= 16) {
+        uint32_t w[4];
+        std::memcpy(w, p, sizeof w);
+        a0 += w[0];
+        a1 += w[1];
+        a2 += w[2];
+        a3 += w[3];
+    }
+    s = a0 + a1 + a2 + a3;  // each below 2^62: no overflow
+#endif
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return static_cast<uint16_t>(s);
+}
+
+}  // namespace
+
 void checksum::add(std::span<const std::byte> bytes) {
     const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
     size_t n = bytes.size();
@@ -55,14 +104,17 @@ void checksum::add(std::span<const std::byte> bytes) {
         --n;
         odd = false;
     }
-    // Sum 32-bit big-endian words into a 64-bit accumulator: no carry is lost for any frame
-    // size this stack handles (2^32 words before overflow).
-    while (n >= 4) {
-        sum += bytes::load_be32(p);
-        p += 4;
-        n -= 4;
+    if (n >= 16) {
+        size_t bulk = n & ~size_t{15};
+        uint16_t host = sum_host_words(p, bulk);
+        if constexpr (std::endian::native == std::endian::little) {
+            host = static_cast<uint16_t>((host << 8) | (host >> 8));
+        }
+        sum += host;
+        p += bulk;
+        n -= bulk;
     }
-    if (n >= 2) {
+    while (n >= 2) {
         sum += bytes::load_be16(p);
         p += 2;
         n -= 2;

@@ -701,7 +701,7 @@ void ip_stack::receive_tcp(const inet::ethernet_header& eth, const inet::ipv4_he
             f.peer_mac = eth.src;
             f.mac_known = true;
         }
-        f.tcb.input(*h, payload, tcp::clock::now());
+        f.tcb.input(*h, payload, now());
         service(f);
         return;
     }
@@ -958,10 +958,10 @@ void ip_stack::service(flow& f) {
     ++f.in_service;
     do {
         f.again = false;
-        auto now = tcp::clock::now();
+        auto t = now();
         if (f.conn) f.conn->feed();
         if (resolve(f)) {
-            while (auto seg = f.tcb.output(now)) transmit_segment(f, *seg);
+            while (auto seg = f.tcb.output(t)) transmit_segment(f, *seg);
         }
         bool established = f.tcb.established_once() && !f.tcb.finished();
         if (established && f.listener != nullptr) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <span>
@@ -127,6 +128,20 @@ class ip_stack {
 
     // One received frame (any protocol); everything not for us is counted and dropped.
     void receive(std::span<const std::byte> frame, rx_meta meta = {});
+    // While one lives, the stack reads the clock once: the frames of one receive burst are
+    // handled with the time it began (the clock's vDSO read costs ~50 ns on a VM, and a segment
+    // took several). Outside one, every reading is fresh.
+    class burst {
+      public:
+        explicit burst(ip_stack& s) : _s(s) { _s._burst_now = tcp::clock::now(); }
+        ~burst() { _s._burst_now.reset(); }
+        burst(const burst&) = delete;
+        burst& operator=(const burst&) = delete;
+
+      private:
+        ip_stack& _s;
+    };
+    tcp::time_point now() const { return _burst_now ? *_burst_now : tcp::clock::now(); }
     // Sends what receive() and the timers queued (the link's burst).
     void flush();
 
@@ -219,6 +234,7 @@ class ip_stack {
     std::unordered_map<inet::ipv4_address, std::vector<flow*>> _arp_waiters;
     std::shared_ptr<mapped_files> _mapped;
     mutable ip_stack_stats _stats;
+    std::optional<tcp::time_point> _burst_now;  // set while a burst lives
     std::shared_ptr<bool> _alive = std::make_shared<bool>(true);
 };
 

@@ -12,8 +12,8 @@ acknowledged by an 8-byte answer) and a ping-pong run (1 KiB echoed, one at a ti
 The dpdk processes poll their port (with 100 us naps when idle, net_memif having no RX
 interrupt here), so their CPU includes polling.
 
-This is the stacks' own cost, not the broker's: `sluice bench` has no dpdk client yet, so a
-Kafka produce/consume over net_memif is not measured (perf/README.md, "DPDK stack").
+This is the stacks' own cost, not the broker's; Kafka produce/consume with both ends on the
+dpdk stack is perf/bypass_bench.py.
 
 Reproduce (root, a build with dpdk-dev):
   cmake --build build --target stack_bench && /usr/bin/python3 perf/stack_bench.py \\

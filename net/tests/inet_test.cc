@@ -31,6 +31,45 @@ TEST(inet, checksum_matches_rfc1071_example) {
     EXPECT_EQ(d.finish(), 0x220d);
 }
 
+// RFC 1071's definition, one big-endian 16-bit word at a time.
+uint16_t reference_checksum(std::span<const std::byte> b) {
+    uint64_t s = 0;
+    for (size_t i = 0; i < b.size(); i += 2) {
+        uint32_t hi = static_cast<uint8_t>(b[i]);
+        uint32_t lo = i + 1 < b.size() ? static_cast<uint8_t>(b[i + 1]) : 0;
+        s += (hi << 8) | lo;
+    }
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return static_cast<uint16_t>(~s & 0xffff);
+}
+
+TEST(inet, checksum_of_any_length_and_split_matches_the_definition) {
+    std::mt19937 rng(7);
+    std::vector<std::byte> b(300000);
+    for (auto& x : b) x = std::byte(rng() & 0xff);
+    for (size_t len :
+         {0, 1, 2, 15, 16, 17, 31, 32, 33, 63, 1448, 1460, 1501, 4097, 9000, 65552, 300000}) {
+        auto all = std::span(b).subspan(0, len);
+        checksum whole;
+        whole.add(all);
+        ASSERT_EQ(whole.finish(), reference_checksum(all)) << len;
+        // Pieces of random sizes, odd ones included, as a segment's runs are summed.
+        checksum pieces;
+        for (size_t at = 0; at < len;) {
+            size_t n = std::min<size_t>(len - at, rng() % 40);
+            pieces.add(all.subspan(at, n));
+            at += n;
+        }
+        EXPECT_EQ(pieces.finish(), whole.finish()) << len;
+    }
+    // All-ones words, more than one 64 KiB chunk of them: the carries wrap around and no
+    // accumulator overflows.
+    std::vector<std::byte> ff(300000, std::byte{0xff});
+    checksum c;
+    c.add(ff);
+    EXPECT_EQ(c.finish(), reference_checksum(ff));
+}
+
 TEST(inet, ipv4_header_round_trips_and_verifies) {
     std::vector<std::byte> p(40);
     write_ipv4(p.data(), 0xc6120001, 0xc6120002, ip_proto_tcp, 20, 7, false);
