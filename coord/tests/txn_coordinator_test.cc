@@ -67,6 +67,13 @@ struct txn_fixture : ::testing::Test {
                           [&](errc e) { out = e; });
         return out;
     }
+    // Kills the coordinator and starts another on the same log: the markers its replay wrote.
+    std::vector<recording_markers::call> restart() {
+        markers.calls.clear();
+        c.reset();
+        start();
+        return markers.calls;
+    }
     errc end(const std::string& id, const init_pid_result& p, bool commit) {
         errc out = errc::storage_error;
         c->end_txn({id, p.producer_id, p.producer_epoch, commit}, [&](errc e) { out = e; });
@@ -278,12 +285,10 @@ TEST_F(txn_fixture, completion_record_is_written_after_the_delay_when_nothing_fo
     EXPECT_EQ(appended, 3);
     EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
     // Killed now, the coordinator's successor finds PrepareCommit and writes the markers again.
-    markers.calls.clear();
-    c.reset();
-    start();
-    ASSERT_EQ(markers.calls.size(), 1u);
-    EXPECT_TRUE(markers.calls[0].m.commit);
-    EXPECT_EQ(markers.calls[0].partitions, (std::vector<txn_partition>{t0}));
+    auto replayed = restart();
+    ASSERT_EQ(replayed.size(), 1u);
+    EXPECT_TRUE(replayed[0].m.commit);
+    EXPECT_EQ(replayed[0].partitions, (std::vector<txn_partition>{t0}));
     EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
     EXPECT_EQ(storage.appends, appended);
     timers.advance(99);
@@ -291,10 +296,7 @@ TEST_F(txn_fixture, completion_record_is_written_after_the_delay_when_nothing_fo
     timers.advance(2);
     EXPECT_EQ(storage.appends, appended + 1);
     // Now the log says CompleteCommit: another restart writes no markers.
-    markers.calls.clear();
-    c.reset();
-    start();
-    EXPECT_TRUE(markers.calls.empty());
+    EXPECT_TRUE(restart().empty());
     EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
     timers.advance(1000);
     EXPECT_EQ(storage.appends, appended + 1);
@@ -310,10 +312,7 @@ TEST_F(txn_fixture, next_transaction_supersedes_the_completion_record) {
     EXPECT_EQ(storage.appends, 4);
     // The log's last record of the id is the open transaction: a restart writes no markers
     // of the first and keeps the second open.
-    markers.calls.clear();
-    c.reset();
-    start();
-    EXPECT_TRUE(markers.calls.empty());
+    EXPECT_TRUE(restart().empty());
     auto d = c->describe("app");
     EXPECT_EQ(d.state, txn_state::ongoing);
     EXPECT_EQ(d.partitions, (std::set<txn_partition>{t1}));
@@ -330,10 +329,7 @@ TEST_F(txn_fixture, a_failed_superseding_write_leaves_the_completion_to_be_writt
     const int appended = storage.appends;
     timers.advance(101);
     EXPECT_EQ(storage.appends, appended + 1);
-    markers.calls.clear();
-    c.reset();
-    start();
-    EXPECT_TRUE(markers.calls.empty());
+    EXPECT_TRUE(restart().empty());
     EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
 }
 
