@@ -58,6 +58,9 @@ std::optional<txn_state> parse_txn_state(const std::string& name) {
 
 struct txn_coordinator::entry {
     std::string id;
+    // Tells this entry from a later one of the same id (the partition unloaded and loaded
+    // again while a write or marker round ran): callbacks check it, not the address.
+    uint64_t incarnation = 0;
     int32_t partition = 0;
     format::txn_value v;
     bool busy = false;                       // a state write in flight
@@ -173,6 +176,7 @@ void txn_coordinator::finish_load(int32_t partition, load_state& st) {
     for (auto& [id, v] : st.ids) {
         if (v.state == txn_state::dead) continue;
         auto e = std::make_unique<entry>();
+        e->incarnation = ++_incarnations;
         e->id = id;
         e->partition = partition;
         e->v = std::move(v);
@@ -250,12 +254,12 @@ void txn_coordinator::persist(entry& e, const format::txn_value& next,
     e.completion_unwritten = false;
     cancel(e.complete_timer);
     std::string id = e.id;
-    entry* self = &e;
+    const uint64_t self = e.incarnation;
     _storage.append(e.partition, std::move(*batch),
                     [this, id, self, next, supersedes_completion,
                      done = std::move(done)](bool ok) {
                         entry* cur = find(id);
-                        if (cur != self) {
+                        if (cur == nullptr || cur->incarnation != self) {
                             // Unloaded (leadership moved) while the write ran.
                             done(false);
                             return;
@@ -312,6 +316,7 @@ void txn_coordinator::init_producer_id(init_pid_request req,
             return fail(errc::coordinator_not_available);
         }
         auto fresh = std::make_unique<entry>();
+        fresh->incarnation = ++_incarnations;
         fresh->id = req.transactional_id;
         fresh->partition = partition;
         fresh->v.producer_id = *pid;
@@ -457,10 +462,11 @@ void txn_coordinator::write_markers(const std::string& id) {
     m.commit = e->v.state == txn_state::prepare_commit;
     m.coordinator_epoch = _storage.leader_epoch(e->partition);
     e->markers_in_flight = true;
-    entry* self = e;
+    const uint64_t self = e->incarnation;
     _markers.write(m, e->markers_left, [this, id, self](std::vector<txn_partition> failed) {
         entry* cur = find(id);
-        if (cur != self) return;  // unloaded meanwhile: the next coordinator finishes it
+        // Unloaded meanwhile: the next coordinator finishes it.
+        if (cur == nullptr || cur->incarnation != self) return;
         cur->markers_in_flight = false;
         cur->markers_left = std::move(failed);
         if (cur->markers_left.empty()) {
@@ -531,9 +537,16 @@ void txn_coordinator::write_completion(const std::string& id) {
     persist(*e, next, [this, id](bool ok) {
         if (ok) return;
         entry* cur = find(id);
-        // A deferred completion that failed was re-armed by persist(); an immediate one
-        // (the state still preparing) is tried again here.
-        if (cur == nullptr || !preparing(cur->v.state)) return;
+        // A deferred completion whose append failed was re-armed by persist(); one that never
+        // reached the log (no batch built) is re-armed here; an immediate one (the state still
+        // preparing) is tried again below.
+        if (cur == nullptr) return;
+        if (!preparing(cur->v.state)) {
+            if (cur->completion_unwritten && cur->complete_timer == 0 && !cur->busy) {
+                defer_completion(*cur);
+            }
+            return;
+        }
         cur->retry_timer = schedule(_cfg.retry_backoff_ms, [this, id] {
             if (entry* again = find(id)) {
                 again->retry_timer = 0;

@@ -149,6 +149,7 @@ private:
     std::unordered_map<std::string, std::unique_ptr<entry>> _ids;
     partition_loads<load_state> _parts;
     uint64_t _check_timer = 0;
+    uint64_t _incarnations = 0;  // entry::incarnation, counted per coordinator
     owned_timers _owned_timers{_timers};
 };
 

@@ -842,9 +842,16 @@ result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& opti
     if (auto r = create_pools(p); !r) return r.error();
     if (auto r = configure_port(p, info); !r) return r.error();
     // Attaching payload bytes as external buffers needs IOVA-as-VA (software ports: tap,
-    // memif; the bytes are never DMA-mapped for a PCI NIC, which gets copies).
+    // memif; the bytes are never DMA-mapped for a PCI NIC, which gets copies), and a port that
+    // frees sent mbufs on the thread that sent them (ext_ref counts without atomics): net_tap,
+    // and net_memif in its default copy mode (zero-copy memif keeps mbufs and may free them
+    // from its control thread).
+    std::string_view port_name(name);
+    bool frees_on_sender = port_name.starts_with("net_tap") ||
+                           (port_name.starts_with("net_memif") &&
+                            options.dpdk_args.find("zero-copy=yes") == std::string::npos);
     p.attach_ok = p.multi_seg && rte_eal_iova_mode() == RTE_IOVA_VA && info.device != nullptr &&
-                  std::string_view(name).starts_with("net_");
+                  frees_on_sender;
     rte_ether_addr mac{};
     rte_eth_macaddr_get(p.port, &mac);
     std::memcpy(p.caps.mac.data(), mac.addr_bytes, 6);

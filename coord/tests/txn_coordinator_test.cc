@@ -347,6 +347,27 @@ TEST_F(txn_fixture, with_no_delay_the_completion_is_written_at_once) {
     EXPECT_EQ(c->describe("app").state, txn_state::complete_abort);
 }
 
+TEST_F(txn_fixture, an_answer_for_an_unloaded_incarnation_of_the_id_is_ignored) {
+    auto p = init("app");
+    ASSERT_EQ(add("app", p, {t0}), errc::none);
+    markers.hold = true;
+    ASSERT_EQ(end("app", p, true), errc::none);  // its markers in flight
+    auto first_round = std::move(markers.held);
+    // The partition leaves and comes back in the same process: a new entry for "app" (quite
+    // possibly at the old one's address), whose replay sends the markers again.
+    storage.owned = false;
+    c->unload_lost();
+    storage.owned = true;
+    c->load_owned();
+    ASSERT_EQ(markers.calls.size(), 2u);
+    auto second_round = std::move(markers.held);
+    markers.hold = false;
+    first_round();  // the old entry's answer: not the new one's
+    EXPECT_EQ(c->describe("app").state, txn_state::prepare_commit);
+    second_round();
+    EXPECT_EQ(c->describe("app").state, txn_state::complete_commit);
+}
+
 TEST_F(txn_fixture, losing_the_partition_forgets_its_ids) {
     auto p = init("app");
     storage.owned = false;
