@@ -8,7 +8,8 @@ on the fetch path. The gate's figure for it is the broker's user-space CPU per G
 in user space, and the copy multiplies that figure about seven times.
 
 Steps, each a real perf/gate run (broker group only, quick mode):
-  1. measure a baseline of this machine into a temporary file (--update-baseline),
+  1. measure a baseline of this machine into a temporary file (--update-baseline), each
+     figure then set to its worst sample (most_forgiving),
   2. with the copying fetch: the gate must exit 1 and name the consume figure,
   3. without it: the gate must exit 0.
 The comparison is restricted to the consume CPU figures (--figures), so a burst of load from the
@@ -39,6 +40,21 @@ def gate(build, baseline, *extra):
     return r.returncode
 
 
+def most_forgiving(path):
+    """Sets each figure of the baseline just measured to its worst sample, not the median.
+    Three quick samples of a CPU-per-GiB ratio swing 2-3x on a loaded 2-core host (0.20-0.60
+    seen), so a median that happened to come from lucky runs made step 3 fail against the
+    gate's 2x tolerance; the copying fetch, 7x and more, is still caught against the worst."""
+    with open(path) as f:
+        b = json.load(f)
+    for fig in b["figures"].values():
+        samples = fig.get("samples") or []
+        if samples:
+            fig["value"] = max(samples) if fig["better"] == "lower" else min(samples)
+    with open(path, "w") as f:
+        json.dump(b, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -49,6 +65,7 @@ def main():
         if gate(opts.build, baseline, "--update-baseline") != 0:
             print("FAIL: could not measure a baseline")
             return 1
+        most_forgiving(baseline)
         rc = gate(opts.build, baseline, SLOW, "--json", result)
         with open(result) as f:
             regressions = json.load(f)["regressions"] if rc in (0, 1) else []
