@@ -482,29 +482,34 @@ void txn_coordinator::write_markers(const std::string& id) {
     });
 }
 
-void txn_coordinator::finish_markers(const std::string& id) {
-    entry* e = find(id);
-    if (e == nullptr || !preparing(e->v.state) || e->busy) return;
-    format::txn_value next = e->v;
-    next.state = e->v.state == txn_state::prepare_commit ? txn_state::complete_commit
-                                                         : txn_state::complete_abort;
+// e's state once every partition has its marker.
+format::txn_value txn_coordinator::completed(const format::txn_value& v) const {
+    format::txn_value next = v;
+    next.state = v.state == txn_state::prepare_commit ? txn_state::complete_commit
+                                                      : txn_state::complete_abort;
     next.partitions.clear();
     next.start_ms = -1;
     next.last_update_ms = _clock.now_ms();
-    if (_cfg.completion_write_delay_ms > 0) {
-        // Every partition has its marker: the transaction is complete, and the producer's
-        // next request may go ahead now. Its record can wait: until it is in the log, a
-        // coordinator that loads the partition finds PrepareCommit / PrepareAbort and writes
-        // the markers again, which changes nothing (a marker for a transaction already ended
-        // is a control batch that readers skip).
-        e->v = next;
-        defer_completion(*e);
-        auto held = std::move(e->waiting);
-        e->waiting.clear();
-        for (auto& fn : held) fn();
+    return next;
+}
+
+void txn_coordinator::finish_markers(const std::string& id) {
+    entry* e = find(id);
+    if (e == nullptr || !preparing(e->v.state) || e->busy) return;
+    if (_cfg.completion_write_delay_ms <= 0) {
+        write_completion(id, completed(e->v));
         return;
     }
-    write_completion(id);
+    // Every partition has its marker: the transaction is complete, and the producer's next
+    // request may go ahead now. Its record can wait: until it is in the log, a coordinator that
+    // loads the partition finds PrepareCommit / PrepareAbort and writes the markers again, which
+    // changes nothing (a marker for a transaction already ended is a control batch that
+    // readers skip).
+    e->v = completed(e->v);
+    defer_completion(*e);
+    auto held = std::move(e->waiting);  // they may change e: run them from a copy
+    e->waiting.clear();
+    for (auto& fn : held) fn();
 }
 
 void txn_coordinator::defer_completion(entry& e) {
@@ -516,37 +521,26 @@ void txn_coordinator::defer_completion(entry& e) {
         if (cur == nullptr) return;
         cur->complete_timer = 0;
         // A write in flight has superseded the completion (persist() cleared the flag).
-        if (cur->completion_unwritten && !cur->busy) write_completion(id);
+        if (cur->completion_unwritten && !cur->busy) write_completion(id, cur->v);
     });
 }
 
-void txn_coordinator::write_completion(const std::string& id) {
+void txn_coordinator::write_completion(const std::string& id, const format::txn_value& next) {
     entry* e = find(id);
     if (e == nullptr || e->busy) return;
-    format::txn_value next = e->v;
-    if (preparing(next.state)) {
-        next.state = next.state == txn_state::prepare_commit ? txn_state::complete_commit
-                                                             : txn_state::complete_abort;
-        next.partitions.clear();
-        next.start_ms = -1;
-        next.last_update_ms = _clock.now_ms();
-    } else if (next.state != txn_state::complete_commit &&
-               next.state != txn_state::complete_abort) {
-        return;
-    }
     persist(*e, next, [this, id](bool ok) {
         if (ok) return;
         entry* cur = find(id);
-        // A deferred completion whose append failed was re-armed by persist(); one that never
-        // reached the log (no batch built) is re-armed here; an immediate one (the state still
-        // preparing) is tried again below.
         if (cur == nullptr) return;
         if (!preparing(cur->v.state)) {
+            // Deferred: an append that failed was re-armed by persist(); a record that never
+            // reached the log (no batch built) is re-armed here.
             if (cur->completion_unwritten && cur->complete_timer == 0 && !cur->busy) {
                 defer_completion(*cur);
             }
             return;
         }
+        // Immediate (no delay): the state is still preparing; try again.
         cur->retry_timer = schedule(_cfg.retry_backoff_ms, [this, id] {
             if (entry* again = find(id)) {
                 again->retry_timer = 0;

@@ -133,7 +133,8 @@ private:
     void finish_markers(const std::string& id);
     // Arms the timer that writes e's completion unless another record supersedes it.
     void defer_completion(entry& e);
-    void write_completion(const std::string& id);
+    void write_completion(const std::string& id, const format::txn_value& next);
+    format::txn_value completed(const format::txn_value& v) const;
     void load_step(int32_t partition);
     void finish_load(int32_t partition, load_state& st);
     void schedule_check();
