@@ -132,6 +132,7 @@ std::optional<fault_rates> parse_faults(const std::string& text) {
 struct port_setup {
     fault_rates faults;
     uint16_t mtu = 1500;  // asked for (sluice.dpdk.mtu)
+    bool mtu_beyond_driver = false;  // net_memif: above what the driver reports, see make_dpdk_stack
     uint16_t port = 0;
     unsigned queues = 1;
     bool rss = false;
@@ -204,6 +205,8 @@ class dpdk_core final : public link, public runtime::reactor::poller {
     poll_op _poll_op;
     tcp::time_point _next_idle_check{};
     uint64_t _bytes_attached = 0;
+    uint64_t _frames_received = 0;
+    uint32_t _largest_frame = 0;  // received, Ethernet header included
     uint64_t _bytes_copied = 0;
     uint64_t _tx_dropped = 0;
     uint64_t _steered_out = 0;
@@ -281,7 +284,8 @@ dpdk_core::~dpdk_core() {
     if (_faults_injected > 0) log::info("net", "dpdk core ", _q, ": ", _faults_injected, " faults injected");
     log::info("net", "dpdk core ", _q, ": ", _bytes_attached, " payload bytes sent attached, ",
               _bytes_copied, " copied; ", _tx_dropped, " frames dropped at a full TX queue; ",
-              _steered_out, " frames steered to other cores");
+              _steered_out, " frames steered to other cores; ", _frames_received,
+              " frames received, the largest ", _largest_frame, " bytes");
 }
 
 const link_caps& dpdk_core::caps() const { return _port.caps; }
@@ -450,6 +454,8 @@ void dpdk_core::flush() {
 }
 
 void dpdk_core::handle(rte_mbuf* m) {
+    ++_frames_received;
+    _largest_frame = std::max(_largest_frame, m->pkt_len);
     if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
         rte_pktmbuf_free(m);
         return;
@@ -589,10 +595,28 @@ void dpdk_stack::connect(runtime::reactor& r, const socket_address& address,
 
 namespace {
 
-std::vector<std::string> eal_arguments(const std::string& args) {
+// The memif packet buffer that holds a whole frame of `mtu` in one ring slot (and fits the
+// mbufs create_pools() makes for it), or 0 below jumbo sizes, where the driver's 2 KiB do.
+unsigned memif_buffer_for(unsigned mtu) {
+    if (mtu <= 1500) return 0;
+    return (mtu + inet::ethernet_header_bytes + 4 + 63) / 64 * 64;
+}
+
+std::vector<std::string> eal_arguments(const std::string& args, unsigned mtu) {
     std::vector<std::string> out{"sluice"};
     std::istringstream in(args);
     for (std::string w; in >> w;) out.push_back(w);
+    // net_memif carries a frame longer than its buffer as a chain of buffers, which the
+    // receiver would then copy together: a jumbo MTU gets buffers of a frame each unless the
+    // arguments size them (bsize=) themselves.
+    if (unsigned bsize = memif_buffer_for(mtu); bsize != 0) {
+        for (size_t i = 1; i < out.size(); ++i) {
+            std::string& w = out[i];
+            bool vdev = w.starts_with("--vdev=net_memif") ||
+                        (w.starts_with("net_memif") && out[i - 1] == "--vdev");
+            if (vdev && w.find("bsize=") == std::string::npos) w += ",bsize=" + std::to_string(bsize);
+        }
+    }
     auto given = [&](std::string_view prefix) {
         for (auto& a : out) {
             if (a.starts_with(prefix)) return true;
@@ -615,12 +639,12 @@ std::vector<std::string> eal_arguments(const std::string& args) {
     return out;
 }
 
-result<void> start_eal(const std::string& args) {
+result<void> start_eal(const std::string& args, unsigned mtu) {
     std::lock_guard lock(g_eal_mu);
     if (g_eal_started) {
         return error(errc::stack_start_failed, "DPDK is already running in this process");
     }
-    auto words = eal_arguments(args);
+    auto words = eal_arguments(args, mtu);
     std::vector<char*> argv;
     for (auto& w : words) argv.push_back(w.data());
     argv.push_back(nullptr);
@@ -685,7 +709,7 @@ result<void> configure_port(port_setup& p, const rte_eth_dev_info& info) {
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
         }
         conf.intr_conf.rxq = a.intr ? 1 : 0;
-        conf.rxmode.mtu = p.mtu;
+        conf.rxmode.mtu = p.mtu_beyond_driver ? RTE_ETHER_MTU : p.mtu;
         rc = rte_eth_dev_configure(p.port, static_cast<uint16_t>(p.queues),
                                    static_cast<uint16_t>(p.queues), &conf);
         if (rc != 0) continue;
@@ -797,7 +821,7 @@ result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& opti
         return error(errc::address_invalid, "sluice.dpdk.test.faults '" + options.dpdk_test_faults +
                                                 "': want loss=P,duplicate=P,reorder=P");
     }
-    if (auto r = start_eal(options.dpdk_args); !r) return r.error();
+    if (auto r = start_eal(options.dpdk_args, options.mtu); !r) return r.error();
     port_setup p;
     p.faults = *faults;
     p.mtu = static_cast<uint16_t>(options.mtu);
@@ -833,6 +857,13 @@ result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& opti
     // The largest frame it receives bounds the MTU too (net_tap: 1522 bytes, so 1500).
     uint32_t max_mtu = std::min<uint32_t>(
         info.max_mtu, info.max_rx_pktlen > 18 ? info.max_rx_pktlen - 18 : info.max_mtu);
+    // net_memif reports Ethernet's 1518-byte frame limit, but its rings take frames of any
+    // length (a chain of buffers; eal_arguments() sizes them to a frame) and neither end
+    // checks one: a link within the host, like loopback, whose MTU both ends choose.
+    std::string_view port_name(name);
+    bool memif = port_name.starts_with("net_memif");
+    p.mtu_beyond_driver = memif && p.mtu > max_mtu;
+    if (memif) max_mtu = std::max<uint32_t>(max_mtu, 9600);
     if (p.mtu > max_mtu || p.mtu < info.min_mtu) {
         return error(errc::stack_start_failed,
                      "DPDK port " + p.name + " takes an MTU from " + std::to_string(info.min_mtu) +
@@ -846,7 +877,6 @@ result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& opti
     // frees sent mbufs on the thread that sent them (ext_ref counts without atomics): net_tap,
     // and net_memif in its default copy mode (zero-copy memif keeps mbufs and may free them
     // from its control thread).
-    std::string_view port_name(name);
     bool frees_on_sender = port_name.starts_with("net_tap") ||
                            (port_name.starts_with("net_memif") &&
                             options.dpdk_args.find("zero-copy=yes") == std::string::npos);
@@ -856,13 +886,17 @@ result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& opti
     rte_eth_macaddr_get(p.port, &mac);
     std::memcpy(p.caps.mac.data(), mac.addr_bytes, 6);
     uint16_t mtu = 1500;
-    if (p.mtu != 1500) {
+    if (p.mtu_beyond_driver) {
+        p.caps.mtu = p.mtu;  // the driver keeps its own figure; neither end checks it
+    } else if (p.mtu != 1500) {
         if (int rc = rte_eth_dev_set_mtu(p.port, p.mtu); rc != 0) {
             return error(errc::stack_start_failed,
                          dpdk_error("setting MTU " + std::to_string(p.mtu) + " on " + p.name, rc));
         }
     }
-    if (rte_eth_dev_get_mtu(p.port, &mtu) == 0 && mtu >= 576) p.caps.mtu = mtu;
+    if (!p.mtu_beyond_driver && rte_eth_dev_get_mtu(p.port, &mtu) == 0 && mtu >= 576) {
+        p.caps.mtu = mtu;
+    }
     log::info("net", "dpdk stack on port ", p.name, " (", inet::to_string(p.caps.mac), ", MTU ",
               p.caps.mtu, ") with ", p.queues, " queue pair(s), ",
               p.rss ? "RSS" : "software flow steering", ", ",

@@ -83,26 +83,28 @@ def measure(stack, prefix, bootstrap, pid, args, results, topic="dpdk-bench", ex
 
 
 def report(results, title, json_path=None):
-    """Medians per stack and mode, dpdk / posix ratios; printed, and written to `json_path`."""
+    """Medians per stack and mode, each stack / posix; printed, and written to `json_path`."""
     summary = {}
     for stack, modes in results.items():
         for mode, rows in modes.items():
             summary.setdefault(stack, {})[mode] = {
                 k: statistics.median(r[k] for r in rows if r[k] is not None)
                 for k in rows[0]}
+    # Every other stack against posix (bypass_bench.py runs dpdk at more than one MTU).
     ratios = {}
-    for mode in ("produce", "consume"):
-        d, p = summary["dpdk"][mode], summary["posix"][mode]
-        ratios[mode] = {k: (d[k] / p[k] if p[k] else None) for k in d}
     print("\nmedians (%s, same run):" % title)
-    for mode in ("produce", "consume"):
-        d, p, r = summary["dpdk"][mode], summary["posix"][mode], ratios[mode]
-        print("  %-7s MiB/s %.1f vs %.1f (%.2fx)  p99 %.2f vs %.2f ms  broker CPU/GiB %.2f vs "
-              "%.2f s (%.2fx)  bench CPU/GiB %.2f vs %.2f s (%.2fx)" % (
-                  mode, d["mib_s"], p["mib_s"], r["mib_s"], d["p99_ms"], p["p99_ms"],
-                  d["broker_cpu_s_per_gib"], p["broker_cpu_s_per_gib"],
-                  r["broker_cpu_s_per_gib"], d["bench_cpu_s_per_gib"],
-                  p["bench_cpu_s_per_gib"], r["bench_cpu_s_per_gib"]))
+    p_all = summary["posix"]
+    for stack in (s for s in summary if s != "posix"):
+        for mode in ("produce", "consume"):
+            d, p = summary[stack][mode], p_all[mode]
+            r = {k: (d[k] / p[k] if p[k] else None) for k in d}
+            ratios.setdefault(stack, {})[mode] = r
+            print("  %-12s %-7s MiB/s %.1f vs %.1f (%.2fx)  p99 %.2f vs %.2f ms  broker CPU/GiB "
+                  "%.2f vs %.2f s (%.2fx)  bench CPU/GiB %.2f vs %.2f s (%.2fx)" % (
+                      stack, mode, d["mib_s"], p["mib_s"], r["mib_s"], d["p99_ms"], p["p99_ms"],
+                      d["broker_cpu_s_per_gib"], p["broker_cpu_s_per_gib"],
+                      r["broker_cpu_s_per_gib"], d["bench_cpu_s_per_gib"],
+                      p["bench_cpu_s_per_gib"], r["bench_cpu_s_per_gib"]))
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"summary": summary, "ratios": ratios, "rounds": results}, f, indent=1)

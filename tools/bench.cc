@@ -341,7 +341,7 @@ result<settings> settings_from(const args& a) {
         bypass_options b;
         b.dpdk_args = a.get_or("dpdk-args", "");
         b.ip = a.get_or("dpdk-ip", "");
-        auto mtu = a.integer("dpdk-mtu", 1500, 576, 9216);
+        auto mtu = a.integer("dpdk-mtu", 1500, 576, 9600);
         if (!mtu) return mtu.error();
         b.mtu = static_cast<unsigned>(*mtu);
         if (b.dpdk_args.empty() || b.ip.empty()) {
