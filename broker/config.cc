@@ -203,6 +203,7 @@ const key_def broker_keys[] = {
     // Test only: "loss=P,duplicate=P,reorder=P" applied to the port's frames both ways (for
     // hosts whose kernel has no netem).
     {"sluice.dpdk.test.faults", kind::string, ""},
+    {"sluice.dpdk.link.trusted", kind::boolean, "false"},
     {"sluice.fsync", kind::choice, "", 0, 0, ",always,batch,never", "sluice.fsync"},
     // false: fetch responses read segment bytes into memory and send them from there (a copying
     // fetch, for measuring what zero-copy saves); true: segment bytes go file -> socket.

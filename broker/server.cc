@@ -147,6 +147,7 @@ result<std::unique_ptr<server>> server::create(broker_config cfg) {
     so.netmask = s->_cfg.string_value("sluice.dpdk.netmask");
     so.gateway = s->_cfg.string_value("sluice.dpdk.gateway");
     so.mtu = static_cast<unsigned>(s->_cfg.int_value("sluice.dpdk.mtu"));
+    so.trusted_link = s->_cfg.bool_value("sluice.dpdk.link.trusted");
     auto u32 = [&](const char* key) { return static_cast<uint32_t>(s->_cfg.int_value(key)); };
     so.tcp_user_timeout_ms = u32("sluice.dpdk.tcp.user.timeout.ms");
     so.tcp_keepalive_idle_ms = u32("sluice.dpdk.tcp.keepalive.idle.ms");

@@ -478,11 +478,14 @@ void dpdk_core::handle(rte_mbuf* m) {
         }
     }
     rx_meta meta;
-    meta.ip_checksum_good = _port.rx_ip_checksum && (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) ==
-                                                        RTE_MBUF_F_RX_IP_CKSUM_GOOD;
-    meta.tcp_checksum_good = _port.rx_tcp_checksum &&
-                             (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) ==
-                                 RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+    // A trusted link's frames count as verified: nobody computed their checksums.
+    meta.ip_checksum_good = _port.caps.checksums_unneeded ||
+                            (_port.rx_ip_checksum && (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) ==
+                                                         RTE_MBUF_F_RX_IP_CKSUM_GOOD);
+    meta.tcp_checksum_good = _port.caps.checksums_unneeded ||
+                             (_port.rx_tcp_checksum &&
+                              (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) ==
+                                  RTE_MBUF_F_RX_L4_CKSUM_GOOD);
     _ip->receive({data, len}, meta);
     rte_pktmbuf_free(m);
 }
@@ -864,6 +867,12 @@ result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& opti
     bool memif = port_name.starts_with("net_memif");
     p.mtu_beyond_driver = memif && p.mtu > max_mtu;
     if (memif) max_mtu = std::max<uint32_t>(max_mtu, 9600);
+    if (options.trusted_link && !memif) {
+        return error(errc::stack_start_failed,
+                     "sluice.dpdk.link.trusted is for net_memif (memory shared inside the host); "
+                     "port " + p.name + " is a link that can corrupt frames");
+    }
+    p.caps.checksums_unneeded = options.trusted_link;
     if (p.mtu > max_mtu || p.mtu < info.min_mtu) {
         return error(errc::stack_start_failed,
                      "DPDK port " + p.name + " takes an MTU from " + std::to_string(info.min_mtu) +
@@ -902,6 +911,7 @@ result<std::unique_ptr<network_stack>> make_dpdk_stack(const stack_options& opti
               p.rss ? "RSS" : "software flow steering", ", ",
               p.rx_interrupts ? "RX interrupts when idle" : "polling",
               ", TX checksum offload ", p.caps.tx_tcp_checksum ? "on" : "off",
+              p.caps.checksums_unneeded ? ", checksums skipped (trusted link)" : "",
               ", zero-copy payload ", p.attach_ok ? "on" : "off", "; address ",
               inet::ipv4_to_string(cfg->ip));
     return std::unique_ptr<network_stack>(std::make_unique<dpdk_stack>(std::move(p), *cfg));

@@ -906,7 +906,10 @@ void ip_stack::transmit_segment(flow& f, const tcp::segment& seg) {
     // Offload only where every segment before the last has an even length (the headers always
     // do): ports that sum segment by segment get an odd boundary wrong.
     bool offload = caps.tx_tcp_checksum && nruns <= 1;
-    if (offload) {
+    if (caps.checksums_unneeded) {
+        bytes::store_be16(t + 16, 0);
+        offload = false;
+    } else if (offload) {
         // The port finishes it: it wants the folded pseudo-header sum in the field.
         bytes::store_be16(t + 16, static_cast<uint16_t>(~c.finish()));
     } else {
@@ -915,7 +918,7 @@ void ip_stack::transmit_segment(flow& f, const tcp::segment& seg) {
         bytes::store_be16(t + 16, c.finish());
     }
     inet::write_ipv4(hdr + inet::ethernet_header_bytes, _cfg.ip, f.rip, inet::ip_proto_tcp, total,
-                     _ip_id++, caps.tx_ip_checksum);
+                     _ip_id++, caps.tx_ip_checksum || caps.checksums_unneeded);
     send_frame(f.peer_mac, inet::ethertype_ipv4,
                {hdr, inet::ethernet_header_bytes + inet::ipv4_header_bytes + tlen},
                std::span(runs.data(), nruns), offload);

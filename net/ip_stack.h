@@ -65,6 +65,8 @@ struct link_caps {
     uint16_t mtu = 1500;
     bool tx_ip_checksum = false;   // the port fills the IPv4 header checksum
     bool tx_tcp_checksum = false;  // the port fills the TCP checksum (pseudo-header pre-set)
+    // Nobody checks: a link inside the host whose both ends skip checksums (trusted_link).
+    bool checksums_unneeded = false;
 };
 
 // Metadata the link passes with a received frame.

@@ -95,6 +95,10 @@ struct stack_options {
     std::string netmask = "255.255.255.0";  // (sluice.dpdk.netmask)
     std::string gateway;  // empty: none (sluice.dpdk.gateway)
     unsigned mtu = 1500;  // of the port (sluice.dpdk.mtu); above ~1.9 KiB the mbufs grow
+    // net_memif only (sluice.dpdk.link.trusted): the link is memory shared inside the host and
+    // cannot corrupt a frame, so neither TCP nor IPv4 checksums are computed or verified, as
+    // Linux does on loopback. Both ends must agree: a peer that verifies drops every segment.
+    bool trusted_link = false;
     // TCP tunables (sluice.dpdk.tcp.*): 0 keeps the stack's default.
     uint32_t tcp_user_timeout_ms = 0;
     uint32_t tcp_keepalive_idle_ms = 0;

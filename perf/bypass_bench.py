@@ -17,10 +17,13 @@ dpdk / posix.
 
 Reproduce (root; a binary built with dpdk-dev installed):
   cmake --build build && SLUICE_BIN=build/tools/sluice /usr/bin/python3 perf/bypass_bench.py \\
-      --rounds 3 --seconds 5 [--record-bytes 1024] [--cores 1] [--mtus 1500,9000] [--json out.json]
+      --rounds 3 --seconds 5 [--record-bytes 1024] [--cores 1] [--mtus 1500,9000,9000+trusted]
+      [--json out.json]
 
---mtus runs the dpdk side once per MTU in each round (stacks "dpdk-mtu1500", ...; both ends of
-the memif pair take it: net/README.md "Jumbo frames on net_memif"); loopback's is 65536.
+--mtus runs the dpdk side once per entry in each round (stacks "dpdk-mtu1500", ...; both ends of
+the memif pair take the MTU: net/README.md "Jumbo frames on net_memif"; loopback's is 65536);
+"+trusted" adds sluice.dpdk.link.trusted / --dpdk-trusted-link on both ends (no TCP/IPv4
+checksums, as on loopback: net/README.md "Trusted links").
 """
 
 import argparse
@@ -48,14 +51,15 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--record-bytes", type=int, default=1024)
     ap.add_argument("--cores", type=int, default=1, help="sluice.cores of the broker (both stacks)")
-    ap.add_argument("--mtus", default="1500,9000",
-                    help="MTUs of the memif link to run the dpdk side at, comma-separated")
+    ap.add_argument("--mtus", default="1500,9000,9000+trusted",
+                    help="MTUs of the memif link to run the dpdk side at, comma-separated; "
+                         "N+trusted: without checksums on both ends")
     ap.add_argument("--json")
     args = ap.parse_args()
-    mtus = [int(m) for m in args.mtus.split(",") if m]
+    variants = [(int(m.split("+")[0]), m.endswith("+trusted")) for m in args.mtus.split(",") if m]
     results = {}
     for _ in range(args.rounds):
-        for mtu in mtus:
+        for mtu, trusted in variants:
             tmp = tempfile.mkdtemp(prefix="sluice-bypass-")
             sock = os.path.join(tmp, "memif.sock")
             try:
@@ -63,12 +67,14 @@ def main():
                         "sluice.network.stack": "dpdk",
                         "sluice.dpdk.args": memif_eal(sock, "server"),
                         "sluice.dpdk.ip": BROKER_IP, "sluice.dpdk.mtu": str(mtu),
+                        "sluice.dpdk.link.trusted": "true" if trusted else "false",
                         "sluice.cores": str(args.cores)}) as b:
-                    measure("dpdk-mtu%d" % mtu, [], b.bootstrap, b.proc.pid, args, results,
+                    measure("dpdk-mtu%d%s" % (mtu, "-trusted" if trusted else ""), [],
+                            b.bootstrap, b.proc.pid, args, results,
                             "bypass-bench",
                             ["--acks", "1", "--network-stack", "dpdk", "--dpdk-args",
                              memif_eal(sock, "client"), "--dpdk-ip", BENCH_IP,
-                             "--dpdk-mtu", str(mtu)])
+                             "--dpdk-mtu", str(mtu)] + (["--dpdk-trusted-link"] if trusted else []))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         with Broker(num_partitions=2, **{"sluice.cores": str(args.cores)}) as b:

@@ -99,7 +99,7 @@ def report(results, title, json_path=None):
             d, p = summary[stack][mode], p_all[mode]
             r = {k: (d[k] / p[k] if p[k] else None) for k in d}
             ratios.setdefault(stack, {})[mode] = r
-            print("  %-12s %-7s MiB/s %.1f vs %.1f (%.2fx)  p99 %.2f vs %.2f ms  broker CPU/GiB "
+            print("  %-20s %-7s MiB/s %.1f vs %.1f (%.2fx)  p99 %.2f vs %.2f ms  broker CPU/GiB "
                   "%.2f vs %.2f s (%.2fx)  bench CPU/GiB %.2f vs %.2f s (%.2fx)" % (
                       stack, mode, d["mib_s"], p["mib_s"], r["mib_s"], d["p99_ms"], p["p99_ms"],
                       d["broker_cpu_s_per_gib"], p["broker_cpu_s_per_gib"],

@@ -36,7 +36,8 @@ void usage() {
         "         [--offset-reset earliest|latest] [--json FILE] [--quiet]\n"
         "         [--tcp-congestion cubic|default|NAME]\n"
         "         [--idempotent | --transactional-id ID [--txn-records 100]]\n"
-        "         [--network-stack posix|dpdk --dpdk-args EAL --dpdk-ip IP [--dpdk-mtu 1500]]\n"
+        "         [--network-stack posix|dpdk --dpdk-args EAL --dpdk-ip IP [--dpdk-mtu 1500]\n"
+        "          [--dpdk-trusted-link]]\n"
         "       sluice bench --reference loopback [--duration-s 10] [--fetch-size 8MiB]\n"
         "  --mode consume reads the topic from its earliest offset (pre-filling it with\n"
         "  --fill-bytes, or --records, of records when it holds less), wrapping around at\n"
@@ -344,6 +345,7 @@ result<settings> settings_from(const args& a) {
         auto mtu = a.integer("dpdk-mtu", 1500, 576, 9600);
         if (!mtu) return mtu.error();
         b.mtu = static_cast<unsigned>(*mtu);
+        b.trusted_link = a.has("dpdk-trusted-link");
         if (b.dpdk_args.empty() || b.ip.empty()) {
             return error(errc::bad_argument, "--network-stack dpdk needs --dpdk-args and --dpdk-ip");
         }
@@ -823,6 +825,7 @@ int bench_main(int argc, char** argv) {
         specs.push_back({name});
     }
     specs.push_back({"quiet", false});
+    specs.push_back({"dpdk-trusted-link", false});
     specs.push_back({"idempotent", false});
     auto a = args::parse(argc, argv, specs);
     if (!a) {

@@ -96,6 +96,7 @@ class bypass_runtime {
             so.netmask = _opts.netmask;
             so.gateway = _opts.gateway;
             so.mtu = _opts.mtu;
+            so.trusted_link = _opts.trusted_link;
             auto stack = net::make_network_stack("dpdk", so);
             std::optional<error> failed;
             if (!stack) {

@@ -28,6 +28,7 @@ struct bypass_options {
     std::string netmask = "255.255.255.0";
     std::string gateway;
     unsigned mtu = 1500;
+    bool trusted_link = false;  // net_memif only: no TCP/IPv4 checksums (stack_options)
     bool operator==(const bypass_options&) const = default;
 };
 
