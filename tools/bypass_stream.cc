@@ -29,6 +29,11 @@ struct stream_state {
     // the first one on.
     std::deque<net::shared_buffer> rx;
     size_t rx_at = 0;
+    size_t buffered = 0;  // bytes in rx not read yet
+    // The reader sleeps until this many bytes are buffered (or the stream ended): a wake-up,
+    // with its task switches and the lock handed back and forth, per read instead of one per
+    // burst the reactor delivers.
+    size_t want = 1;
     bool connected = false;
     bool ended = false;
     std::string why;  // why it ended, or why the connect failed
@@ -166,8 +171,37 @@ class dpdk_stream final : public bypass_stream {
     }
 
     result<size_t> read_some(std::span<std::byte> out, int timeout_ms) override {
+        return read(out, 1, timeout_ms);
+    }
+
+    result<void> read_exact(std::span<std::byte> out, int timeout_ms) override {
+        while (!out.empty()) {
+            // In steps, so that copying the first bytes overlaps receiving the rest.
+            auto n = read(out, std::min(out.size(), read_step), timeout_ms);
+            if (!n) return n.error();
+            out = out.subspan(*n);
+        }
+        return ok();
+    }
+
+    bool wait_readable(int timeout_ms) override {
         std::unique_lock<std::mutex> g(_st->m);
-        if (!wait(g, timeout_ms)) {
+        return wait(g, 1, timeout_ms);
+    }
+
+    bool has_buffered() const override {
+        std::lock_guard<std::mutex> g(_st->m);
+        return !_st->rx.empty();
+    }
+
+  private:
+    static constexpr size_t read_step = 512 * 1024;
+
+    // Waits until `at_least` bytes are buffered (or the stream ended), then copies up to
+    // out.size() of what is there.
+    result<size_t> read(std::span<std::byte> out, size_t at_least, int timeout_ms) {
+        std::unique_lock<std::mutex> g(_st->m);
+        if (!wait(g, at_least, timeout_ms)) {
             return error(errc::timeout, "no bytes within " + std::to_string(timeout_ms) + " ms");
         }
         if (_st->rx.empty()) return error(errc::io_failed, _st->why);
@@ -183,24 +217,18 @@ class dpdk_stream final : public bypass_stream {
                 _st->rx_at = 0;
             }
         }
+        _st->buffered -= n;
         return n;
     }
 
-    bool wait_readable(int timeout_ms) override {
-        std::unique_lock<std::mutex> g(_st->m);
-        return wait(g, timeout_ms);
-    }
-
-    bool has_buffered() const override {
-        std::lock_guard<std::mutex> g(_st->m);
-        return !_st->rx.empty();
-    }
-
-  private:
-    // Until bytes are there or the connection ended; false on timeout.
-    bool wait(std::unique_lock<std::mutex>& g, int timeout_ms) {
-        return _st->cv.wait_for(g, std::chrono::milliseconds(timeout_ms),
-                                [&] { return !_st->rx.empty() || _st->ended; });
+    // Until `at_least` bytes are there or the connection ended; false on timeout.
+    bool wait(std::unique_lock<std::mutex>& g, size_t at_least, int timeout_ms) {
+        _st->want = at_least;
+        bool ready = _st->cv.wait_for(g, std::chrono::milliseconds(timeout_ms), [&] {
+            return _st->buffered >= at_least || _st->ended;
+        });
+        _st->want = 1;
+        return ready;
     }
 
     std::shared_ptr<bypass_runtime> _rt;
@@ -233,9 +261,11 @@ result<std::unique_ptr<bypass_stream>> bypass_stream::connect(const bypass_optio
                      [st](std::span<net::frame> pieces) {
                          std::lock_guard<std::mutex> g(st->m);
                          for (auto& p : pieces) {
-                             if (p.size() > 0) st->rx.push_back(std::move(p));
+                             if (p.size() == 0) continue;
+                             st->buffered += p.size();
+                             st->rx.push_back(std::move(p));
                          }
-                         st->cv.notify_all();
+                         if (st->buffered >= st->want) st->cv.notify_all();
                      },
                  .on_close =
                      [st](const error& why) {

@@ -44,6 +44,9 @@ class bypass_stream {
     // Waits up to `timeout_ms` for received bytes and copies up to out.size() of them.
     // errc::timeout when none came; errc::io_failed when the connection ended.
     [[nodiscard]] virtual result<size_t> read_some(std::span<std::byte> out, int timeout_ms) = 0;
+    // Fills all of `out`, waking for large pieces rather than for every burst received;
+    // `timeout_ms` bounds each wait for more bytes. Errors as read_some.
+    [[nodiscard]] virtual result<void> read_exact(std::span<std::byte> out, int timeout_ms) = 0;
     // Received bytes not read yet.
     virtual bool has_buffered() const = 0;
     // Waits up to `timeout_ms` until bytes are there to read (or the connection ended).

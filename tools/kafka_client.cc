@@ -446,8 +446,8 @@ result<void> connection::write_all(std::span<const std::byte> bytes) {
 }
 
 result<void> connection::read_exact(std::span<std::byte> out) {
-    while (_stream && !out.empty()) {
-        auto n = _stream->read_some(out, _opts.timeout_ms);
+    if (_stream && !out.empty()) {
+        auto n = _stream->read_exact(out, _opts.timeout_ms);
         if (!n) {
             if (n.error().is(errc::timeout)) {
                 return error(errc::timeout, "no answer from " + _addr.to_string() + " within " +
@@ -456,7 +456,7 @@ result<void> connection::read_exact(std::span<std::byte> out) {
             return error(errc::io_failed, "reading from " + _addr.to_string() + ": " +
                                               n.error().detail());
         }
-        out = out.subspan(*n);
+        return ok();
     }
     while (_tls != nullptr && !out.empty()) {
         size_t n = 0;
