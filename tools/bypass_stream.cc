@@ -25,15 +25,10 @@ using namespace std::chrono_literals;
 struct stream_state {
     std::mutex m;
     std::condition_variable cv;
-    // Received pieces (the connection's own buffers, not copied), not read yet from rx_at of
-    // the first one on.
+    // Received frames (the connection's own buffers, not copied), not read yet. The reader
+    // wakes once per frame: one task switch and lock hand-off per answer, however many bursts
+    // the reactor received it in.
     std::deque<net::shared_buffer> rx;
-    size_t rx_at = 0;
-    size_t buffered = 0;  // bytes in rx not read yet
-    // The reader sleeps until this many bytes are buffered (or the stream ended): a wake-up,
-    // with its task switches and the lock handed back and forth, per read instead of one per
-    // burst the reactor delivers.
-    size_t want = 1;
     bool connected = false;
     bool ended = false;
     std::string why;  // why it ended, or why the connect failed
@@ -170,23 +165,21 @@ class dpdk_stream final : public bypass_stream {
         return ok();
     }
 
-    result<size_t> read_some(std::span<std::byte> out, int timeout_ms) override {
-        return read(out, 1, timeout_ms);
-    }
-
-    result<void> read_exact(std::span<std::byte> out, int timeout_ms) override {
-        while (!out.empty()) {
-            // In steps, so that copying the first bytes overlaps receiving the rest.
-            auto n = read(out, std::min(out.size(), read_step), timeout_ms);
-            if (!n) return n.error();
-            out = out.subspan(*n);
+    result<std::span<const std::byte>> read_frame(int timeout_ms) override {
+        std::unique_lock<std::mutex> g(_st->m);
+        _current = {};  // the previous frame's bytes go back to the connection's pool
+        if (!wait(g, timeout_ms)) {
+            return error(errc::timeout, "no answer within " + std::to_string(timeout_ms) + " ms");
         }
-        return ok();
+        if (_st->rx.empty()) return error(errc::io_failed, _st->why);
+        _current = std::move(_st->rx.front());
+        _st->rx.pop_front();
+        return std::span<const std::byte>(_current.data(), _current.size());
     }
 
     bool wait_readable(int timeout_ms) override {
         std::unique_lock<std::mutex> g(_st->m);
-        return wait(g, 1, timeout_ms);
+        return wait(g, timeout_ms);
     }
 
     bool has_buffered() const override {
@@ -195,42 +188,13 @@ class dpdk_stream final : public bypass_stream {
     }
 
   private:
-    static constexpr size_t read_step = 512 * 1024;
-
-    // Waits until `at_least` bytes are buffered (or the stream ended), then copies up to
-    // out.size() of what is there.
-    result<size_t> read(std::span<std::byte> out, size_t at_least, int timeout_ms) {
-        std::unique_lock<std::mutex> g(_st->m);
-        if (!wait(g, at_least, timeout_ms)) {
-            return error(errc::timeout, "no bytes within " + std::to_string(timeout_ms) + " ms");
-        }
-        if (_st->rx.empty()) return error(errc::io_failed, _st->why);
-        size_t n = 0;
-        while (n < out.size() && !_st->rx.empty()) {
-            const net::shared_buffer& piece = _st->rx.front();
-            size_t take = std::min(piece.size() - _st->rx_at, out.size() - n);
-            std::memcpy(out.data() + n, piece.data() + _st->rx_at, take);
-            n += take;
-            _st->rx_at += take;
-            if (_st->rx_at == piece.size()) {
-                _st->rx.pop_front();
-                _st->rx_at = 0;
-            }
-        }
-        _st->buffered -= n;
-        return n;
+    // Until a frame is there or the connection ended; false on timeout.
+    bool wait(std::unique_lock<std::mutex>& g, int timeout_ms) {
+        return _st->cv.wait_for(g, std::chrono::milliseconds(timeout_ms),
+                                [&] { return !_st->rx.empty() || _st->ended; });
     }
 
-    // Until `at_least` bytes are there or the connection ended; false on timeout.
-    bool wait(std::unique_lock<std::mutex>& g, size_t at_least, int timeout_ms) {
-        _st->want = at_least;
-        bool ready = _st->cv.wait_for(g, std::chrono::milliseconds(timeout_ms), [&] {
-            return _st->buffered >= at_least || _st->ended;
-        });
-        _st->want = 1;
-        return ready;
-    }
-
+    net::shared_buffer _current;  // the frame read_frame() last returned
     std::shared_ptr<bypass_runtime> _rt;
     std::shared_ptr<stream_state> _st;
 };
@@ -251,7 +215,9 @@ result<std::unique_ptr<bypass_stream>> bypass_stream::connect(const bypass_optio
     auto st = std::make_shared<stream_state>();
     net::connect_options co;
     co.timeout = std::chrono::milliseconds(timeout_ms);
-    co.connection.raw_stream = true;
+    // Kafka framing by the connection itself: each answer arrives as one buffer, which the
+    // reader then parses in place.
+    co.connection.max_frame_bytes = max_frame_bytes;
     (*rt)->post([rt = rt->get(), st, at = *addr, co] {
         rt->stack().connect(rt->reactor(), at, co, [st](result<net::connection_ptr> c) {
             if (!c) return st->end("connect: " + c.error().describe());
@@ -260,12 +226,8 @@ result<std::unique_ptr<bypass_stream>> bypass_stream::connect(const bypass_optio
                 {.on_frames =
                      [st](std::span<net::frame> pieces) {
                          std::lock_guard<std::mutex> g(st->m);
-                         for (auto& p : pieces) {
-                             if (p.size() == 0) continue;
-                             st->buffered += p.size();
-                             st->rx.push_back(std::move(p));
-                         }
-                         if (st->buffered >= st->want) st->cv.notify_all();
+                         for (auto& p : pieces) st->rx.push_back(std::move(p));
+                         st->cv.notify_all();
                      },
                  .on_close =
                      [st](const error& why) {

@@ -6,9 +6,9 @@
 // The tools are written as blocking code on ordinary threads, while a net::connection belongs
 // to a reactor. One process-wide reactor thread owns the dpdk stack (one port, one queue pair)
 // and every connection on it; a bypass_stream is the blocking face of one of them: write_all()
-// posts the bytes to that thread, read_some() waits on a condition variable for what the
-// connection received. The hand-offs between threads cost CPU the sockets path does not pay;
-// the bench counts it (its CPU figures are the process's rusage, reactor thread included).
+// posts the bytes to that thread, read_frame() waits on a condition variable for the next
+// Kafka frame the connection received, handed over whole and read in place. The hand-offs
+// between threads cost CPU the sockets path does not pay; the bench counts it (its CPU figures are the process's rusage, reactor thread included).
 //
 // The first connect() starts the stack with its options; later ones share it (their options
 // must match, else errc::bad_argument). Addresses are IPv4 literals (no DNS on the dpdk stack).
@@ -41,15 +41,15 @@ class bypass_stream {
 
     // Queues all of `bytes` for sending (copied); fails once the connection has ended.
     [[nodiscard]] virtual result<void> write_all(std::span<const std::byte> bytes) = 0;
-    // Waits up to `timeout_ms` for received bytes and copies up to out.size() of them.
-    // errc::timeout when none came; errc::io_failed when the connection ended.
-    [[nodiscard]] virtual result<size_t> read_some(std::span<std::byte> out, int timeout_ms) = 0;
-    // Fills all of `out`, waking for large pieces rather than for every burst received;
-    // `timeout_ms` bounds each wait for more bytes. Errors as read_some.
-    [[nodiscard]] virtual result<void> read_exact(std::span<std::byte> out, int timeout_ms) = 0;
-    // Received bytes not read yet.
+    // The stream is Kafka-framed (a 4-byte big-endian size, then that many bytes): waits up to
+    // `timeout_ms` for the next frame and returns its bytes without the size, in place (no
+    // copy), valid until the next read_frame(). errc::timeout when none came; errc::io_failed
+    // when the connection ended (a frame above max_frame_bytes ends it).
+    static constexpr uint32_t max_frame_bytes = 1u << 30;
+    [[nodiscard]] virtual result<std::span<const std::byte>> read_frame(int timeout_ms) = 0;
+    // Received frames not read yet.
     virtual bool has_buffered() const = 0;
-    // Waits up to `timeout_ms` until bytes are there to read (or the connection ended).
+    // Waits up to `timeout_ms` until a frame is there to read (or the connection ended).
     virtual bool wait_readable(int timeout_ms) = 0;
 };
 
