@@ -194,9 +194,11 @@ class dpdk_stream final : public bypass_stream {
                                 [&] { return !_st->rx.empty() || _st->ended; });
     }
 
-    net::shared_buffer _current;  // the frame read_frame() last returned
     std::shared_ptr<bypass_runtime> _rt;
     std::shared_ptr<stream_state> _st;
+    // The frame read_frame() last returned. Declared last, so destroyed first: its bytes go
+    // back while the runtime (and the stack whose buffer it is) still lives.
+    net::shared_buffer _current;
 };
 
 }  // namespace
