@@ -27,6 +27,9 @@ struct sent_fetch {
     size_t lane;
     clock::time_point t0;
     int64_t offset;  // pipelined lanes: the fetch offset of this request
+    // Sent while a both-mode run's producers still wrote: its answer may predate records
+    // that have arrived since (tools/bench_consume.cc, receive_one).
+    bool producers_writing = false;
 };
 
 // A consumer thread; created, run and destroyed by one thread of run_consumers(). Lanes are its
