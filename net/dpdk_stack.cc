@@ -454,8 +454,6 @@ void dpdk_core::flush() {
 }
 
 void dpdk_core::handle(rte_mbuf* m) {
-    ++_frames_received;
-    _largest_frame = std::max(_largest_frame, m->pkt_len);
     if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
         rte_pktmbuf_free(m);
         return;
@@ -477,6 +475,9 @@ void dpdk_core::handle(rte_mbuf* m) {
             }
         }
     }
+    // Counted by the core that takes it in (a steered frame passes here twice).
+    ++_frames_received;
+    _largest_frame = std::max(_largest_frame, m->pkt_len);
     rx_meta meta;
     // A trusted link's frames count as verified: nobody computed their checksums.
     meta.ip_checksum_good = _port.caps.checksums_unneeded ||

@@ -128,11 +128,13 @@ result<void> consumer_worker::send_fetch(size_t lane_index, int64_t pipelined_of
         fp.fetch_offset = lane.pipelined ? pipelined_offset : _offsets[p];
         fp.partition_max_bytes = _s.fetch_bytes;
     }
+    // Read before the send: the producers may finish between the broker's answer and any
+    // later look, and this fetch must still count as sent while they wrote.
+    bool producers_writing = _s.run_mode == mode::both && !_ctl.producers_done.load();
     auto s = lane.conn->send(protocol::fetch_api::key, lane.version, req);
     if (!s) return s.error();
     _stats.requests.fetch_add(1, std::memory_order_relaxed);
-    _in_flight.push_back({lane_index, clock::now(), pipelined_offset,
-                          _s.run_mode == mode::both && !_ctl.producers_done.load()});
+    _in_flight.push_back({lane_index, clock::now(), pipelined_offset, producers_writing});
     ++lane.in_flight;
     return ok();
 }

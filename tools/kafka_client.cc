@@ -446,6 +446,8 @@ result<void> connection::write_all(std::span<const std::byte> bytes) {
 }
 
 result<void> connection::read_exact(std::span<std::byte> out) {
+    // A bypass stream is read a whole frame at a time (read_frame), never by byte counts.
+    if (_stream) return error(errc::protocol, "read_exact on a bypass stream");
     while (_tls != nullptr && !out.empty()) {
         size_t n = 0;
         if (SSL_read_ex(_tls, out.data(), out.size(), &n) != 1) {
