@@ -905,10 +905,9 @@ void ip_stack::transmit_segment(flow& f, const tcp::segment& seg) {
     inet::add_pseudo_header(c, _cfg.ip, f.rip, inet::ip_proto_tcp, total);
     // Offload only where every segment before the last has an even length (the headers always
     // do): ports that sum segment by segment get an odd boundary wrong.
-    bool offload = caps.tx_tcp_checksum && nruns <= 1;
+    bool offload = !caps.checksums_unneeded && caps.tx_tcp_checksum && nruns <= 1;
     if (caps.checksums_unneeded) {
         bytes::store_be16(t + 16, 0);
-        offload = false;
     } else if (offload) {
         // The port finishes it: it wants the folded pseudo-header sum in the field.
         bytes::store_be16(t + 16, static_cast<uint16_t>(~c.finish()));

@@ -14,6 +14,7 @@
 // must match, else errc::bad_argument). Addresses are IPv4 literals (no DNS on the dpdk stack).
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -44,7 +45,8 @@ class bypass_stream {
     // The stream is Kafka-framed (a 4-byte big-endian size, then that many bytes): waits up to
     // `timeout_ms` for the next frame and returns its bytes without the size, in place (no
     // copy), valid until the next read_frame(). errc::timeout when none came; errc::io_failed
-    // when the connection ended (a frame above max_frame_bytes ends it).
+    // when the connection ended (a frame above max_frame_bytes ends it: a length beyond it is a
+    // broken stream, not data; tools/kafka_client.h takes the same bound for every transport).
     static constexpr uint32_t max_frame_bytes = 1u << 30;
     [[nodiscard]] virtual result<std::span<const std::byte>> read_frame(int timeout_ms) = 0;
     // Received frames not read yet.

@@ -482,8 +482,6 @@ result<void> connection::read_exact(std::span<std::byte> out) {
     return ok();
 }
 
-static_assert(bypass_stream::max_frame_bytes == response_frame_bytes_max);
-
 result<std::span<const std::byte>> connection::read_frame(std::vector<std::byte>& buf) {
     if (_stream) {
         // The stream frames answers itself and lends the bytes in place.

@@ -56,8 +56,9 @@ struct broker_address {
 [[nodiscard]] result<std::vector<broker_address>> parse_bootstrap(std::string_view s);
 
 // The largest response frame we accept (a fetch of many partitions can be large, but a length
-// beyond this is a broken stream, not data).
-inline constexpr uint32_t response_frame_bytes_max = 1u << 30;
+// beyond this is a broken stream, not data). A bypass stream frames answers itself, to the
+// same bound.
+inline constexpr uint32_t response_frame_bytes_max = bypass_stream::max_frame_bytes;
 
 struct connection_options {
     std::string client_id = "sluice";
